@@ -1,0 +1,1 @@
+"""The ``greenforge`` command line (typer); one module per command group."""

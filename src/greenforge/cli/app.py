@@ -1,0 +1,77 @@
+"""Entry point of the ``greenforge`` CLI. Each command group lives in its own module and
+registers itself with :func:`register`. Errors map to documented exit codes (see
+:mod:`greenforge.errors`)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from greenforge import __version__
+from greenforge.errors import GreenForgeError
+
+app = typer.Typer(
+    name="greenforge",
+    help="Create AI models with minimal carbon footprint: measure, know the grid, shift, shrink.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"greenforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """GreenForge command line."""
+
+
+def _register_all() -> None:
+    from greenforge.cli import doctor, forge, grid, run, schedule
+
+    for module in (run, doctor, grid, schedule, forge):
+        module.register(app)
+
+
+_register_all()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; map GreenForge errors to their exit codes with a one-line message."""
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except GreenForgeError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        raise
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

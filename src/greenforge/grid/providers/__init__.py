@@ -1,0 +1,5 @@
+"""Built-in grid providers; importing this package registers them."""
+
+from __future__ import annotations
+
+from greenforge.grid.providers import embedded  # noqa: F401
