@@ -67,6 +67,12 @@ class Settings:
     cloud_provider: str | None = None
     """``aws`` | ``gcp`` | ``azure``: with ``cloud_region`` resolves a zone and a PUE."""
     cloud_region: str | None = None
+    cloud_instance_type: str | None = None
+    """e.g. ``m5.large``: selects measured power curves and embodied figures when known."""
+    embodied_kg: float | None = None
+    """Embodied emissions of the machine (kgCO2e); overrides the cloud catalog figure."""
+    device_lifetime_years: float = 4.0
+    """Amortisation period for embodied emissions."""
     home: Path | None = None
     """Where the run store and caches live (``GREENFORGE_HOME``)."""
     pue: float | None = None
@@ -158,6 +164,12 @@ def _validate(s: Settings) -> Settings:
     if s.cloud_provider is not None and s.cloud_provider not in {"aws", "gcp", "azure"}:
         raise ConfigError(
             f"bad cloud_provider {s.cloud_provider!r}: use 'aws', 'gcp' or 'azure'."
+        )
+    if s.embodied_kg is not None and s.embodied_kg < 0:
+        raise ConfigError(f"bad embodied_kg {s.embodied_kg!r}: must be >= 0 kgCO2e.")
+    if not (0.1 <= s.device_lifetime_years <= 30):
+        raise ConfigError(
+            f"bad device_lifetime_years {s.device_lifetime_years!r}: expected 0.1-30 years."
         )
     if s.cache_ttl_s < 0 or s.http_timeout_s <= 0:
         raise ConfigError("cache_ttl_s must be >= 0 and http_timeout_s > 0.")
