@@ -38,9 +38,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from greenforge.cli import doctor, forge, grid, run, schedule
+    from greenforge.cli import doctor, forge, grid, queue, run, schedule
 
-    for module in (run, doctor, grid, schedule, forge):
+    for module in (run, doctor, grid, schedule, queue, forge):
         module.register(app)
 
 

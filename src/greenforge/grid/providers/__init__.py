@@ -2,4 +2,11 @@
 
 from __future__ import annotations
 
-from greenforge.grid.providers import embedded  # noqa: F401
+from greenforge.grid.providers import (  # noqa: F401
+    electricitymaps,
+    embedded,
+    energidata,
+    files,
+    ukneso,
+    watttime,
+)

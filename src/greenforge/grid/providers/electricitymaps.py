@@ -1,0 +1,1 @@
+"""Grid provider: electricitymaps (being built)."""

@@ -1,0 +1,1 @@
+"""Grid provider: embedded (being built)."""

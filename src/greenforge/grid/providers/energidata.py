@@ -1,0 +1,1 @@
+"""Grid provider: energidata (being built)."""

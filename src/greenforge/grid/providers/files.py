@@ -1,0 +1,1 @@
+"""Grid provider: files (being built)."""

@@ -1,0 +1,1 @@
+"""Grid provider: ukneso (being built)."""

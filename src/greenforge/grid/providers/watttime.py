@@ -1,0 +1,1 @@
+"""Grid provider: watttime (being built)."""
