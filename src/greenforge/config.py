@@ -158,13 +158,9 @@ def _validate(s: Settings) -> Settings:
     if s.cpu_tdp_w is not None and not (1 <= s.cpu_tdp_w <= 2000):
         raise ConfigError(f"bad cpu_tdp_w {s.cpu_tdp_w!r}: expected a TDP between 1 and 2000 W.")
     if s.attribution not in {"machine", "process"}:
-        raise ConfigError(
-            f"bad attribution {s.attribution!r}: use 'machine' or 'process'."
-        )
+        raise ConfigError(f"bad attribution {s.attribution!r}: use 'machine' or 'process'.")
     if s.cloud_provider is not None and s.cloud_provider not in {"aws", "gcp", "azure"}:
-        raise ConfigError(
-            f"bad cloud_provider {s.cloud_provider!r}: use 'aws', 'gcp' or 'azure'."
-        )
+        raise ConfigError(f"bad cloud_provider {s.cloud_provider!r}: use 'aws', 'gcp' or 'azure'.")
     if s.embodied_kg is not None and s.embodied_kg < 0:
         raise ConfigError(f"bad embodied_kg {s.embodied_kg!r}: must be >= 0 kgCO2e.")
     if not (0.1 <= s.device_lifetime_years <= 30):

@@ -254,6 +254,4 @@ def totals_by_component(intervals: Sequence[Interval]) -> tuple[ComponentTotal, 
             m = methods.setdefault(r.component, [])
             if r.method not in m:
                 m.append(r.method)
-    return tuple(
-        ComponentTotal(c, v[0], v[1], v[2], "+".join(methods[c])) for c, v in acc.items()
-    )
+    return tuple(ComponentTotal(c, v[0], v[1], v[2], "+".join(methods[c])) for c, v in acc.items())

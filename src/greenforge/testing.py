@@ -95,7 +95,9 @@ class ReplayMeter:
                     try:
                         t, p = float(row["time_s"]), float(row["power_w"])
                     except ValueError:
-                        raise DataError(f"{self.path}:{lineno}: non-numeric value in {row}.") from None
+                        raise DataError(
+                            f"{self.path}:{lineno}: non-numeric value in {row}."
+                        ) from None
                     if p < 0:
                         raise DataError(f"{self.path}:{lineno}: negative power {p}.")
                     rows.setdefault(row["component"], []).append((t, p))
