@@ -1,0 +1,618 @@
+"""HTTP for the live grid APIs: clients with timeouts, retries with backoff, secret-free errors.
+
+- :func:`build_client` makes an ``httpx.Client`` whose timeout comes from
+  ``settings.http_timeout_s``; :class:`JsonApi` also passes that timeout on every request, so an
+  injected client without one still never waits forever.
+- :class:`JsonApi` retries 429, 5xx, timeouts and connection errors with exponential backoff
+  and jitter (:class:`RetryPolicy`), honouring ``Retry-After``; it serves and fills the on-disk
+  :class:`~greenforge.grid.cache.DiskCache`, and in offline mode answers from the cache only.
+- Every failure becomes a :class:`~greenforge.errors.ProviderError` that names the provider, the
+  endpoint (path only, secrets removed), the zone and what to do. API keys, tokens and passwords
+  are redacted from every message and log line (:func:`redact`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import email.utils
+import json
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+import numpy as np
+
+from greenforge.config import Secret, Settings
+from greenforge.errors import ConfigError, ProviderError, UnknownZoneError
+from greenforge.grid.cache import DiskCache
+from greenforge.grid.series import IntensitySeries, SeriesKind
+
+log = logging.getLogger("greenforge.grid.http")
+
+USER_AGENT = "greenforge (+https://github.com/greenforge; grid intensity client)"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_SECRET_PARAM = re.compile(r"(token|key|secret|password|passwd|auth|signature)", re.IGNORECASE)
+REDACTED = "***"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ProviderHTTPError(ProviderError):
+    """An HTTP call to a grid API failed. Carries the status (``None`` when no answer came)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        endpoint: str,
+        status: int | None = None,
+        zone: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.endpoint = endpoint
+        self.status = status
+        self.zone = zone
+
+
+class ProviderAuthError(ProviderHTTPError):
+    """The API refused the credentials (401/403)."""
+
+
+class ProviderRateLimitError(ProviderHTTPError):
+    """The API kept answering 429 after every retry."""
+
+
+class ProviderTimeoutError(ProviderHTTPError):
+    """The API did not answer within the timeout, on every try."""
+
+
+class ProviderOfflineError(ProviderError):
+    """Offline mode is on and nothing is cached for the request."""
+
+
+class ProviderZoneError(UnknownZoneError, ProviderError):
+    """The API does not know the zone (catchable as UnknownZoneError and as ProviderError)."""
+
+    def __init__(self, zone: str, message: str, known: Iterable[str] = ()) -> None:
+        upper = {k.upper(): k for k in sorted(set(known))}
+        close = difflib.get_close_matches(zone.upper(), list(upper), n=5, cutoff=0.6)
+        self.zone = zone
+        self.suggestions = [upper[c] for c in close]
+        hint = f" Close matches: {', '.join(self.suggestions)}." if self.suggestions else ""
+        Exception.__init__(self, message + hint)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def redact(text: str, secrets: Iterable[str | Secret | None]) -> str:
+    """``text`` with every secret value replaced by ``***`` (also URL-encoded forms)."""
+    out = text
+    for secret in secrets:
+        if secret is None:
+            continue
+        value = secret.reveal() if isinstance(secret, Secret) else secret
+        if len(value) < 3:  # too short to redact without mangling the text; never used as keys
+            continue
+        for form in (value, _quote(value)):
+            out = out.replace(form, REDACTED)
+    return out
+
+
+def _quote(value: str) -> str:
+    return str(httpx.QueryParams({"x": value})).removeprefix("x=")
+
+
+def redact_url(url: str | httpx.URL) -> str:
+    """The URL without user info and with secret-looking query values replaced by ``***``."""
+    u = httpx.URL(str(url))
+    params = [(k, REDACTED if _SECRET_PARAM.search(k) else v) for k, v in u.params.multi_items()]
+    clean = u.copy_with(username=None, password=None, query=None)
+    query = "&".join(f"{k}={v}" for k, v in params)
+    return f"{clean}?{query}" if query else str(clean)
+
+
+def build_client(settings: Settings, *, base_url: str = "") -> httpx.Client:
+    """An ``httpx.Client`` with the configured timeout, no redirects and a GreenForge user agent."""
+    timeout = httpx.Timeout(settings.http_timeout_s, connect=min(settings.http_timeout_s, 10.0))
+    return httpx.Client(
+        base_url=base_url,
+        timeout=timeout,
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+    )
+
+
+def parse_time_utc(text: str) -> float:
+    """Unix seconds of an ISO-8601 timestamp; naive times are UTC. Raises ValueError."""
+    s = text.strip()
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    # Python 3.10's fromisoformat wants 3 or 6 fractional digits and HH:MM:SS.
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d)(:\d\d)?(\.\d+)?([+-]\d\d:?\d\d)?", s)
+    if m is None:
+        raise ValueError(f"not an ISO-8601 timestamp: {text!r}")
+    date, hm, sec, frac, tz = m.groups()
+    frac_us = f".{(frac[1:] + '000000')[:6]}" if frac else ""
+    if tz and ":" not in tz:
+        tz = f"{tz[:3]}:{tz[3:]}"
+    dt = datetime.fromisoformat(f"{date}T{hm}{sec or ':00'}{frac_us}{tz or '+00:00'}")
+    return dt.timestamp()
+
+
+def format_time_utc(t_s: float, *, seconds: bool = True) -> str:
+    """``2024-01-01T00:00:00Z`` (or without seconds) for unix seconds."""
+    dt = datetime.fromtimestamp(t_s, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ" if seconds else "%Y-%m-%dT%H:%MZ")
+
+
+def _retry_after_s(value: str | None, now_s: float) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = when.timestamp() - now_s
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry 429/5xx/timeouts.
+
+    Attempt ``n`` (0-based) waits ``backoff_base_s * 2**n`` capped at ``backoff_max_s``, with
+    "equal jitter" (half fixed, half random). A ``Retry-After`` header replaces that wait; one
+    longer than ``retry_after_max_s`` is not waited for (the error says when to retry).
+    """
+
+    max_attempts: int = 4
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    retry_after_max_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts!r}")
+        if self.backoff_base_s < 0 or self.backoff_max_s < 0 or self.retry_after_max_s < 0:
+            raise ValueError("backoff and Retry-After limits must be >= 0 seconds")
+
+    def backoff_s(self, attempt: int, rand: float) -> float:
+        delay = min(self.backoff_base_s * (2.0**attempt), self.backoff_max_s)
+        return delay / 2.0 + delay / 2.0 * rand
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorHints:
+    """What to tell the user, per failure kind, for one provider."""
+
+    auth: str = "check the API credentials."
+    zone: str = "check the zone name."
+    known_zones: Sequence[str] = ()
+
+
+def _excerpt(body: str, secrets: Sequence[str | Secret | None]) -> str:
+    text = body.strip().replace("\n", " ")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("message", "error", "detail", "errors"):
+            if key in data:
+                val = data[key]
+                text = json.dumps(val) if not isinstance(val, str) else val
+                break
+    text = redact(text, secrets)
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
+# --------------------------------------------------------------------------- the API client
+
+
+class JsonApi:
+    """GET JSON from one API, with timeouts, retries, the disk cache and secret-free errors."""
+
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        settings: Settings,
+        client: httpx.Client | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        cache: DiskCache | None = None,
+        hints: ErrorHints | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self.settings = settings
+        self._owns_client = client is None
+        self.client = client if client is not None else build_client(settings)
+        self.retry = retry or RetryPolicy()
+        self.cache = cache if cache is not None else DiskCache.for_provider(settings, provider)
+        self.hints = hints or ErrorHints()
+        self.timeout = httpx.Timeout(settings.http_timeout_s)
+        self._sleep = sleep
+        self._rand = rand
+        self._clock = clock
+        self.secrets: list[str | Secret | None] = []
+
+    # -- public -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the HTTP client if this object created it (an injected one is left open)."""
+        if self._owns_client:
+            self.client.close()
+
+    def add_secret(self, secret: str | Secret | None) -> None:
+        """Remember a value that must never appear in errors or logs."""
+        if secret is not None and secret not in self.secrets:
+            self.secrets.append(secret)
+
+    def get_json(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+        zone: str | None = None,
+        ttl_s: float | None = None,
+        use_cache: bool = True,
+        on_unauthorized: Callable[[], Mapping[str, str]] | None = None,
+    ) -> Any:
+        """The decoded JSON of ``GET base_url + path``.
+
+        Fresh cache entries are served without a request; in offline mode any cached entry is
+        served, else :class:`ProviderOfflineError`. ``on_unauthorized`` (WattTime) is called
+        once on a 401 and returns replacement headers for one more try.
+        """
+        params = dict(params or {})
+        ttl = self.settings.cache_ttl_s if ttl_s is None else ttl_s
+        key = self.cache.key(path, params) if use_cache else None
+        if self.settings.offline:
+            entry = self.cache.get(key, max_age_s=None) if key is not None else None
+            if entry is None:
+                raise ProviderOfflineError(
+                    f"{self.provider}: offline mode is on (GREENFORGE_OFFLINE / offline = true) "
+                    f"and nothing is cached for {self.endpoint(path)}"
+                    f"{self._zone_part(zone)}. Run once online to fill the cache, turn offline "
+                    f"mode off, or put 'embedded' in intensity_providers."
+                )
+            age_s = self._clock() - entry.stored_at_s
+            if age_s > ttl:
+                log.warning(
+                    "%s: offline mode, serving a cached answer for %s that is %.0f s old",
+                    self.provider,
+                    self.endpoint(path),
+                    age_s,
+                )
+            return entry.payload
+        if key is not None:
+            entry = self.cache.get(key, max_age_s=ttl)
+            if entry is not None:
+                return entry.payload
+        payload = self._fetch(path, params, dict(headers or {}), auth, zone, on_unauthorized)
+        if key is not None:
+            self.cache.put(key, payload, endpoint=self.endpoint(path))
+        return payload
+
+    def endpoint(self, path: str) -> str:
+        """The endpoint as shown in errors: path only, never query values or credentials."""
+        return httpx.URL(self.base_url + path).path
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _zone_part(zone: str | None) -> str:
+        return f" (zone {zone!r})" if zone else ""
+
+    def _error(
+        self,
+        cls: type[ProviderHTTPError],
+        what: str,
+        path: str,
+        zone: str | None,
+        status: int | None,
+    ) -> ProviderHTTPError:
+        msg = redact(
+            f"{self.provider}: GET {self.endpoint(path)}{self._zone_part(zone)}: {what}",
+            self.secrets,
+        )
+        return cls(
+            msg, provider=self.provider, endpoint=self.endpoint(path), status=status, zone=zone
+        )
+
+    def _fetch(
+        self,
+        path: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        auth: httpx.Auth | None,
+        zone: str | None,
+        on_unauthorized: Callable[[], Mapping[str, str]] | None,
+    ) -> Any:
+        url = self.base_url + path
+        endpoint = self.endpoint(path)
+        relogged = False
+        attempt = 0
+        while True:
+            wait_s: float | None = None
+            try:
+                response = self.client.get(
+                    url, params=params, headers=headers, auth=auth, timeout=self.timeout
+                )
+            except httpx.TimeoutException as exc:
+                if attempt + 1 >= self.retry.max_attempts:
+                    raise self._error(
+                        ProviderTimeoutError,
+                        f"no answer within {self.settings.http_timeout_s:g} s "
+                        f"({type(exc).__name__}, {attempt + 1} tries). The service may be down "
+                        "or slow: try again later, raise http_timeout_s "
+                        "(GREENFORGE_HTTP_TIMEOUT_S), or use offline mode with a cache",
+                        path,
+                        zone,
+                        None,
+                    ) from None
+                log.warning(
+                    "%s: timeout on %s (try %d of %d); retrying",
+                    self.provider,
+                    endpoint,
+                    attempt + 1,
+                    self.retry.max_attempts,
+                )
+            except httpx.TransportError as exc:
+                permanent = isinstance(exc, httpx.UnsupportedProtocol)
+                if permanent or attempt + 1 >= self.retry.max_attempts:
+                    raise self._error(
+                        ProviderHTTPError,
+                        f"connection failed ({type(exc).__name__}: "
+                        f"{redact(str(exc), self.secrets)[:160]}; {attempt + 1} tries). Check the "
+                        "network or proxy, or use offline mode with a cache",
+                        path,
+                        zone,
+                        None,
+                    ) from None
+                log.warning(
+                    "%s: %s on %s (try %d of %d); retrying",
+                    self.provider,
+                    type(exc).__name__,
+                    endpoint,
+                    attempt + 1,
+                    self.retry.max_attempts,
+                )
+            else:
+                status = response.status_code
+                log.debug("%s: GET %s -> %d", self.provider, redact_url(response.url), status)
+                if status == 401 and on_unauthorized is not None and not relogged:
+                    relogged = True
+                    headers = {**headers, **on_unauthorized()}
+                    continue
+                if 200 <= status < 300:
+                    return self._decode(response, path, zone)
+                if status not in RETRY_STATUSES:
+                    raise self._status_error(response, path, zone)
+                wait_s = _retry_after_s(response.headers.get("Retry-After"), self._clock())
+                if wait_s is not None and wait_s > self.retry.retry_after_max_s:
+                    raise self._status_error(response, path, zone, retry_after_s=wait_s)
+                if attempt + 1 >= self.retry.max_attempts:
+                    raise self._status_error(response, path, zone, tries=attempt + 1)
+                log.warning(
+                    "%s: HTTP %d from %s (try %d of %d); retrying",
+                    self.provider,
+                    status,
+                    endpoint,
+                    attempt + 1,
+                    self.retry.max_attempts,
+                )
+            delay = wait_s if wait_s is not None else self.retry.backoff_s(attempt, self._rand())
+            self._sleep(delay)
+            attempt += 1
+
+    def _decode(self, response: httpx.Response, path: str, zone: str | None) -> Any:
+        try:
+            return response.json()
+        except (ValueError, UnicodeDecodeError):
+            ctype = response.headers.get("Content-Type", "?")
+            raise self._error(
+                ProviderHTTPError,
+                f"invalid JSON (HTTP {response.status_code}, Content-Type {ctype}, "
+                f"starts {_excerpt(response.text[:80], self.secrets)!r}). The service or a proxy "
+                "answered something else: try again later, check proxies, or report it",
+                path,
+                zone,
+                response.status_code,
+            ) from None
+
+    def _status_error(
+        self,
+        response: httpx.Response,
+        path: str,
+        zone: str | None,
+        *,
+        tries: int = 1,
+        retry_after_s: float | None = None,
+    ) -> ProviderError:
+        status = response.status_code
+        detail = _excerpt(response.text, self.secrets)
+        said = f" The API said: {detail}" if detail not in ("", "{}", "[]") else ""
+        if status in (401, 403):
+            return self._error(
+                ProviderAuthError,
+                f"HTTP {status} (not authorised): {self.hints.auth.rstrip('.')}.{said}",
+                path,
+                zone,
+                status,
+            )
+        mentions_zone = zone is not None and bool(
+            re.search(rf"(?<![\w-]){re.escape(zone)}(?![\w-])", detail)
+            or re.search(r"\b(zone|region)\b", detail, re.IGNORECASE)
+        )
+        if zone is not None and (status == 404 or (status == 400 and mentions_zone)):
+            endpoint = self.endpoint(path)
+            msg = redact(
+                f"{self.provider}: GET {endpoint}: HTTP {status}: zone {zone!r} is not known to "
+                f"{self.provider} (or not in your plan). {self.hints.zone.rstrip('.')}.{said}",
+                self.secrets,
+            )
+            return ProviderZoneError(zone, msg, self.hints.known_zones)
+        if status == 429:
+            when = (
+                f"the API asks to wait {retry_after_s:.0f} s"
+                if retry_after_s is not None
+                else f"still limited after {tries} tries"
+            )
+            return self._error(
+                ProviderRateLimitError,
+                f"HTTP 429 (rate limited; {when}). Make fewer requests (results are cached for "
+                "cache_ttl_s), wait and retry, or check your plan's quota.",
+                path,
+                zone,
+                status,
+            )
+        if status >= 500:
+            return self._error(
+                ProviderHTTPError,
+                f"HTTP {status} (server error, {tries} tries). The service is failing: try again "
+                f"later or put a fallback such as 'embedded' in intensity_providers.{said}",
+                path,
+                zone,
+                status,
+            )
+        return self._error(
+            ProviderHTTPError,
+            f"HTTP {status} (request refused). Check the zone and the time range.{said}",
+            path,
+            zone,
+            status,
+        )
+
+
+def schema_error(provider: str, endpoint: str, zone: str | None, problem: str) -> ProviderError:
+    """A response that is JSON but not in the documented shape."""
+    where = f" (zone {zone!r})" if zone else ""
+    return ProviderError(
+        f"{provider}: unexpected response from {endpoint}{where}: {problem}. The API may have "
+        "changed: update greenforge, or report it with the endpoint name."
+    )
+
+
+# --------------------------------------------------------------------------- series building
+
+
+@dataclasses.dataclass
+class PointBuffer:
+    """Points collected from one or more API answers, turned into one IntensitySeries."""
+
+    times_s: list[float] = dataclasses.field(default_factory=list)
+    values_g_per_kwh: list[float] = dataclasses.field(default_factory=list)
+    estimated: list[bool] = dataclasses.field(default_factory=list)
+    forecast: list[bool] = dataclasses.field(default_factory=list)
+
+    def add(self, t_s: float, value: float, *, estimated: bool, forecast: bool) -> None:
+        self.times_s.append(float(t_s))
+        self.values_g_per_kwh.append(float(value))
+        self.estimated.append(bool(estimated))
+        self.forecast.append(bool(forecast))
+
+    def to_series(
+        self,
+        *,
+        zone: str,
+        source: str,
+        signal: str,
+        basis: str,
+        step_s: float,
+        start_s: float,
+        end_s: float,
+        endpoint: str,
+    ) -> IntensitySeries:
+        """Sorted, de-duplicated (last answer wins) points covering ``[start_s, end_s)``.
+
+        Raises ProviderError when no point covers the range (an empty series is never returned).
+        """
+        by_time: dict[float, int] = {}
+        for i, t in enumerate(self.times_s):
+            by_time[t] = i
+        order = [by_time[t] for t in sorted(by_time) if t + step_s > start_s and t < end_s]
+        if not order:
+            raise ProviderError(
+                f"{source}: no data for zone {zone!r} between {format_time_utc(start_s)} and "
+                f"{format_time_utc(end_s)} from {endpoint}. The API may not cover that period "
+                "yet (or any more): pick another range, or use a fallback provider."
+            )
+        idx = np.array(order, dtype=np.int64)
+        values = np.asarray(self.values_g_per_kwh, dtype=np.float64)[idx]
+        bad = ~np.isfinite(values) | (values < 0)
+        if np.any(bad):
+            raise ProviderError(
+                f"{source}: invalid intensity value {values[bad][0]!r} for zone {zone!r} from "
+                f"{endpoint}; report it to the data provider."
+            )
+        forecast = np.asarray(self.forecast, dtype=np.bool_)[idx]
+        kind: SeriesKind = (
+            "forecast" if forecast.all() else ("measured" if not forecast.any() else "mixed")
+        )
+        return IntensitySeries(
+            times_s=np.asarray(self.times_s, dtype=np.float64)[idx],
+            values_g_per_kwh=values,
+            step_s=step_s,
+            zone=zone,
+            source=source,
+            signal=signal,
+            basis=basis,
+            kind=kind,
+            estimated=np.asarray(self.estimated, dtype=np.bool_)[idx],
+            forecast=forecast,
+        )
+
+
+def time_chunks(start_s: float, end_s: float, max_span_s: float) -> list[tuple[float, float]]:
+    """``[start, end)`` cut into consecutive windows no longer than ``max_span_s``."""
+    if end_s <= start_s:
+        return []
+    out = []
+    t = start_s
+    while t < end_s:
+        out.append((t, min(t + max_span_s, end_s)))
+        t += max_span_s
+    return out
+
+
+def floor_to(t_s: float, step_s: float) -> float:
+    return math.floor(t_s / step_s) * step_s
+
+
+def ceil_to(t_s: float, step_s: float) -> float:
+    return math.ceil(t_s / step_s) * step_s
+
+
+def check_range(provider: str, start_s: float, end_s: float) -> None:
+    """Reject an empty or reversed time range with a clear error."""
+    if not (math.isfinite(start_s) and math.isfinite(end_s)) or end_s <= start_s:
+        raise ConfigError(
+            f"{provider}: bad time range [{start_s!r}, {end_s!r}): the end must be after the "
+            "start (unix seconds, UTC)."
+        )
