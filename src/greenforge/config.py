@@ -92,9 +92,22 @@ class Settings:
     """Override the CPU TDP used by the modelled CPU meter."""
     attribution: str = "machine"
     """``machine`` (whole machine) or ``process`` (share of CPU time of the tracked tree)."""
+    intensity_files: tuple[Path, ...] = ()
+    """CSV files (Electricity Maps portal export or ``timestamp,value``) for the ``files``
+    grid provider; several allowed (one per year). Env: paths joined by ``os.pathsep``."""
+    intensity_basis: str = "lca"
+    """``lca`` (life-cycle) or ``direct`` (combustion only): the column read from portal CSV
+    files and the emission-factor type asked of the Electricity Maps API."""
+    intensity_fill: str = "none"
+    """Gap policy for intensity files: ``none`` (error listing the gaps), ``ffill``,
+    ``interpolate`` or ``profile`` (embedded typical profile)."""
     electricitymaps_token: Secret | None = None
     watttime_username: str | None = None
     watttime_password: Secret | None = None
+    watttime_region: str | None = None
+    """WattTime region (e.g. ``CAISO_NORTH``) used for every zone given to ``watttime``."""
+    neso_region: str | None = None
+    """UK NESO region (id 1-17 or name, e.g. ``13`` / ``London``) used for zone ``GB``."""
 
     def resolved_home(self) -> Path:
         """The data directory (created on demand by the store)."""
@@ -121,6 +134,9 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
             if not names:
                 raise ValueError("empty list")
             return names
+        if name == "intensity_files":
+            parts = raw.split(os.pathsep) if isinstance(raw, str) else list(raw)
+            return tuple(Path(str(x)).expanduser() for x in parts if str(x).strip())
         if name == "offline":
             if isinstance(raw, bool):
                 return raw
@@ -166,6 +182,15 @@ def _validate(s: Settings) -> Settings:
     if not (0.1 <= s.device_lifetime_years <= 30):
         raise ConfigError(
             f"bad device_lifetime_years {s.device_lifetime_years!r}: expected 0.1-30 years."
+        )
+    if s.intensity_basis not in {"lca", "direct"}:
+        raise ConfigError(
+            f"bad intensity_basis {s.intensity_basis!r}: use 'lca' (life-cycle) or 'direct'."
+        )
+    if s.intensity_fill not in {"none", "ffill", "interpolate", "profile"}:
+        raise ConfigError(
+            f"bad intensity_fill {s.intensity_fill!r}: use 'none', 'ffill', 'interpolate' "
+            "or 'profile'."
         )
     if s.cache_ttl_s < 0 or s.http_timeout_s <= 0:
         raise ConfigError("cache_ttl_s must be >= 0 and http_timeout_s > 0.")
