@@ -1,0 +1,125 @@
+"""Choose the meters for this machine, with a human reason for every choice and skip.
+
+Rules (in order):
+
+1. ``rapl`` when its counters are readable, else ``model-cpu`` (the reason says why RAPL was
+   skipped and how to enable it).
+2. ``nvidia`` when NVML sees at least one visible GPU; ``amd`` likewise through AMD SMI.
+3. ``model-ram`` unless RAPL has a ``dram`` zone, which already measures memory.
+
+With ``settings.attribution == "process"`` and a ``pid``, node-wide meters are scoped to the
+process tree rooted at ``pid``: modelled meters directly, RAPL through
+:class:`greenforge.meters.model.ProcessShareMeter` (its readings are scaled by the tree's share
+of busy CPU time). GPU meters always report the whole visible device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from greenforge.config import Settings
+from greenforge.hardware.catalog import cloud_instance
+from greenforge.hardware.cpuinfo import CpuInfo, read_cpuinfo
+from greenforge.meters import amd, model, nvidia, rapl
+from greenforge.meters.base import Availability, Meter
+
+
+@dataclasses.dataclass
+class MeterSelection:
+    """The meters to use and why (one line per meter considered)."""
+
+    meters: list[Meter]
+    reasons: list[str]
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    availability: list[Availability] = dataclasses.field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.meters]
+
+
+def _skip(av: Availability) -> str:
+    how = f" To enable: {av.how_to_enable}" if av.how_to_enable else ""
+    detail = av.detail if av.detail.endswith((".", "?", "!")) else av.detail + "."
+    return f"{av.name}: skipped - {detail}{how}"
+
+
+def select_meters(
+    settings: Settings,
+    pid: int | None = None,
+    *,
+    rapl_root: Path = rapl.DEFAULT_ROOT,
+    rapl_opener: rapl.Opener = rapl.read_text,
+    nvml: Any | None = None,
+    amdsmi: Any | None = None,
+    env: Mapping[str, str] | None = None,
+    cpuinfo: CpuInfo | None = None,
+) -> MeterSelection:
+    """Pick meters for ``settings`` (and the process tree of ``pid`` under process attribution).
+
+    Raises :class:`~greenforge.errors.ConfigError` for an unknown ``cloud_instance_type`` (before
+    the workload starts, so the run is not lost to a typo).
+    """
+    if settings.cloud_instance_type:
+        cloud_instance(settings.cloud_provider, settings.cloud_instance_type)
+    process = settings.attribution == "process" and pid is not None
+    meters: list[Meter] = []
+    reasons: list[str] = []
+    warnings: list[str] = []
+    avail: list[Availability] = []
+
+    rapl_av = rapl.probe(rapl_root, rapl_opener)
+    avail.append(rapl_av)
+    rapl_meter: rapl.RaplMeter | None = None
+    if rapl_av.available:
+        rapl_meter = rapl.RaplMeter(rapl_root, rapl_opener)
+        meters.append(
+            model.ProcessShareMeter(rapl_meter, pid) if process and pid is not None else rapl_meter
+        )
+        reasons.append(f"rapl: using - counters {rapl_av.detail}")
+        cpu_reason = "model-cpu: skipped - RAPL measures the CPU packages"
+    else:
+        reasons.append(_skip(rapl_av))
+        cpu = cpuinfo if cpuinfo is not None else read_cpuinfo()
+        cpu_meter = model.ModelCpuMeter(settings, pid=pid if process else None, cpuinfo=cpu)
+        meters.append(cpu_meter)
+        cpu_reason = f"model-cpu: using - no CPU energy counter; {cpu_meter.provenance}"
+        if cpu_meter.model.warning:
+            warnings.append(cpu_meter.model.warning)
+            cpu_reason += f" (warning: {cpu_meter.model.warning})"
+    reasons.append(cpu_reason)
+    avail.append(
+        Availability(
+            "model-cpu",
+            True,
+            cpu_reason.split(" - ", 1)[1],
+            "set cpu_tdp_w or cloud_instance_type to refine the model",
+        )
+    )
+
+    gpu_meters: list[tuple[Availability, Meter]] = [
+        (nvidia.probe(nvml, env), nvidia.NvidiaMeter(nvml=nvml, env=env)),
+        (amd.probe(amdsmi, env), amd.AmdMeter(amdsmi=amdsmi, env=env)),
+    ]
+    for av, meter in gpu_meters:
+        avail.append(av)
+        if av.available:
+            meters.append(meter)
+            reasons.append(f"{av.name}: using - {av.detail}")
+        else:
+            reasons.append(_skip(av))
+
+    dram_zones = rapl.counted_zones(rapl.discover_zones(rapl_root, rapl_opener))[0]
+    if rapl_meter is not None and any(z.zone.name == "dram" for z in dram_zones):
+        reasons.append("model-ram: skipped - RAPL dram zone measures memory")
+        avail.append(Availability("model-ram", True, "not needed: RAPL dram measures memory"))
+    else:
+        ram = model.ModelRamMeter(settings, pid=pid if process else None)
+        meters.append(ram)
+        why = "no RAPL dram zone" if rapl_meter is not None else "no memory energy counter"
+        reasons.append(f"model-ram: using - {why}; model:ram-w-per-gb {ram.provenance}")
+        avail.append(model.probe_ram(settings))
+    return MeterSelection(meters, reasons, warnings, avail)
