@@ -247,6 +247,8 @@ def load_settings(
                     f"Valid settings: {', '.join(sorted(_FIELDS))}."
                 )
             values[key] = _coerce(key, raw, str(path))
+            if key == "intensity_files":  # relative to the config file, not the cwd
+                values[key] = tuple(path.parent / f for f in values[key])
     for name in _FIELDS:
         env_key = ENV_PREFIX + name.upper()
         if env_key in env and env[env_key] != "":

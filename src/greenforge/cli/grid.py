@@ -1,9 +1,332 @@
-"""CLI commands: grid (being built)."""
+"""CLI commands: ``greenforge grid zones|show|forecast|compare`` (readable tables, ``--json``)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from greenforge.config import Settings, load_settings
+from greenforge.errors import ConfigError
+from greenforge.grid.series import IntensitySeries
+
+grid_app = typer.Typer(
+    help="Know the grid: carbon intensity of a zone, past, typical and forecast.",
+    no_args_is_help=True,
+)
+
+_TABLE_ROWS = 48
+
+
+def parse_time(text: str) -> float:
+    """``now``, unix seconds, or ISO 8601 (an offset or ``Z``; none means UTC) -> unix s."""
+    value = text.strip()
+    if value.lower() == "now":
+        return time.time()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        stamp = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"bad time {text!r}: use ISO 8601 such as 2024-06-01T12:00Z or "
+            "2024-06-01T14:00+02:00, unix seconds, or 'now'."
+        ) from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.timezone.utc)
+    return stamp.timestamp()
+
+
+def _iso(t_s: float) -> str:
+    return dt.datetime.fromtimestamp(t_s, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def series_json(series: IntensitySeries) -> dict[str, Any]:
+    """The stable JSON shape of ``grid show`` / ``grid forecast``."""
+    return {
+        "zone": series.zone,
+        "source": series.source,
+        "signal": series.signal,
+        "basis": series.basis,
+        "kind": series.kind,
+        "step_s": series.step_s,
+        "points": [
+            {
+                "time": _iso(float(t)),
+                "intensity_g_per_kwh": round(float(v), 3),
+                "estimated": bool(e),
+                "forecast": bool(f),
+            }
+            for t, v, e, f in zip(
+                series.times_s,
+                series.values_g_per_kwh,
+                series.estimated_flags,
+                series.forecast_flags,
+                strict=True,
+            )
+        ],
+    }
+
+
+def _settings(providers: str | None, basis: str | None, fill: str | None) -> Settings:
+    return load_settings(intensity_providers=providers, intensity_basis=basis, intensity_fill=fill)
+
+
+def _print_series(series: IntensitySeries, title: str) -> None:
+    console = Console()
+    values = series.values_g_per_kwh
+    console.print(f"[bold]{title}[/]  zone [cyan]{series.zone}[/]")
+    console.print(
+        f"source: {series.source}\nsignal: {series.signal} ({series.basis}), kind: "
+        f"{series.kind}, step: {series.step_s:g} s, points: {len(series)}",
+        highlight=False,
+    )
+    if series.kind == "annual":
+        console.print("[yellow]annual average: no time variation is known for this zone[/]")
+    elif series.kind == "profile":
+        console.print("[yellow]typical profile (median of 2021-2023), not a measurement[/]")
+    table = Table()
+    table.add_column("time (UTC)")
+    table.add_column("g CO2e/kWh", justify="right")
+    table.add_column("flags")
+    for i in range(min(len(series), _TABLE_ROWS)):
+        flags = ",".join(
+            name
+            for name, on in (
+                ("estimated", series.estimated_flags[i]),
+                ("forecast", series.forecast_flags[i]),
+            )
+            if on
+        )
+        table.add_row(_iso(float(series.times_s[i])), f"{values[i]:.1f}", flags)
+    console.print(table)
+    if len(series) > _TABLE_ROWS:
+        console.print(f"... {len(series) - _TABLE_ROWS} more points (use --json for all).")
+    console.print(
+        f"mean {float(np.mean(values)):.1f}, min {float(np.min(values)):.1f}, "
+        f"max {float(np.max(values)):.1f} g/kWh",
+        highlight=False,
+    )
+
+
+@grid_app.command("zones")
+def zones_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    cloud: bool = typer.Option(False, "--cloud", help="List cloud regions and their zones."),
+) -> None:
+    """List the zones GreenForge knows offline (annual average; hourly profile where marked)."""
+    from greenforge.grid.profile import has_profile
+    from greenforge.grid.zones import annual_intensity, cloud_regions, known_zones
+
+    if cloud:
+        regions = cloud_regions()
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    [
+                        {
+                            "provider": r.provider,
+                            "region": r.region,
+                            "zone": r.zone,
+                            "location": r.location,
+                            "provider_factor_g_per_kwh": r.provider_factor_g_per_kwh,
+                        }
+                        for r in regions
+                    ],
+                    indent=1,
+                )
+            )
+            return
+        table = Table(title="Cloud regions -> grid zones")
+        for col in ("provider", "region", "location", "zone"):
+            table.add_column(col)
+        for reg in regions:
+            table.add_row(reg.provider, reg.region, reg.location, reg.zone)
+        Console().print(table)
+        return
+    rows: list[dict[str, Any]] = []
+    for zone in known_zones():
+        a = annual_intensity(zone)
+        rows.append(
+            {
+                "zone": zone,
+                "name": a.name,
+                "annual_g_per_kwh": a.intensity_g_per_kwh,
+                "year": a.year,
+                "dataset": a.dataset,
+                "hourly_profile": has_profile(zone),
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"Grid zones ({len(rows)}; * = typical hourly profile)")
+    for col in ("zone", "name", "g/kWh", "year", "dataset"):
+        table.add_column(col, justify="right" if col == "g/kWh" else "left")
+    for r in rows:
+        mark = "*" if r["hourly_profile"] else ""
+        table.add_row(
+            f"{r['zone']}{mark}",
+            str(r["name"]),
+            f"{r['annual_g_per_kwh']:.0f}",
+            str(r["year"]),
+            str(r["dataset"]),
+        )
+    Console().print(table)
+
+
+def _range(
+    at: str | None, start: str | None, end: str | None, default_h: float
+) -> tuple[float, float]:
+    if at is not None and (start is not None or end is not None):
+        raise ConfigError("use either --at TIME or --from/--to, not both.")
+    if at is not None:
+        t = parse_time(at)
+        return t, t + 1.0
+    now = time.time()
+    s = parse_time(start) if start is not None else None
+    e = parse_time(end) if end is not None else None
+    if s is None and e is None:
+        return now - default_h * 3600.0, now
+    if s is None:
+        assert e is not None
+        s = e - default_h * 3600.0
+    if e is None:
+        e = s + default_h * 3600.0
+    if e <= s:
+        raise ConfigError(f"--to ({_iso(e)}) must be after --from ({_iso(s)}).")
+    return s, e
+
+
+@grid_app.command("show")
+def show_cmd(
+    zone: str = typer.Argument(..., help="Grid zone, e.g. DE, GB, US-CAL-CISO."),
+    at: str | None = typer.Option(None, "--at", help="One time (ISO 8601, UTC if no offset)."),
+    start: str | None = typer.Option(None, "--from", help="Start time (default: 24 h ago)."),
+    end: str | None = typer.Option(None, "--to", help="End time (default: now)."),
+    files: list[Path] = typer.Option(
+        [], "--file", help="Portal or timestamp,value CSV(s) instead of the configured provider."
+    ),
+    basis: str | None = typer.Option(None, "--basis", help="lca (default) or direct."),
+    fill: str | None = typer.Option(
+        None, "--fill", help="Gap policy for files: none, ffill, interpolate, profile."
+    ),
+    providers: str | None = typer.Option(
+        None, "--providers", help="Provider chain, e.g. electricitymaps,embedded."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Intensity of ZONE over a period (or at one time)."""
+    from greenforge.grid.chain import intensity_for
+    from greenforge.grid.providers.files import FilesProvider
+
+    settings = _settings(providers, basis, fill)
+    if files:
+        provider = FilesProvider(
+            files, basis=settings.intensity_basis, fill=settings.intensity_fill, zone=zone
+        )
+        if at is None and start is None and end is None:
+            series = provider.series()
+        else:
+            s, e = _range(at, start, end, 24.0)
+            series = provider.history(zone, s, e)
+    else:
+        from greenforge.grid.zones import resolve_zone
+
+        z = resolve_zone(settings, zone)
+        s, e = _range(at, start, end, 24.0)
+        series = intensity_for(settings, z, s, e)
+    if as_json:
+        typer.echo(json.dumps(series_json(series), indent=1))
+    else:
+        _print_series(series, "Grid intensity")
+
+
+@grid_app.command("forecast")
+def forecast_cmd(
+    zone: str = typer.Argument(..., help="Grid zone, e.g. DE."),
+    hours: float = typer.Option(48.0, "--hours", help="Horizon in hours."),
+    providers: str | None = typer.Option(None, "--providers", help="Provider chain."),
+    basis: str | None = typer.Option(None, "--basis", help="lca (default) or direct."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Forecast of ZONE for the next --hours (embedded: the typical profile, labelled so)."""
+    from greenforge.grid.chain import intensity_for
+    from greenforge.grid.zones import resolve_zone
+
+    if not (0 < hours <= 24 * 14):
+        raise ConfigError(f"bad --hours {hours!r}: use 0 < hours <= 336 (two weeks).")
+    settings = _settings(providers, basis, None)
+    z = resolve_zone(settings, zone)
+    now = time.time()
+    series = intensity_for(settings, z, now, now + hours * 3600.0, forecast=True)
+    if as_json:
+        typer.echo(json.dumps(series_json(series), indent=1))
+    else:
+        _print_series(series, f"Forecast, next {hours:g} h")
+
+
+@grid_app.command("compare")
+def compare_cmd(
+    zones: list[str] = typer.Argument(..., help="Two or more zones."),
+    start: str | None = typer.Option(None, "--from", help="Start time (default: 24 h ago)."),
+    end: str | None = typer.Option(None, "--to", help="End time (default: now)."),
+    providers: str | None = typer.Option(None, "--providers", help="Provider chain."),
+    basis: str | None = typer.Option(None, "--basis", help="lca (default) or direct."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Compare zones' mean intensity over a period (cleanest first)."""
+    from greenforge.grid.chain import intensity_for
+    from greenforge.grid.ops import mean_intensity
+    from greenforge.grid.zones import resolve_zone
+
+    settings = _settings(providers, basis, None)
+    s, e = _range(None, start, end, 24.0)
+    rows: list[dict[str, Any]] = []
+    for zone in zones:
+        z = resolve_zone(settings, zone)
+        series = intensity_for(settings, z, s, e)
+        rows.append(
+            {
+                "zone": z,
+                "mean_g_per_kwh": round(float(mean_intensity(series, [s], [e])[0]), 3),
+                "min_g_per_kwh": round(float(np.min(series.values_g_per_kwh)), 3),
+                "max_g_per_kwh": round(float(np.max(series.values_g_per_kwh)), 3),
+                "kind": series.kind,
+                "source": series.source,
+            }
+        )
+    rows.sort(key=lambda r: float(r["mean_g_per_kwh"]))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"Zones compared, {_iso(s)} to {_iso(e)}")
+    for col in ("zone", "mean", "min", "max", "kind"):
+        table.add_column(col, justify="right" if col in ("mean", "min", "max") else "left")
+    table.add_column("source", overflow="fold")
+    for r in rows:
+        table.add_row(
+            str(r["zone"]),
+            f"{r['mean_g_per_kwh']:.1f}",
+            f"{r['min_g_per_kwh']:.1f}",
+            f"{r['max_g_per_kwh']:.1f}",
+            str(r["kind"]),
+            str(r["source"]),
+        )
+    Console().print(table)
+    console = Console()
+    console.print("g CO2e/kWh; annual = yearly average, profile = typical day, not measured.")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.add_typer(grid_app, name="grid")

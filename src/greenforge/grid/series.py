@@ -94,6 +94,25 @@ class IntensitySeries:
             time_resolved=self.kind not in ("annual", "static"),
         )
 
+    def between(self, start_s: float, end_s: float) -> IntensitySeries:
+        """The points whose coverage overlaps ``[start_s, end_s)`` (at least one point; flags
+        kept). Raises DataError when the range lies entirely outside the series."""
+        if end_s < start_s:
+            raise DataError(f"bad range: end {end_s!r} precedes start {start_s!r}.")
+        if end_s < self.start_s or start_s >= self.end_s:
+            raise DataError(
+                f"range [{start_s!r}, {end_s!r}) lies outside the intensity series "
+                f"{self.source!r} ([{self.start_s!r}, {self.end_s!r}))."
+            )
+        lo = int(np.searchsorted(self.times_s + self.step_s, start_s, side="right"))
+        hi = max(int(np.searchsorted(self.times_s, end_s, side="left")), lo + 1)
+        return self.replace(
+            times_s=self.times_s[lo:hi],
+            values_g_per_kwh=self.values_g_per_kwh[lo:hi],
+            estimated=self.estimated_flags[lo:hi],
+            forecast=self.forecast_flags[lo:hi],
+        )
+
     def replace(self, **changes: object) -> IntensitySeries:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
