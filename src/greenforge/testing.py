@@ -3,6 +3,7 @@
 - :class:`FakeMeter`: constant power per component, on an injectable clock.
 - :class:`ReplayMeter`: replays a recorded CSV of ``time_s,component,power_w`` rows.
 - :class:`StaticIntensity`: a grid provider with one fixed (or per-zone) intensity.
+- :class:`ManualClock`: a clock moved by hand, for exact meter/tracker tests.
 """
 
 from __future__ import annotations
@@ -20,6 +21,23 @@ from greenforge.meters.base import Scope
 from greenforge.records import EnergyReading
 
 Clock = Callable[[], float]
+
+
+class ManualClock:
+    """A clock that only moves when told to (unix seconds); share it between a meter and a
+    tracker to get exact, sleep-free measurements in tests."""
+
+    def __init__(self, start_s: float = 1_700_000_000.0) -> None:
+        self.now_s = float(start_s)
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by ``seconds`` (>= 0)."""
+        if seconds < 0:
+            raise ValueError(f"a clock cannot go back ({seconds!r} s)")
+        self.now_s += seconds
 
 
 class FakeMeter:

@@ -5,10 +5,11 @@ SI inside: joules, seconds, watts, grams. Names carry their unit (``energy_j``, 
 
 from __future__ import annotations
 
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy only for the annotations: `import greenforge` stays fast
+    import numpy as np
+    import numpy.typing as npt
 
 J_PER_KWH: Final[float] = 3.6e6
 J_PER_WH: Final[float] = 3600.0
@@ -21,7 +22,7 @@ S_PER_HOUR: Final[float] = 3600.0
 S_PER_YEAR: Final[float] = 365.25 * 24 * 3600.0
 BYTES_PER_GIB: Final[float] = 1024.0**3
 
-_N = TypeVar("_N", float, npt.NDArray[np.float64])
+_N = TypeVar("_N", float, "npt.NDArray[np.float64]")
 
 
 def j_to_kwh(energy_j: _N) -> _N:

@@ -1,0 +1,1 @@
+"""Runnable examples (they need the ``torch`` extra): ``python -m greenforge.examples.train``."""

@@ -1,0 +1,875 @@
+"""``track()``: measure a block, a function or a whole command, and get a :class:`RunRecord`.
+
+::
+
+    with greenforge.track(zone="DE") as run:      # context manager
+        with run.window("epoch-1"):
+            train_one_epoch()
+    print(run.record.co2e_g)
+
+    @greenforge.track(zone="DE")                  # decorator: every call is one run
+    def train() -> None: ...
+
+    tracker = Tracker(zone="DE"); tracker.start(); ...; record = tracker.stop()
+
+A tracker resolves the zone, the grid intensity, the PUE and the meters when it starts (so a bad
+zone fails *before* the workload runs), samples the meters in a background thread
+(:mod:`greenforge.monitor`), flushes its record to the run store every ``flush_interval_s``
+(crash safety), and at stop computes CO2e per interval from the intensity series over the
+run's actual time span (time-resolved where the source has it). Embodied emissions are
+reported apart, never added to the operational figure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import logging
+import math
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from greenforge.budget import Budget, BudgetStatus, check_budget, predict_total
+from greenforge.config import Settings, load_settings
+from greenforge.errors import (
+    BudgetExceededError,
+    ConfigError,
+    GreenForgeError,
+    MeterError,
+    ProviderError,
+)
+from greenforge.records import (
+    ComponentTotal,
+    EmbodiedEmissions,
+    Emissions,
+    IntensityProvenance,
+    Interval,
+    Prediction,
+    RunRecord,
+    RunStatus,
+    WindowRecord,
+)
+from greenforge.units import J_PER_KWH, S_PER_YEAR
+
+if TYPE_CHECKING:
+    from greenforge.distributed import RankInfo
+    from greenforge.grid.provider import IntensityProvider
+    from greenforge.grid.series import IntensitySeries
+    from greenforge.meters.base import Meter
+    from greenforge.monitor import Monitor, WindowSpan
+    from greenforge.report.store import RunStore
+
+log = logging.getLogger("greenforge.tracker")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+PARENT_RUN_ENV = "GREENFORGE_PARENT_RUN_ID"
+"""Set by ``greenforge run`` for its child, so trackers inside it know they are nested."""
+
+
+def interval_co2e_g(
+    series: IntensitySeries, start_s: float, end_s: float, energy_j: float, pue: float
+) -> float:
+    """CO2e (g) of one interval, equal to :func:`greenforge.grid.ops.emissions_g` for it.
+
+    A scalar fast path when a single intensity point covers the interval (the common case for
+    the running total, updated once a second); the vectorised integral otherwise.
+    """
+    times = series.times_s
+    i = max(int(times.searchsorted(start_s, side="right")) - 1, 0)
+    segment_end_s = float(times[i + 1]) if i + 1 < times.size else math.inf
+    if end_s <= segment_end_s:
+        return energy_j / J_PER_KWH * pue * float(series.values_g_per_kwh[i])
+    from greenforge.grid.ops import emissions_g
+
+    return float(emissions_g(series, start_s, end_s, energy_j, pue)[0])
+
+
+def new_run_id() -> str:
+    """A fresh run id: 12 hex digits (prefixes of it are accepted by ``runs show``)."""
+    return uuid.uuid4().hex[:12]
+
+
+class Tracker:
+    """Measures energy and emissions between :meth:`start` and :meth:`stop`.
+
+    Everything that touches hardware or the outside world can be injected: ``meters`` (else
+    :func:`greenforge.meters.select.select_meters`), ``provider`` (else the settings' provider
+    chain via :func:`greenforge.grid.chain.intensity_for`) and ``store`` (else the run store
+    in the data directory; ``persist=False`` keeps the run in memory only).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        zone: str | None = None,
+        name: str | None = None,
+        interval_s: float | None = None,
+        meters: Sequence[Meter] | None = None,
+        provider: IntensityProvider | None = None,
+        store: RunStore | None = None,
+        persist: bool = True,
+        budget: Budget | None = None,
+        expected_windows: int | None = None,
+        predict_after: int = 1,
+        on_prediction: Callable[[Prediction], None] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        pid: int | None = None,
+        run_id: str | None = None,
+        env: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = load_settings(interval_s=interval_s) if settings is None else settings
+        if settings is not None and interval_s is not None:
+            if not (math.isfinite(interval_s) and 0.01 <= interval_s <= 3600):
+                raise ConfigError(
+                    f"bad interval_s {interval_s!r}: use a sampling interval between 0.01 and "
+                    "3600 s."
+                )
+            self.settings = dataclasses.replace(settings, interval_s=float(interval_s))
+        if expected_windows is not None and expected_windows < 1:
+            raise ConfigError(f"bad expected_windows {expected_windows!r}: must be >= 1.")
+        if predict_after < 1:
+            raise ConfigError(f"bad predict_after {predict_after!r}: must be >= 1.")
+        self.explicit_zone = zone
+        self.name = name or _default_name()
+        self.budget = budget
+        self.expected_windows = expected_windows
+        self.predict_after = predict_after
+        self.on_prediction = on_prediction
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.pid = pid
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self._injected_meters = None if meters is None else list(meters)
+        self._provider = provider
+        self._store = store
+        self._owns_store = False
+        self._persist = persist
+        self._explicit_run_id = run_id
+        self.run_id = run_id or new_run_id()
+        self.zone: str | None = None
+        self.pue: float = 1.0
+        self.pue_source: str = ""
+        self.rank: RankInfo | None = None
+        self.meter_notes: list[str] = []
+        self.warnings: list[str] = []
+        self.record: RunRecord | None = None
+        self.prediction: Prediction | None = None
+        self.over_budget = False
+        self.budget_status: BudgetStatus | None = None
+        self._budget_raised = False
+        self._series: IntensitySeries | None = None
+        self._monitor: Monitor | None = None
+        self._prepared = False
+        self._started_s: float | None = None
+        self._lock = threading.Lock()
+        self._co2e_so_far_g = 0.0
+        self._last_flush_s = 0.0
+        self._part = "main"
+        self._measures_node = True
+        self.clock = clock
+        self._deferred_intensity = False
+        self._pending: list[Interval] = []
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Resolve zone, intensity, PUE, rank and run id; fails before any workload runs.
+
+        :meth:`start` calls it; ``run_command`` calls it before launching the command so a bad
+        zone is reported without running anything.
+        """
+        if self._prepared:
+            return
+        from greenforge.distributed import rank_info, shared_run_id
+
+        self.zone = self._resolve_zone()
+        if self._embedded_knows_zone():
+            # The embedded table knows the zone: fetch its series in the background, so start
+            # stays fast (no numpy/HTTP imports on the caller's thread).
+            self._deferred_intensity = True
+        else:
+            # Fetching the intensity now validates the zone (unknown zone -> clear error now).
+            # A provider outage is not the user's error: warn, retry in the background and at
+            # stop, and let the workload run.
+            now = self.clock()
+            try:
+                self._series = self._intensity(now, now + max(self.settings.interval_s, 1.0))
+            except ProviderError as exc:
+                self._warn(f"grid intensity unavailable at start ({exc}); will retry")
+                self._deferred_intensity = True
+        self.pue, self.pue_source = self._resolve_pue()
+        self.rank = rank_info(self.env)
+        if self._explicit_run_id is None and PARENT_RUN_ENV not in self.env:
+            shared = shared_run_id(self.env)
+            if shared is not None:
+                self.run_id = shared
+        self._part = self.rank.part if self.rank.distributed else "main"
+        if self.rank.distributed:
+            self.metadata.setdefault(
+                "distributed",
+                {
+                    "launcher": self.rank.launcher,
+                    "world_size": self.rank.world_size,
+                    "local_world_size": self.rank.local_world_size,
+                },
+            )
+        parent = self.env.get(PARENT_RUN_ENV)
+        if parent:
+            self.metadata.setdefault("parent_run_id", parent)
+        self._prepared = True
+
+    def start(self) -> Tracker:
+        """Start measuring (returns ``self``). Raises on a bad zone or setting, not later."""
+        if self._started_s is not None:
+            raise ConfigError("this tracker was already started; create a new Tracker per run.")
+        self.prepare()
+        assert self.rank is not None
+        from greenforge.distributed import meters_for_rank
+        from greenforge.monitor import Monitor
+
+        meters = self._select_meters()
+        kept, skipped = meters_for_rank(meters, self.rank, self.env)
+        self.meter_notes.extend(skipped)
+        self._measures_node = len(kept) == len(meters) or any(
+            getattr(m, "scope", "node") == "node" for m in kept
+        )
+        self._monitor = Monitor(
+            kept,
+            self.settings.interval_s,
+            on_interval=self._on_interval,
+            on_tick=self._on_tick,
+            on_window_end=self._on_window_end,
+            on_thread_start=self._background_setup,
+            clock=self.clock,
+        )
+        self._last_flush_s = time.monotonic()
+        self._monitor.start()
+        self._started_s = self._monitor.started_s
+        return self
+
+    def _background_setup(self) -> None:
+        """First thing the sampling thread does: intensity (if deferred), store, first flush."""
+        if self._deferred_intensity and self._series is None:
+            start_s = self._started_s if self._started_s is not None else self.clock()
+            try:
+                self._set_series(
+                    self._intensity(start_s, start_s + max(self.settings.interval_s, 1.0))
+                )
+            except Exception as exc:  # a provider failure must not stop the measurement
+                self._warn(f"could not load the grid intensity at start ({exc}); retrying at stop")
+        if self._persist and self._store is None:
+            self._store = self._open_store()
+        self._flush("running")
+
+    def _set_series(self, series: IntensitySeries) -> None:
+        with self._lock:
+            self._series = series
+            pending, self._pending = self._pending, []
+        for interval in pending:
+            self._on_interval(interval)
+
+    def stop(self, status: RunStatus = "completed", **metadata: Any) -> RunRecord:
+        """Stop measuring, compute emissions, store and return the :class:`RunRecord`."""
+        if self.record is not None:
+            return self.record
+        if self._monitor is None:
+            raise ConfigError("stop() called before start().")
+        if self._monitor.in_sampling_thread():
+            raise ConfigError(
+                "stop() cannot be called from a budget or prediction callback (it runs in the "
+                "sampling thread): set a flag there, or check tracker.over_budget, and stop "
+                "from your own code."
+            )
+        self.metadata.update(metadata)
+        intervals = self._monitor.stop()
+        assert self._started_s is not None
+        end_s = self._monitor.stopped_s or self.clock()
+        try:
+            series: IntensitySeries | None = self._intensity(
+                self._started_s, max(end_s, self._started_s + 1e-6)
+            )
+        except Exception as exc:  # the workload is done: keep its energy, explain the CO2e
+            series = self._series
+            used = "used the intensity fetched at start" if series else "no CO2e for this run"
+            self._warn(f"could not fetch the grid intensity for the run's span ({exc}); {used}")
+        with self._lock:
+            self._series = series
+            self._pending = []
+        if self.over_budget and self.budget_status is not None:
+            self._warn(f"over budget: {self.budget_status.reason}")
+        record = self._build_record(intervals, status, end_s, final=True)
+        self.record = record
+        self._save(record)
+        if self._owns_store and self._store is not None:
+            self._store.close()
+        if (
+            self.over_budget
+            and self.budget is not None
+            and self.budget.raise_on_exceed
+            and not self._budget_raised
+            and status == "completed"
+        ):
+            self._budget_raised = True
+            assert self.budget_status is not None
+            raise BudgetExceededError(
+                f"run {record.id!r} went over its budget: {self.budget_status.reason}. "
+                "The record was stored."
+            )
+        return record
+
+    def __enter__(self) -> Tracker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.stop("completed")
+        elif issubclass(exc_type, BudgetExceededError):
+            self._budget_raised = True
+            self.stop("completed", stopped_by_budget=True)
+        else:
+            self._budget_raised = True  # never mask the body's own exception
+            self.stop("failed", error=f"{exc_type.__name__}: {exc}")
+
+    # -- windows and budget ---------------------------------------------------------------
+
+    def begin(self, name: str) -> str:
+        """Open a named window (nestable); returns its path such as ``epoch-2/eval``."""
+        self._raise_if_over_budget()
+        return self._running_monitor().begin(name)
+
+    def end(self, name: str | None = None) -> WindowRecord:
+        """Close the innermost window and return its record (energy and CO2e so far)."""
+        span = self._running_monitor().end(name)
+        self._raise_if_over_budget()
+        return span.to_record(self._window_co2e(span))
+
+    @contextlib.contextmanager
+    def window(self, name: str) -> Iterator[str]:
+        """``with tracker.window("epoch-1"): ...``"""
+        path = self.begin(name)
+        try:
+            yield path
+        finally:
+            self._running_monitor().end(name)
+        self._raise_if_over_budget()
+
+    def check_budget(self) -> bool:
+        """True when over budget; raises BudgetExceededError if the budget asks for it."""
+        self._raise_if_over_budget()
+        return self.over_budget
+
+    @property
+    def energy_j(self) -> float:
+        """Energy measured so far (J)."""
+        return 0.0 if self._monitor is None else self._monitor.energy_j
+
+    @property
+    def co2e_g(self) -> float:
+        """Operational CO2e so far (g), from the intensity known at start."""
+        with self._lock:
+            return self._co2e_so_far_g
+
+    def _running_monitor(self) -> Monitor:
+        if self._monitor is None or not self._monitor.running:
+            raise ConfigError("windows need a running tracker: call start() (or use `with`).")
+        return self._monitor
+
+    def _raise_if_over_budget(self) -> None:
+        if (
+            self.over_budget
+            and self.budget is not None
+            and self.budget.raise_on_exceed
+            and not self._budget_raised
+        ):
+            self._budget_raised = True
+            assert self.budget_status is not None
+            raise BudgetExceededError(
+                f"run {self.run_id!r} went over its budget: {self.budget_status.reason}. "
+                "Stop the workload, or raise the budget."
+            )
+
+    # -- monitor hooks (sampling thread, or the user's thread at window boundaries) --------
+
+    def _on_interval(self, interval: Interval) -> None:
+        with self._lock:
+            series = self._series
+            if series is None:
+                self._pending.append(interval)
+                return
+        if interval.duration_s <= 0:
+            return
+        g = interval_co2e_g(series, interval.start_s, interval.end_s, interval.energy_j, self.pue)
+        with self._lock:
+            self._co2e_so_far_g += g
+            co2e = self._co2e_so_far_g
+        if self.budget is not None and not self.over_budget:
+            status = check_budget(self.budget, self.energy_j, co2e, self.prediction)
+            if status is not None:
+                self._trip(status)
+
+    def _trip(self, status: BudgetStatus) -> None:
+        self.budget_status = status
+        self.over_budget = True
+        log.warning("greenforge: run %s over budget: %s", self.run_id, status.reason)
+        if self.budget is not None and self.budget.on_exceed is not None:
+            try:
+                self.budget.on_exceed(status)
+            except Exception as exc:
+                self._warn(f"budget callback failed: {exc}")
+
+    def _on_tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last_flush_s >= self.settings.flush_interval_s:
+            self._last_flush_s = now
+            self._flush("running")
+
+    def _on_window_end(self, span: WindowSpan) -> None:
+        if span.depth != 0 or self.expected_windows is None or self._monitor is None:
+            return
+        top = [w for w in self._monitor.windows if w.depth == 0]
+        if len(top) < self.predict_after or len(top) > self.expected_windows:
+            return
+        prediction = predict_total(
+            [w.energy_j for w in top],
+            [self._window_co2e(w) or 0.0 for w in top],
+            [w.end_s - w.start_s for w in top],
+            self.expected_windows,
+        )
+        self.prediction = prediction
+        log.info(
+            "greenforge: predicted total after %d/%d windows: %.4g kWh, %.4g gCO2e, %.4g s",
+            prediction.windows_seen,
+            prediction.windows_total,
+            prediction.energy_j / J_PER_KWH,
+            prediction.co2e_g,
+            prediction.duration_s,
+        )
+        if self.on_prediction is not None:
+            try:
+                self.on_prediction(prediction)
+            except Exception as exc:
+                self._warn(f"prediction callback failed: {exc}")
+        if self.budget is not None and self.budget.use_prediction and not self.over_budget:
+            status = check_budget(self.budget, self.energy_j, self.co2e_g, prediction)
+            if status is not None:
+                self._trip(status)
+
+    def _window_co2e(self, span: WindowSpan) -> float | None:
+        if self._series is None or self._monitor is None:
+            return None
+        from greenforge.grid.ops import emissions_g
+
+        ivs = self._monitor.intervals[span.first_interval : span.last_interval]
+        if not ivs:
+            return 0.0
+        g = emissions_g(
+            self._series,
+            [iv.start_s for iv in ivs],
+            [iv.end_s for iv in ivs],
+            [iv.energy_j for iv in ivs],
+            self.pue,
+        )
+        return float(g.sum())
+
+    # -- building records -----------------------------------------------------------------
+
+    def _build_record(
+        self, intervals: Sequence[Interval], status: RunStatus, end_s: float, final: bool
+    ) -> RunRecord:
+        assert self._started_s is not None
+        assert self._monitor is not None
+        from greenforge.records import totals_by_component
+
+        components = (
+            totals_by_component(intervals)
+            if final
+            else tuple(
+                ComponentTotal(c, v[0], v[1], v[2], v[3]) for c, v in self._monitor.totals().items()
+            )
+        )
+        emissions = self._emissions(intervals) if final else self._running_emissions(components)
+        duration_s = max(end_s - self._started_s, 0.0)
+        windows = tuple(
+            w.to_record(self._window_co2e(w))
+            for w in sorted(self._monitor.windows, key=lambda w: (w.start_s, w.depth))
+        )
+        warnings = [*self.warnings, *self._monitor.warnings]
+        return RunRecord(
+            id=self.run_id,
+            name=self.name,
+            status=status,
+            started_s=self._started_s,
+            ended_s=end_s if final else None,
+            duration_s=duration_s,
+            components=components,
+            emissions=emissions,
+            embodied=self._embodied(duration_s),
+            windows=windows,
+            prediction=self.prediction,
+            meters=tuple(self._meter_descriptions()),
+            warnings=tuple(dict.fromkeys(warnings)),
+            metadata=self._record_metadata(),
+        )
+
+    def _provenance(self) -> IntensityProvenance:
+        assert self._series is not None
+        return self._series.provenance()
+
+    def _emissions(self, intervals: Sequence[Interval]) -> Emissions | None:
+        if self._series is None:
+            return None
+        from greenforge.grid.ops import emissions_g, mean_intensity
+
+        live = [iv for iv in intervals if iv.duration_s > 0]
+        if not live:
+            mean = float(
+                mean_intensity(self._series, self._started_s or 0, self._started_s or 0)[0]
+            )
+            return Emissions(0.0, 0.0, 0.0, self.pue, self.pue_source, self._provenance(), mean)
+        starts = [iv.start_s for iv in live]
+        ends = [iv.end_s for iv in live]
+        energy = [iv.energy_j for iv in live]
+        low = [sum(r.low_j for r in iv.readings) for iv in live]
+        high = [sum(r.high_j for r in iv.readings) for iv in live]
+        co2e = float(emissions_g(self._series, starts, ends, energy, self.pue).sum())
+        low_g = float(emissions_g(self._series, starts, ends, low, self.pue).sum())
+        high_g = float(emissions_g(self._series, starts, ends, high, self.pue).sum())
+        total_j = math.fsum(energy)
+        if total_j > 0:
+            mean = co2e / (total_j / J_PER_KWH * self.pue)
+        else:
+            mean = float(mean_intensity(self._series, starts[0], ends[-1])[0])
+        return Emissions(co2e, low_g, high_g, self.pue, self.pue_source, self._provenance(), mean)
+
+    def _running_emissions(self, components: Sequence[ComponentTotal]) -> Emissions | None:
+        if self._series is None:
+            return None
+        total = sum(c.energy_j for c in components)
+        co2e = self.co2e_g
+        ratio = co2e / total if total > 0 else 0.0
+        mean = (
+            co2e / (total / J_PER_KWH * self.pue)
+            if total > 0
+            else float(self._series.values_g_per_kwh[0])
+        )
+        return Emissions(
+            co2e,
+            ratio * sum(c.low_j for c in components),
+            ratio * sum(c.high_j for c in components),
+            self.pue,
+            self.pue_source,
+            self._provenance(),
+            mean,
+        )
+
+    def _embodied(self, duration_s: float) -> EmbodiedEmissions | None:
+        if not self._measures_node:
+            return None  # another rank of this node reports the machine's embodied share
+        try:
+            from greenforge.hardware.catalog import embodied_for
+        except ImportError:
+            if self.settings.embodied_kg is None:
+                return None
+            found: tuple[float, str] | None = (self.settings.embodied_kg, "settings.embodied_kg")
+        else:
+            found = embodied_for(self.settings)
+        if found is None:
+            return None
+        kg, source = found
+        lifetime_s = self.settings.device_lifetime_years * S_PER_YEAR
+        device = self.settings.cloud_instance_type or "machine"
+        return EmbodiedEmissions(
+            co2e_g=kg * 1000.0 * duration_s / lifetime_s,
+            device=device,
+            device_embodied_kg=kg,
+            lifetime_s=lifetime_s,
+            share=1.0,
+            source=source,
+        )
+
+    def _meter_descriptions(self) -> list[str]:
+        out = list(self.meter_notes)
+        if self._monitor is not None:
+            out.extend(f"{d}: dropped during the run" for d in self._monitor.dropped)
+        return out
+
+    def _record_metadata(self) -> dict[str, Any]:
+        meta = dict(self.metadata)
+        meta.setdefault("host", socket.gethostname())
+        meta.setdefault("pid", os.getpid())
+        meta["interval_s"] = self.settings.interval_s
+        if self._monitor is not None:
+            meta["tracker_overhead_s"] = {
+                "sampling_cpu": self._monitor.sampling_cpu_s,
+                "setup_cpu": self._monitor.setup_cpu_s,
+                "window_boundaries": self._monitor.boundary_s,
+            }
+        meta["zone"] = self.zone
+        if self.rank is not None and self.rank.distributed:
+            meta["rank"] = self.rank.rank
+            meta["local_rank"] = self.rank.local_rank
+            meta["node"] = self.rank.node
+        if self.budget is not None:
+            meta["budget"] = {
+                "co2e_g": self.budget.co2e_g,
+                "energy_j": self.budget.energy_j,
+                "exceeded": self.over_budget,
+                "reason": None if self.budget_status is None else self.budget_status.reason,
+            }
+        return meta
+
+    # -- edges: zone, intensity, PUE, meters, store ---------------------------------------
+
+    def _resolve_zone(self) -> str:
+        try:
+            from greenforge.grid.zones import resolve_zone
+        except ImportError:  # pragma: no cover - the grid package ships with greenforge
+            zone = self.explicit_zone or self.settings.zone
+            if not zone:
+                raise ConfigError(
+                    "no grid zone: pass zone=..., --zone, or set GREENFORGE_ZONE."
+                ) from None
+            return zone
+        return resolve_zone(self.settings, self.explicit_zone, env=self.env)
+
+    def _intensity(self, start_s: float, end_s: float) -> IntensitySeries:
+        assert self.zone is not None
+        if self._provider is not None:
+            return self._provider.history(self.zone, start_s, end_s)
+        from greenforge.grid.chain import intensity_for
+
+        return intensity_for(self.settings, self.zone, start_s, end_s)
+
+    def _embedded_knows_zone(self) -> bool:
+        if self._provider is not None or tuple(self.settings.intensity_providers) != ("embedded",):
+            return False
+        from greenforge.grid.zones import canonical_zone
+
+        return self.zone is not None and canonical_zone(self.zone) is not None
+
+    def _resolve_pue(self) -> tuple[float, str]:
+        if self.settings.pue is not None:
+            return self.settings.pue, "settings.pue"
+        try:
+            from greenforge.hardware.catalog import default_pue
+        except ImportError:  # pragma: no cover
+            return 1.0, "default:local-machine"
+        return default_pue(self.settings)
+
+    def _select_meters(self) -> list[Meter]:
+        if self._injected_meters is not None:
+            self.meter_notes.extend(f"{m.name}: injected" for m in self._injected_meters)
+            return list(self._injected_meters)
+        try:
+            from greenforge.meters.select import select_meters
+        except ImportError as exc:  # pragma: no cover - meters ship with greenforge
+            raise MeterError(f"meter selection is unavailable: {exc}") from None
+        selection = select_meters(self.settings, pid=self.pid)
+        self.meter_notes.extend(selection.reasons)
+        if not selection.meters:
+            self._warn("no energy meter is usable on this machine; energy will read 0 J")
+        return list(selection.meters)
+
+    def _open_store(self) -> RunStore | None:
+        from greenforge.report.store import RunStore
+
+        try:
+            store = RunStore.for_settings(self.settings)
+        except GreenForgeError as exc:
+            self._warn(f"run store unavailable ({exc}); this run is kept in memory only")
+            return None
+        self._owns_store = True
+        return store
+
+    def _flush(self, status: RunStatus) -> None:
+        if not self._persist or self._store is None or self._monitor is None:
+            return
+        try:
+            record = self._build_record((), status, self.clock(), final=False)
+            self._save(record)
+        except Exception as exc:
+            self._warn(f"could not flush the run record: {exc}")
+
+    def _save(self, record: RunRecord) -> None:
+        if not self._persist or self._store is None:
+            return
+        from greenforge.report.store import PartOwner
+
+        assert self.rank is not None
+        try:
+            self._store.save_part(
+                record,
+                part=self._part,
+                owner=PartOwner.current(self.rank.rank),
+                flush_interval_s=self.settings.flush_interval_s,
+            )
+        except GreenForgeError as exc:
+            self._warn(f"could not store the run record: {exc}")
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+            log.warning("greenforge: %s", message)
+
+
+def _default_name() -> str:
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    base = Path(argv0).name
+    return base if base and base not in {"-c", "-"} else "run"
+
+
+class track:  # noqa: N801 - reads like a function: `with track(...)`, `@track(...)`
+    """Measure a block (``with track(...) as run``) or every call of a function (decorator).
+
+    Accepts the keyword arguments of :class:`Tracker`. After the block or call, ``.record``
+    holds the last :class:`RunRecord` (also stored in the run store).
+    """
+
+    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
+        self._settings = settings
+        self._kwargs = kwargs
+        self.tracker: Tracker | None = None
+        self.record: RunRecord | None = None
+
+    def _new(self, default_name: str | None = None) -> Tracker:
+        kwargs = dict(self._kwargs)
+        if default_name is not None:
+            kwargs.setdefault("name", default_name)
+        self.tracker = Tracker(self._settings, **kwargs)
+        return self.tracker
+
+    def __enter__(self) -> Tracker:
+        return self._new().start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self.tracker is not None
+        try:
+            self.tracker.__exit__(exc_type, exc, tb)
+        finally:
+            self.record = self.tracker.record
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            tracker = self._new(getattr(func, "__qualname__", None)).start()
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                tracker.__exit__(type(exc), exc, exc.__traceback__)
+                self.record = tracker.record
+                raise
+            try:
+                tracker.stop("completed")
+            finally:
+                self.record = tracker.record
+            return result
+
+        wrapper.greenforge_track = self  # type: ignore[attr-defined]
+        return wrapper
+
+
+def _exit_code(returncode: int) -> int:
+    """A child's exit status as a shell reports it (killed by signal N -> 128 + N)."""
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+def run_command(
+    argv: Sequence[str],
+    settings: Settings,
+    name: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    zone: str | None = None,
+    meters: Sequence[Meter] | None = None,
+    provider: IntensityProvider | None = None,
+    store: RunStore | None = None,
+    env: Mapping[str, str] | None = None,
+    on_spawn: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> tuple[int, RunRecord]:
+    """Run ``argv`` as a child process, measure it (its whole process tree), store the run.
+
+    Returns ``(exit code, record)``; the exit code is the child's (``128 + N`` when a signal
+    killed it), and the record's status is ``completed`` for 0, ``failed`` otherwise. A bad
+    zone or setting raises before the command starts. The child sees ``GREENFORGE_ZONE`` (the
+    resolved zone) and ``GREENFORGE_PARENT_RUN_ID``, so trackers inside it agree on the zone
+    and know they are nested. ``on_spawn`` receives the child process as soon as it exists
+    (this function installs no signal handlers; the CLI uses it to forward SIGTERM).
+    """
+    args = [str(a) for a in argv]
+    if not args:
+        raise ConfigError("no command to run: use `greenforge run -- CMD ARGS...`.")
+    base_env = dict(os.environ if env is None else env)
+    meta: dict[str, Any] = dict(metadata or {})
+    meta["argv"] = args
+    tracker = Tracker(
+        settings,
+        zone=zone,
+        name=name or Path(args[0]).name,
+        meters=meters,
+        provider=provider,
+        store=store,
+        metadata=meta,
+        env=base_env,
+    )
+    tracker.prepare()
+    assert tracker.zone is not None
+    child_env = dict(base_env)
+    child_env["GREENFORGE_ZONE"] = tracker.zone
+    child_env[PARENT_RUN_ENV] = tracker.run_id
+    child_env.pop("GREENFORGE_RUN_ID", None)
+    try:
+        proc = subprocess.Popen(args, env=child_env)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"command not found: {args[0]!r}. Check the name, or give its full path."
+        ) from None
+    except PermissionError:
+        raise ConfigError(f"command {args[0]!r} is not executable (permission denied).") from None
+    tracker.pid = proc.pid
+    if on_spawn is not None:
+        on_spawn(proc)  # e.g. the CLI forwards SIGTERM to the child
+    try:
+        tracker.start()
+    except BaseException:
+        proc.wait()
+        raise
+    returncode = _wait(proc)
+    code = _exit_code(returncode)
+    status: RunStatus = "completed" if returncode == 0 else "failed"
+    record = tracker.stop(status, exit_code=code)
+    return code, record
+
+
+def _wait(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for the child; Ctrl-C reaches it through the terminal, so keep waiting for it."""
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            continue
+
+
+__all__ = ["Tracker", "interval_co2e_g", "new_run_id", "run_command", "track"]
