@@ -200,6 +200,7 @@ def test_missing_driver_is_reported_with_how_to_enable() -> None:
 
 def test_missing_nvidia_ml_py_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml -> ImportError
+    monkeypatch.setattr(nvidia, "_driver_present", lambda: True)  # a machine with a driver
 
     availability = nvidia.probe(env={})
 
@@ -290,3 +291,14 @@ def test_mig_slices_are_refused_with_an_explanation() -> None:
     )
     with pytest.raises(MeterError, match="MIG"):
         meter.start()
+
+
+def test_no_driver_is_reported_without_importing_pynvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nvidia, "_driver_present", lambda: False)
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # importing it would fail loudly
+
+    availability = nvidia.probe(env={})
+
+    assert not availability.available
+    assert "no NVIDIA driver" in availability.detail
+    assert "greenforge[nvidia]" in availability.how_to_enable

@@ -39,6 +39,11 @@ def register_provider(name: str, factory: ProviderFactory) -> None:
     _FACTORIES[name] = factory
 
 
+def registered_factory(name: str) -> ProviderFactory:
+    """The factory currently registered under ``name`` (KeyError if none)."""
+    return _FACTORIES[name]
+
+
 def provider_names() -> list[str]:
     _load_builtin()
     return sorted(_FACTORIES)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from greenforge.errors import MeterError
@@ -253,8 +255,23 @@ def _factory(**kwargs: Any) -> NvidiaMeter:
     return NvidiaMeter(**kwargs)
 
 
+def _driver_present() -> bool:
+    """False only where we can tell cheaply that no NVIDIA driver is loaded (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return Path("/proc/driver/nvidia").exists() or Path("/dev/nvidiactl").exists()
+
+
 def probe(nvml: Any | None = None, env: Mapping[str, str] | None = None) -> Availability:
     """Is an NVIDIA GPU measurable here? Lists each visible GPU and its method."""
+    if nvml is None and not _driver_present():
+        # Cheap check first: importing pynvml and initialising NVML costs ~30 ms at tracker start.
+        return Availability(
+            "nvidia",
+            False,
+            "no NVIDIA driver found (/proc/driver/nvidia and /dev/nvidiactl are absent)",
+            f"install the NVIDIA driver (provides libnvidia-ml.so), then {INSTALL_HINT}",
+        )
     try:
         meter = NvidiaMeter(nvml=nvml, env=env, background=False)
         meter.start()
