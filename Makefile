@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/greenforge run --zone DE -- $(BIN)/python -m greenforge.examples.train
+	$(BIN)/greenforge forge --example digits --out forge-out
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -8,6 +8,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from greenforge import __version__
 from greenforge.errors import GreenForgeError
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, standalone_mode=False)
     except GreenForgeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return exc.exit_code
     except typer.Exit as exc:
         return int(exc.exit_code)

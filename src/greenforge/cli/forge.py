@@ -1,9 +1,240 @@
-"""CLI commands: forge (being built)."""
+"""``greenforge forge``: the model with the least lifetime CO2e that meets the accuracy target.
+
+Exit codes: 0 a model was chosen; 10 no candidate met the target (results are still written);
+the usual GreenForge error codes otherwise (2 bad option/config, 3 missing extra, 5 bad data).
+torch and the forge modules are imported only when the command runs.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+
+NO_CANDIDATE_EXIT_CODE = 10
+
+
+def _forge(
+    example: str | None = typer.Option(
+        None, "--example", help="Bundled example task: digits or mnist5k (offline)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="Task file (TOML) with [task], [data], [model], [recipe.*]."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output directory (default: ./greenforge-forge/<task>)."
+    ),
+    zone: str | None = typer.Option(
+        None, "--zone", help="Deployment grid zone (e.g. DE); overrides the task's."
+    ),
+    inferences: int | None = typer.Option(
+        None, "--inferences", help="Expected predictions over the model's life.", min=0
+    ),
+    executor: str = typer.Option(
+        "local", "--executor", help="local, or ray: evaluate candidates in parallel on Ray."
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", help="Override the task's training epochs.", min=1
+    ),
+    recipes: str | None = typer.Option(
+        None,
+        "--recipes",
+        help="Comma-separated recipe names to run instead of the task's (baseline first).",
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", help="torch threads during the search (default: torch's).", min=1
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print forge.json instead of a table."),
+) -> None:
+    """Try recipes (distillation, pruning, int8, bf16, mixed precision, early stopping),
+    measure every candidate, and keep the one with the least lifetime CO2e that meets the
+    target."""
+    from greenforge.config import load_settings
+    from greenforge.errors import ConfigError
+
+    if (example is None) == (config is None):
+        raise ConfigError("give exactly one of --example NAME or --config task.toml.")
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"unknown executor {executor!r}: use 'local' or 'ray'.")
+    try:
+        from greenforge.forge.search import run_forge
+        from greenforge.forge.task import example_task, load_task
+    except ImportError as exc:
+        from greenforge.errors import MissingExtraError
+
+        raise MissingExtraError(
+            getattr(exc, "name", None) or "torch", "torch", "greenforge forge"
+        ) from None
+    settings = load_settings()
+    if example is not None:
+        task = example_task(example, zone=zone, expected_inferences=inferences, epochs=epochs)
+    else:
+        assert config is not None
+        task = load_task(config, zone=zone, expected_inferences=inferences)
+        if epochs is not None:
+            import dataclasses
+
+            task = dataclasses.replace(task, spec=dataclasses.replace(task.spec, epochs=epochs))
+    if recipes is not None:
+        import dataclasses
+
+        from greenforge.forge.task import recipe_specs_from_names
+
+        names = [n.strip() for n in recipes.split(",") if n.strip()]
+        if not names:
+            raise ConfigError("--recipes needs at least one recipe name, e.g. baseline,quantize.")
+        specs = recipe_specs_from_names(names)
+        task = dataclasses.replace(
+            task,
+            recipes=specs,
+            spec=dataclasses.replace(task.spec, recipes=tuple(r.recipe for r in specs)),
+        )
+    out_dir = out or Path("greenforge-forge") / task.spec.name
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=as_json)
+    if not console.is_terminal:
+        console.width = max(console.width, 150)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    overall = progress.add_task("recipes", total=len(task.recipes))
+    epoch_bars: dict[str, Any] = {}
+
+    def on_event(kind: str, info: Any) -> None:
+        if kind == "recipe":
+            progress.update(
+                overall, completed=info["index"], description=f"recipe {info['recipe']}"
+            )
+        elif kind == "evaluated":
+            progress.console.print(
+                f"  measured [bold]{info['name']}[/]: test accuracy {100 * info['accuracy']:.2f} %"
+            )
+        elif kind == "failed":
+            progress.console.print(f"  [yellow]recipe {info['recipe']} failed:[/] {info['error']}")
+
+    def on_progress(label: str, done: int, total: int) -> None:
+        if label not in epoch_bars:
+            epoch_bars[label] = progress.add_task(f"  train {label}", total=total)
+        progress.update(epoch_bars[label], completed=done, total=total)
+
+    with progress:
+        result = run_forge(
+            task,
+            settings,
+            out_dir=out_dir,
+            executor=executor,  # type: ignore[arg-type]
+            on_event=on_event,
+            progress=on_progress,
+            threads=threads,
+        )
+        progress.update(overall, completed=len(task.recipes))
+    if as_json:
+        import json
+
+        typer.echo(
+            json.dumps(
+                (out_dir / "forge.json").read_text()
+                and json.loads((out_dir / "forge.json").read_text()),
+                indent=2,
+            )
+        )
+    else:
+        _print_table(console, result, out_dir)
+    if result.chosen is None:
+        raise typer.Exit(NO_CANDIDATE_EXIT_CODE)
+
+
+def _print_table(console: Any, result: Any, out_dir: Path) -> None:
+    from rich.table import Table
+
+    spec = result.task.spec
+    table = Table(
+        title=f"forge {spec.name}: {spec.expected_inferences:,} predictions in "
+        f"{result.deploy_zone} ({result.deploy_intensity_g_per_kwh:.0f} g/kWh)",
+        show_lines=False,
+        caption="P = on the Pareto front (accuracy vs lifetime CO2e); <target = below the "
+        "accuracy target; g = grams CO2e; * training lineage + expected inference, before the "
+        "search share",
+    )
+    for col, justify in (
+        ("candidate", "left"),
+        ("prec.", "left"),
+        ("acc %", "right"),
+        ("params", "right"),
+        ("MFLOP", "right"),
+        ("kB", "right"),
+        ("train g", "right"),
+        ("ms/1k b1", "right"),
+        (f"ms/1k b{spec.serving_batch_size}", "right"),
+        ("g/1k", "right"),
+        ("life g*", "right"),
+        ("", "left"),
+    ):
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for r in result.results:
+        ev = r.evaluation
+        if ev is None:
+            continue
+        flag = (
+            ("chosen " if r.name == result.chosen else "")
+            + ("P" if r.pareto else "")
+            + ("" if r.meets_target else " <target")
+        )
+        table.add_row(
+            r.name,
+            r.candidate.precision,
+            f"{100 * r.accuracy:.2f}",
+            f"{ev.parameters:,}",
+            f"{ev.flops / 1e6:.3g}",
+            f"{ev.size_bytes / 1000:.1f}",
+            f"{r.train_co2e_g:.3g}",
+            f"{1000 * ev.batch1.latency_s_per_1k:.3g}",
+            f"{1000 * ev.serving.latency_s_per_1k:.3g}",
+            f"{r.inference_co2e_g_per_1k:.3g}",
+            f"{r.lifetime_co2e_g - r.search_share_co2e_g:.3g}",
+            flag.strip(),
+        )
+    console.print(table)
+    s = result.search
+    console.print(
+        f"search: {s['total_co2e_g']:.3g} gCO2e, {s['total_energy_j']:.3g} J measured "
+        f"({s['methods']}; intensity {s['intensity_source']}) over {s['wall_s']:.0f} s"
+    )
+    if result.target_accuracy is not None:
+        console.print(f"target accuracy: {100 * result.target_accuracy:.2f} %")
+    if result.chosen is None:
+        console.print(
+            f"[bold red]no candidate met the target.[/] {result.reason}; closest: "
+            f"{', '.join(result.closest)}"
+        )
+    else:
+        console.print(f"[bold green]chosen:[/] {result.reason}")
+        ch = result.result(result.chosen)
+        console.print(
+            f"chosen model's lifetime CO2e with the whole search charged to it: "
+            f"{ch.lifetime_co2e_g:.3g} g (search share {ch.search_share_co2e_g:.3g} g)"
+        )
+        comp = result.comparison()
+        if "lifetime_reduction_factor" in comp:
+            console.print(
+                f"vs fp32 baseline: {comp['lifetime_reduction_factor']:.1f}x less lifetime CO2e "
+                f"(search included), {comp['accuracy_loss_points']:.2f} accuracy points lost"
+            )
+    if result.failures:
+        for f in result.failures:
+            console.print(f"[yellow]failed recipe {f['recipe']}:[/] {f['error']}")
+    console.print(f"outputs: {out_dir}/ ({', '.join(result.files.values())})")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("forge")(_forge)

@@ -1,0 +1,260 @@
+"""Compression with a torchao-style API: ``prune_(model, Config)`` and ``quantize(model, Config)``.
+
+- :class:`ChannelPruneConfig` - structured pruning with Torch-Pruning: whole neurons/channels are
+  removed (the layers really get smaller: parameters and FLOPs drop). The output layer is kept.
+- :class:`UnstructuredPruneConfig` - magnitude pruning that zeroes weights in place. It does
+  **not** reduce dense compute or latency (the tensors keep their shape); it only pays for
+  compressed storage or sparse kernels. Candidates built with it say so in their notes.
+- :class:`Int8DynamicConfig` / :class:`Int8StaticConfig` - int8 through ONNX Runtime
+  (``onnxruntime.quantization.quantize_dynamic`` / ``quantize_static`` with a
+  ``CalibrationDataReader``); the result is an :class:`~greenforge.forge.onnx.OnnxModel`.
+- :class:`Bf16Config` - bfloat16 weights and activations in torch (returns a wrapper that casts
+  the float32 input).
+
+torchao's int8 path (``torchao.quantization.quantize_`` with
+``Int8DynamicActivationInt8WeightConfig``) is available as ``Int8DynamicConfig(backend="torchao")``;
+on CPUs without its fused kernels it is slower than fp32 - measure before choosing it (forge does).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from greenforge.errors import ConfigError
+from greenforge.forge.recipes.base import RecipeConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelPruneConfig(RecipeConfig):
+    """Remove ``amount`` of the channels/neurons of every prunable layer (not the output)."""
+
+    VERSION: ClassVar[int] = 1
+    amount: float = 0.5
+    importance: Literal["l1", "l2"] = "l2"
+    round_to: int | None = None
+
+    def validate(self) -> None:
+        if not 0.0 < self.amount < 1.0:
+            raise ValueError(f"ChannelPruneConfig.amount {self.amount!r} must be in (0, 1).")
+        if self.round_to is not None and self.round_to < 1:
+            raise ValueError(f"ChannelPruneConfig.round_to {self.round_to!r} must be >= 1.")
+
+
+@dataclasses.dataclass(frozen=True)
+class UnstructuredPruneConfig(RecipeConfig):
+    """Zero the ``amount`` smallest-magnitude weights of each Linear/Conv layer."""
+
+    VERSION: ClassVar[int] = 1
+    amount: float = 0.5
+
+    def validate(self) -> None:
+        if not 0.0 < self.amount < 1.0:
+            raise ValueError(f"UnstructuredPruneConfig.amount {self.amount!r} must be in (0, 1).")
+
+
+def _output_layer(model: nn.Module) -> nn.Module | None:
+    last: nn.Module | None = None
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            last = m
+    return last
+
+
+def prune_(
+    model: nn.Module,
+    config: ChannelPruneConfig | UnstructuredPruneConfig,
+    example_inputs: torch.Tensor,
+) -> nn.Module:
+    """Prune ``model`` in place (structured: channels removed; unstructured: weights zeroed)."""
+    if isinstance(config, UnstructuredPruneConfig):
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, (nn.Linear, nn.Conv2d)):
+                    w = m.weight
+                    k = int(w.numel() * config.amount)
+                    if k < 1:
+                        continue
+                    threshold = w.abs().flatten().kthvalue(k).values
+                    w.mul_((w.abs() > threshold).to(w.dtype))
+        return model
+    if not isinstance(config, ChannelPruneConfig):
+        raise TypeError(f"prune_ expects a prune config, got {type(config).__name__}.")
+    import torch_pruning as tp
+
+    imp = tp.importance.GroupMagnitudeImportance(p=1 if config.importance == "l1" else 2)
+    ignored = [m for m in (_output_layer(model),) if m is not None]
+    ignored += [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
+    was_training = model.training
+    model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pruner = tp.pruner.MetaPruner(
+            model,
+            example_inputs,
+            importance=imp,
+            pruning_ratio=config.amount,
+            ignored_layers=ignored,
+            round_to=config.round_to,
+        )
+        pruner.step()
+    model.train(was_training)
+    return model
+
+
+@dataclasses.dataclass(frozen=True)
+class Int8DynamicConfig(RecipeConfig):
+    """int8 weights, activations quantized on the fly (no calibration)."""
+
+    VERSION: ClassVar[int] = 1
+    backend: Literal["onnxruntime", "torchao"] = "onnxruntime"
+    per_channel: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Int8StaticConfig(RecipeConfig):
+    """int8 weights and activations, activation ranges calibrated on training batches."""
+
+    VERSION: ClassVar[int] = 1
+    calibration_batches: int = 8
+    calibration_batch_size: int = 64
+    per_channel: bool = True
+    method: Literal["minmax", "entropy", "percentile"] = "minmax"
+
+    def validate(self) -> None:
+        if self.calibration_batches < 1 or self.calibration_batch_size < 1:
+            raise ValueError(
+                "Int8StaticConfig.calibration_batches and calibration_batch_size must be >= 1."
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Bf16Config(RecipeConfig):
+    """bfloat16 weights and activations (torch)."""
+
+    VERSION: ClassVar[int] = 1
+
+
+class Bf16Model(nn.Module):
+    """A bf16 copy of a model that takes and returns float32 tensors."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.inner = copy.deepcopy(model).to(torch.bfloat16).eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.inner(x.to(torch.bfloat16))
+        return out.float()
+
+
+class _Calibration:
+    """``onnxruntime.quantization.CalibrationDataReader`` over float32 batches."""
+
+    def __init__(self, input_name: str, batches: Iterable[torch.Tensor]) -> None:
+        self.input_name = input_name
+        self._it: Iterator[torch.Tensor] = iter(batches)
+
+    def get_next(self) -> dict[str, Any] | None:
+        batch = next(self._it, None)
+        if batch is None:
+            return None
+        return {self.input_name: batch.detach().float().numpy()}
+
+    def rewind(self) -> None:  # pragma: no cover - onnxruntime may call it
+        pass
+
+
+def quantize(
+    model: nn.Module,
+    config: Int8DynamicConfig | Int8StaticConfig | Bf16Config,
+    *,
+    example_inputs: torch.Tensor,
+    workdir: Path,
+    calibration: Iterable[torch.Tensor] = (),
+) -> Any:
+    """A quantized copy of ``model`` (the input model is left unchanged).
+
+    ONNX Runtime configs return an :class:`~greenforge.forge.onnx.OnnxModel`; ``Bf16Config``
+    and the torchao backend return ``nn.Module`` objects.
+    """
+    from greenforge.forge import onnx as gf_onnx
+
+    if isinstance(config, Bf16Config):
+        return Bf16Model(model)
+    if isinstance(config, Int8DynamicConfig) and config.backend == "torchao":
+        return _torchao_int8_dynamic(model)
+    if not isinstance(config, (Int8DynamicConfig, Int8StaticConfig)):
+        raise TypeError(f"quantize expects a quantization config, got {type(config).__name__}.")
+    workdir.mkdir(parents=True, exist_ok=True)
+    fp32_path = workdir / "model-fp32.onnx"
+    gf_onnx.export(model, example_inputs, fp32_path)
+    out_path = workdir / "model-int8.onnx"
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    pre_path = workdir / "model-fp32-pre.onnx"
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime logs a pre-processing hint on the root logger
+    try:
+        quant_pre_process(str(fp32_path), str(pre_path), skip_symbolic_shape=True)
+        if isinstance(config, Int8DynamicConfig):
+            quantize_dynamic(
+                str(pre_path),
+                str(out_path),
+                weight_type=QuantType.QInt8,
+                per_channel=config.per_channel,
+            )
+            precision = "int8-dynamic"
+        else:
+            batches = list(calibration)[: config.calibration_batches]
+            if not batches:
+                raise ConfigError("int8 static quantization needs calibration batches.")
+            method = {
+                "minmax": CalibrationMethod.MinMax,
+                "entropy": CalibrationMethod.Entropy,
+                "percentile": CalibrationMethod.Percentile,
+            }[config.method]
+            quantize_static(
+                str(pre_path),
+                str(out_path),
+                _Calibration(gf_onnx.INPUT_NAME, batches),
+                quant_format=QuantFormat.QDQ,
+                per_channel=config.per_channel,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=method,
+            )
+            precision = "int8-static"
+    finally:
+        root.setLevel(level)
+    return gf_onnx.OnnxModel(out_path, precision=precision, reference=model)
+
+
+def _torchao_int8_dynamic(model: nn.Module) -> nn.Module:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    except ImportError:
+        from greenforge.errors import MissingExtraError
+
+        raise MissingExtraError("torchao", "torchao", "int8 quantization in torch") from None
+    q = copy.deepcopy(model).eval()
+    quantize_(q, Int8DynamicActivationInt8WeightConfig())
+    return q

@@ -1,0 +1,108 @@
+"""ONNX export and an ONNX Runtime model that behaves like a torch classifier."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from greenforge.errors import DataError
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+def export(model: nn.Module, example_inputs: torch.Tensor, path: Path) -> Path:
+    """Export ``model`` to ONNX with a dynamic batch dimension (torch.export-based exporter,
+    falling back to the TorchScript exporter for graphs it cannot handle)."""
+    model = model.eval()
+    example = example_inputs[:2].float()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        try:
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+                dynamo=True,
+                verbose=False,
+                report=False,
+                external_data=False,
+            )
+        except Exception:
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                dynamo=False,
+            )
+    return path
+
+
+class OnnxModel:
+    """Callable like a torch classifier: float32 tensor in, logits tensor out (ONNX Runtime)."""
+
+    def __init__(
+        self,
+        path: Path,
+        precision: str = "fp32",
+        reference: nn.Module | None = None,
+        threads: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        if not Path(path).is_file():
+            raise DataError(f"ONNX model {str(path)!r} does not exist.")
+        self.path = Path(path)
+        self.precision = precision
+        self.reference = reference
+        """The torch model this was converted from (parameters and MACs are counted on it)."""
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads is not None:
+            opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(
+            str(self.path), opts, providers=["CPUExecutionProvider"]
+        )
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        arr = np.ascontiguousarray(x.detach().float().numpy())
+        out: Any = self.session.run(None, {self.input_name: arr})[0]
+        return torch.from_numpy(np.asarray(out))
+
+    def predict_numpy(self, x: np.ndarray[Any, Any]) -> Any:
+        return self.session.run(None, {self.input_name: x})[0]
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "precision": self.precision,
+            "reference": self.reference,
+            "bytes": self.path.read_bytes(),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        path = Path(state["path"])
+        if not path.is_file():
+            import tempfile
+
+            path = Path(tempfile.mkdtemp(prefix="greenforge-onnx-")) / path.name
+            path.write_bytes(state["bytes"])
+        self.__init__(path, state["precision"], state["reference"])  # type: ignore[misc]

@@ -1,0 +1,132 @@
+"""Specification of the ``greenforge forge`` command (real tracker, real meters, tiny task)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from greenforge.cli.app import main
+from greenforge.cli.forge import NO_CANDIDATE_EXIT_CODE
+
+from .conftest import write_task
+
+TINY = """
+[task]
+name = "tiny"
+tolerance = 0.1
+expected_inferences = 100000
+epochs = 2
+batch_size = 32
+lr = 0.01
+recipes = ["baseline", { recipe = "quantize", source = "baseline", mode = "int8-dynamic" }]
+"""
+
+
+def test_forge_with_a_task_file_writes_the_results(
+    tmp_path: Path, blobs_npz: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task = write_task(tmp_path, TINY, blobs_npz)
+    out = tmp_path / "out"
+
+    code = main(
+        ["forge", "--config", str(task), "--out", str(out), "--zone", "FR", "--threads", "1"]
+    )
+
+    assert code == 0
+    doc = json.loads((out / "forge.json").read_text())
+    assert doc["deployment"]["zone"] == "FR"
+    assert doc["chosen"] in {"baseline", "baseline+int8-dynamic"}
+    assert doc["candidates"][0]["inference_serving"]["method"].startswith("model:")
+    printed = capsys.readouterr().out
+    assert "chosen:" in printed
+    assert "baseline+int8-dynamic" in printed
+
+
+def test_no_candidate_meeting_the_target_exits_with_code_10(
+    tmp_path: Path, blobs_npz: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    with np.load(blobs_npz) as z:
+        x, y = z["x"], z["y"].copy()
+    y[::5] = (y[::5] + 1) % 3
+    np.savez(blobs_npz, x=x, y=y)
+    task = write_task(tmp_path, TINY.replace("tolerance = 0.1", "target_accuracy = 1.0"), blobs_npz)
+
+    code = main(
+        [
+            "forge",
+            "--config",
+            str(task),
+            "--out",
+            str(tmp_path / "o"),
+            "--zone",
+            "DE",
+            "--threads",
+            "1",
+        ]
+    )
+
+    assert code == NO_CANDIDATE_EXIT_CODE
+    assert "no candidate met the target" in capsys.readouterr().out
+    assert json.loads((tmp_path / "o" / "forge.json").read_text())["status"] == "no-candidate"
+
+
+def test_example_and_config_are_mutually_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["forge"]) == 2
+    assert "exactly one of --example" in capsys.readouterr().err
+
+
+def test_an_unknown_example_lists_the_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["forge", "--example", "cifar"]) == 2
+    assert "digits" in capsys.readouterr().err
+
+
+def test_a_bad_task_file_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text("[task]\ncolour = 'green'\n[data]\npath = 'x.npz'\n")
+
+    assert main(["forge", "--config", str(path)]) == 2
+    assert "unknown key(s) ['colour'] in the task table" in capsys.readouterr().err
+
+
+def test_importing_the_forge_command_does_not_import_torch() -> None:
+    code = "import sys, greenforge.cli.app; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_digits_example_runs_offline_with_chosen_recipes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "digits"
+
+    code = main(
+        [
+            "forge",
+            "--example",
+            "digits",
+            "--epochs",
+            "1",
+            "--recipes",
+            "baseline,quantize",
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ]
+    )
+
+    doc = json.loads((out / "forge.json").read_text())
+    assert code in (0, NO_CANDIDATE_EXIT_CODE)
+    assert [c["name"] for c in doc["candidates"]] == ["baseline", "baseline+int8-dynamic"]
+    assert doc["deployment"]["zone"] == "DE"
+    assert doc["data"]["input_shape"] == [1, 8, 8]
+    assert doc["candidates"][1]["precision"] == "int8-dynamic"
+    assert "forge digits" in capsys.readouterr().out

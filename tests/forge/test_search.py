@@ -1,0 +1,210 @@
+"""Specification of the forge search on a small task: outputs, accounting, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from greenforge.config import Settings
+from greenforge.errors import ConfigError, DataError, UnknownNameError
+from greenforge.forge.search import run_forge
+from greenforge.forge.task import load_task
+
+from .conftest import write_task
+
+SMALL = """
+[task]
+name = "blobs"
+tolerance = 0.05
+expected_inferences = 1000000
+zone = "DE"
+epochs = 4
+batch_size = 32
+lr = 0.01
+serving_batch_size = 16
+recipes = ["baseline", "distill", { recipe = "prune", source = "distill", amount = 0.5 },
+           { recipe = "quantize", source = "baseline", mode = "int8-dynamic" }]
+
+[recipe.distill]
+student = { architecture = "mlp", hidden = [16] }
+"""
+
+
+def _run(tmp_path: Path, npz: Path, body: str, fake: dict[str, Any], **kw: Any) -> Any:
+    task = load_task(write_task(tmp_path, body, npz))
+    return run_forge(
+        task,
+        Settings(),
+        out_dir=tmp_path / "out",
+        measure_kwargs=fake,
+        min_duration_s=0.02,
+        threads=1,
+        **kw,
+    )
+
+
+def test_a_search_chooses_the_least_lifetime_co2e_model_and_writes_everything(
+    tmp_path: Path, blobs_npz: Path, fake_measure: dict[str, Any]
+) -> None:
+    result = _run(tmp_path, blobs_npz, SMALL, fake_measure)
+
+    out = tmp_path / "out"
+    doc = json.loads((out / "forge.json").read_text())
+    assert doc["status"] == "chosen"
+    assert doc["baseline"] == "baseline"
+    assert doc["chosen"] == result.chosen
+    names = [c["name"] for c in doc["candidates"]]
+    assert names == ["baseline", "distill", "distill+prune50", "baseline+int8-dynamic"]
+    for c in doc["candidates"]:
+        for key in (
+            "name",
+            "accuracy",
+            "train_co2e_g",
+            "inference_co2e_g_per_1k",
+            "lifetime_co2e_g",
+            "parameters",
+            "size_bytes",
+            "flops",
+            "inference_batch1",
+            "inference_serving",
+        ):
+            assert key in c, key
+        assert c["inference_serving"]["method"] == "fake"
+    chosen = next(c for c in doc["candidates"] if c["name"] == result.chosen)
+    qualifying = [c for c in doc["candidates"] if c["meets_target"]]
+    assert chosen["meets_target"]
+    assert chosen["lifetime_co2e_g"] - chosen["search_share_co2e_g"] == pytest.approx(
+        min(c["lifetime_co2e_g"] - c["search_share_co2e_g"] for c in qualifying)
+    )
+    # the whole search is charged to the chosen model: lineage + share = search total
+    assert chosen["train_co2e_g"] + chosen["search_share_co2e_g"] == pytest.approx(
+        doc["search"]["total_co2e_g"]
+    )
+    assert (out / "model.safetensors").is_file()
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\n")
+    for key in (
+        "co2_eq_emissions:",
+        "emissions:",
+        "source:",
+        "training_type:",
+        'geographical_location: "DE"',
+        "hardware_used:",
+    ):
+        assert key in card
+
+
+def test_lineage_costs_include_the_ancestors(
+    tmp_path: Path, blobs_npz: Path, fake_measure: dict[str, Any]
+) -> None:
+    result = _run(tmp_path, blobs_npz, SMALL, fake_measure)
+
+    pruned = result.result("distill+prune50")
+    own = {r.name: r.candidate.train_co2e_g for r in result.results}
+    assert pruned.lineage == ("distill+prune50", "distill", "baseline")
+    assert pruned.train_co2e_g == pytest.approx(
+        own["distill+prune50"] + own["distill"] + own["baseline"]
+    )
+
+
+def test_structured_pruning_really_shrinks_the_candidate(
+    tmp_path: Path, blobs_npz: Path, fake_measure: dict[str, Any]
+) -> None:
+    result = _run(tmp_path, blobs_npz, SMALL, fake_measure)
+
+    student = result.result("distill").evaluation
+    pruned = result.result("distill+prune50").evaluation
+    assert pruned.parameters < student.parameters
+    assert pruned.flops < student.flops
+
+
+def test_an_unreachable_target_gives_an_honest_no_candidate_result(
+    tmp_path: Path, blobs_npz: Path, fake_measure: dict[str, Any]
+) -> None:
+    body = SMALL.replace("tolerance = 0.05", "target_accuracy = 1.0").replace(
+        "[recipe.distill]", "[recipe.unused]"
+    )
+    (tmp_path / "noisy.npz").write_bytes(blobs_npz.read_bytes())
+    import numpy as np
+
+    with np.load(blobs_npz) as z:
+        x, y = z["x"], z["y"].copy()
+    y[::7] = (y[::7] + 1) % 3  # label noise: 100 % test accuracy is out of reach
+    np.savez(tmp_path / "noisy.npz", x=x, y=y)
+
+    result = _run(tmp_path, tmp_path / "noisy.npz", body, fake_measure)
+
+    doc = json.loads((tmp_path / "out" / "forge.json").read_text())
+    assert result.chosen is None
+    assert doc["status"] == "no-candidate"
+    assert doc["chosen"] is None
+    assert "no candidate met the target accuracy 1.0000" in doc["reason"]
+    assert 1 <= len(doc["closest"]) <= 3
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+    assert (tmp_path / "out" / "README.md").is_file()
+
+
+def test_unknown_recipes_fail_before_anything_is_trained(
+    tmp_path: Path, blobs_npz: Path, fake_measure: dict[str, Any]
+) -> None:
+    body = SMALL.replace('"distill", {', '"distil", {')
+
+    with pytest.raises(UnknownNameError, match="Did you mean 'distill'"):
+        _run(tmp_path, blobs_npz, body, fake_measure)
+    assert not (tmp_path / "out" / "forge.json").exists()
+
+
+def test_bad_recipe_options_name_the_recipe(
+    tmp_path: Path, blobs_npz: Path, fake_measure: dict[str, Any]
+) -> None:
+    body = SMALL.replace("amount = 0.5", "amount = 2.0")
+
+    with pytest.raises(ConfigError, match=r"recipe #3 \('prune'\).*amount 2.0"):
+        _run(tmp_path, blobs_npz, body, fake_measure)
+
+
+def test_a_model_that_does_not_fit_the_input_shape_is_reported(
+    tmp_path: Path, blobs_npz: Path, fake_measure: dict[str, Any]
+) -> None:
+    body = SMALL + "\n[model]\n"
+    task_path = write_task(tmp_path, SMALL, blobs_npz)
+    text = task_path.read_text().replace('architecture = "mlp"', 'architecture = "cnn"')
+    task_path.write_text(text)
+
+    with pytest.raises(Exception, match="cnn") as info:
+        run_forge(load_task(task_path), Settings(), measure_kwargs=fake_measure)
+    assert isinstance(info.value, (ConfigError, DataError))
+    del body
+
+
+def test_partial_results_are_kept_when_a_later_step_fails(
+    tmp_path: Path, blobs_npz: Path, fake_measure: dict[str, Any]
+) -> None:
+    # a quantize of a candidate that is never built: the failure is recorded, the rest kept
+    body = SMALL.replace('source = "baseline", mode', 'source = "nonexistent", mode')
+
+    result = _run(tmp_path, blobs_npz, body, fake_measure)
+
+    doc = json.loads((tmp_path / "out" / "forge.json").read_text())
+    assert [f["recipe"] for f in doc["failures"]] == ["quantize"]
+    assert "'nonexistent' has not been built" in doc["failures"][0]["error"]
+    assert len(doc["candidates"]) == 3
+    assert result.status in ("chosen", "no-candidate")
+
+
+def test_the_search_reports_its_own_total_cost(
+    tmp_path: Path, blobs_npz: Path, fake_measure: dict[str, Any]
+) -> None:
+    result = _run(tmp_path, blobs_npz, SMALL, fake_measure)
+
+    steps = result.search["steps"]
+    labels = [s["label"] for s in steps]
+    assert "train:baseline" in labels
+    assert any(label.startswith("infer:baseline:b1") for label in labels)
+    assert any(label.startswith("convert:") for label in labels)
+    assert result.search["total_co2e_g"] == pytest.approx(sum(s["co2e_g"] for s in steps))
+    assert result.search["total_co2e_g"] > 0
