@@ -1,0 +1,767 @@
+"""The planner: the cleanest slots for a :class:`~greenforge.schedule.job.Job` before its deadline.
+
+Pure functions over numpy arrays, three algorithms behind one entry point, :func:`plan_job`:
+
+* **uninterruptible** - the start minimising the integral of intensity over ``[s, s + D)``.
+  The integral is piecewise linear in ``s`` with breakpoints where ``s`` or ``s + D`` meets a
+  knot of the (step-wise) forecast, so the exact optimum is among those candidates: one
+  cumulative sum and one vectorised interpolation, O(T) (plus a sort of the candidates).
+* **interruptible** - dynamic programming over (time step, zone, progress, chunk length) with a
+  checkpoint/resume overhead (time and energy) per resumption and a minimum chunk length.
+* **multi-zone** - the same DP; resuming in another zone adds the migration cost. An
+  uninterruptible job runs entirely in its best zone.
+
+Every plan lies inside ``[earliest_start_s, deadline_s]``: an infeasible job raises
+:class:`~greenforge.errors.InfeasibleError`; no plan is ever late. The interruptible plan is
+never worse than the uninterruptible one (the latter is always a candidate), which is never
+worse than running now.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from greenforge.errors import DataError, InfeasibleError, UnknownZoneError
+from greenforge.grid.series import IntensitySeries
+from greenforge.schedule.job import DEFAULT_POWER_W, Job
+from greenforge.units import J_PER_KWH
+
+FloatArray = npt.NDArray[np.float64]
+
+_EPS_S = 1e-6
+_MAX_DP_CELLS = 4_000_000
+"""Upper bound on time steps x zones x progress x chunk-length cells of the DP."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """One contiguous run of the job: ``[start_s, end_s)`` in ``zone``."""
+
+    start_s: float
+    end_s: float
+    zone: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "start": _iso(self.start_s),
+            "end": _iso(self.end_s),
+            "zone": self.zone,
+            "duration_s": self.duration_s,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Where and when to run a job, and what it is expected to emit.
+
+    ``expected_co2e_g`` and ``run_now_co2e_g`` are computed on the forecast (run now = start at
+    the earliest start in the job's home zone, its first zone). Where actual intensity was given,
+    ``actual_co2e_g`` is the plan's CO2e on it, ``oracle_co2e_g`` the best any plan could have
+    done knowing it in advance, and ``regret_g`` their difference (>= 0).
+    """
+
+    job: Job
+    slots: tuple[Slot, ...]
+    expected_co2e_g: float
+    run_now_co2e_g: float
+    saving_pct: float
+    oracle_co2e_g: float | None
+    regret_g: float | None
+    advice: tuple[str, ...]
+    forecast_source: str
+    actual_co2e_g: float | None = None
+    run_now_actual_co2e_g: float | None = None
+    energy_j: float = 0.0
+    power_w: float = DEFAULT_POWER_W
+    power_assumed: bool = True
+    algorithm: str = "uninterruptible"
+    zone_co2e_g: tuple[tuple[str, float], ...] = ()
+    """Best expected CO2e per zone considered (allowed zones, then advisory ones)."""
+
+    @property
+    def start_s(self) -> float:
+        return self.slots[0].start_s
+
+    @property
+    def end_s(self) -> float:
+        return self.slots[-1].end_s
+
+    @property
+    def delay_s(self) -> float:
+        """How long after the earliest start the job begins."""
+        return self.start_s - self.job.earliest_start_s
+
+    @property
+    def actual_saving_pct(self) -> float | None:
+        if self.actual_co2e_g is None or not self.run_now_actual_co2e_g:
+            return None
+        return 100.0 * (1.0 - self.actual_co2e_g / self.run_now_actual_co2e_g)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plan (the ``greenforge plan --json`` contract)."""
+        return {
+            "job": {
+                "name": self.job.name,
+                "duration_s": self.job.duration_s,
+                "earliest_start_s": self.job.earliest_start_s,
+                "deadline_s": self.job.deadline_s,
+                "earliest_start": _iso(self.job.earliest_start_s),
+                "deadline": _iso(self.job.deadline_s),
+                "zones": list(self.job.zones),
+                "interruptible": self.job.interruptible,
+            },
+            "slots": [s.to_dict() for s in self.slots],
+            "start": _iso(self.start_s),
+            "end": _iso(self.end_s),
+            "delay_s": self.delay_s,
+            "expected_co2e_g": self.expected_co2e_g,
+            "run_now_co2e_g": self.run_now_co2e_g,
+            "saving_pct": self.saving_pct,
+            "actual_co2e_g": self.actual_co2e_g,
+            "run_now_actual_co2e_g": self.run_now_actual_co2e_g,
+            "actual_saving_pct": self.actual_saving_pct,
+            "oracle_co2e_g": self.oracle_co2e_g,
+            "regret_g": self.regret_g,
+            "energy_j": self.energy_j,
+            "power_w": self.power_w,
+            "power_assumed": self.power_assumed,
+            "algorithm": self.algorithm,
+            "forecast_source": self.forecast_source,
+            "zone_co2e_g": dict(self.zone_co2e_g),
+            "advice": list(self.advice),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Array-level building blocks (also used by the vectorised back-tester)
+
+
+def window_sums(values: FloatArray, length: int) -> FloatArray:
+    """Sums of every window of ``length`` consecutive values along the last axis (cumsum)."""
+    if length <= 0:
+        raise ValueError("window length must be >= 1")
+    cum = np.cumsum(values, axis=-1)
+    zero = np.zeros((*values.shape[:-1], 1))
+    cum = np.concatenate([zero, cum], axis=-1)
+    return np.asarray(cum[..., length:] - cum[..., :-length], dtype=np.float64)
+
+
+def cheapest_steps_sum(values: FloatArray, count: int) -> FloatArray:
+    """Sum of the ``count`` smallest values along the last axis (interruptible, no overhead)."""
+    if count >= values.shape[-1]:
+        return np.asarray(values.sum(axis=-1), dtype=np.float64)
+    part = np.partition(values, count - 1, axis=-1)[..., :count]
+    return np.asarray(part.sum(axis=-1), dtype=np.float64)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Curve:
+    """Running integral of intensity (g/kWh x s) over a step-wise series."""
+
+    knots_s: FloatArray
+    cum: FloatArray
+
+    @classmethod
+    def of(cls, series: IntensitySeries) -> _Curve:
+        t = series.times_s
+        knots = np.append(t, t[-1] + series.step_s)
+        widths = np.diff(knots)
+        cum = np.concatenate(([0.0], np.cumsum(series.values_g_per_kwh * widths)))
+        return cls(knots, cum)
+
+    def integral(self, a_s: FloatArray | float, b_s: FloatArray | float) -> FloatArray:
+        a = np.asarray(a_s, dtype=np.float64)
+        b = np.asarray(b_s, dtype=np.float64)
+        return np.asarray(
+            np.interp(b, self.knots_s, self.cum) - np.interp(a, self.knots_s, self.cum),
+            dtype=np.float64,
+        )
+
+
+def best_start(
+    curve: _Curve,
+    earliest_s: float,
+    deadline_s: float,
+    duration_s: float,
+    bounds_s: Sequence[float] | None = None,
+    power_w: Sequence[float] | None = None,
+) -> tuple[float, float]:
+    """Exact best start of an uninterruptible run: ``(start_s, cost)``.
+
+    Power ``power_w[j]`` holds over work time ``[bounds_s[j], bounds_s[j + 1])`` (default: one
+    segment of 1 W, so the cost is the integral of intensity, g/kWh x s; with watts the cost
+    is in W x s x g/kWh, i.e. divide by ``J_PER_KWH`` for grams). The cost is
+    piecewise linear in the start, with breakpoints where a segment edge meets a knot of the
+    forecast, so the optimum is among those candidates. Ties go to the earliest start (run
+    sooner when it costs nothing).
+    """
+    bounds = [0.0, duration_s] if bounds_s is None else list(bounds_s)
+    powers = [1.0] if power_w is None else list(power_w)
+    latest = deadline_s - duration_s
+    knots = curve.knots_s
+    lo = int(np.searchsorted(knots, earliest_s, side="left"))
+    hi = int(np.searchsorted(knots, deadline_s, side="right"))
+    local = knots[lo:hi]
+    parts = [np.array([earliest_s, latest])] + [local - b for b in bounds]
+    cand = np.concatenate(parts)
+    cand = cand[(cand >= earliest_s - _EPS_S) & (cand <= latest + _EPS_S)]
+    cand = np.unique(np.clip(cand, earliest_s, latest))
+    cost = np.zeros(cand.shape)
+    for j, p in enumerate(powers):
+        if p:
+            cost += p * curve.integral(cand + bounds[j], cand + bounds[j + 1])
+    best = float(np.min(cost))
+    tol = 1e-9 * max(abs(best), 1.0)
+    idx = int(np.flatnonzero(cost <= best + tol)[0])
+    return float(cand[idx]), float(cost[idx])
+
+
+# --------------------------------------------------------------------------------------------
+# Plan evaluation
+
+
+def _slot_overhead_s(job: Job, slots: Sequence[Slot], i: int) -> float:
+    """Extra running time at the start of chunk ``i`` (resume, plus migration)."""
+    if i == 0:
+        return 0.0
+    extra = job.checkpoint_overhead_s
+    if slots[i].zone != slots[i - 1].zone:
+        extra += job.migration_cost_s
+    return min(extra, slots[i].duration_s)
+
+
+def _power_pieces(job: Job, slots: Sequence[Slot]) -> list[tuple[int, float, float, float]]:
+    """``(slot index, start_s, end_s, power_w)`` pieces of constant power along the plan.
+
+    Work advances the job's progress through its power profile; resume/migration overhead at
+    the start of a chunk runs at the power of the progress it resumes from.
+    """
+    bounds, powers = job.power_segments()
+
+    def power_at(progress: float) -> float:
+        j = int(np.searchsorted(bounds, progress, side="right")) - 1
+        return powers[min(max(j, 0), len(powers) - 1)]
+
+    pieces: list[tuple[int, float, float, float]] = []
+    progress = 0.0
+    for i, slot in enumerate(slots):
+        over = _slot_overhead_s(job, slots, i)
+        if over > 0:
+            pieces.append((i, slot.start_s, slot.start_s + over, power_at(progress)))
+        t = slot.start_s + over
+        work = slot.end_s - t
+        end_progress = min(progress + work, job.duration_s)
+        for j, p in enumerate(powers):
+            a = max(bounds[j], progress)
+            b = min(bounds[j + 1], end_progress)
+            if b > a:
+                pieces.append((i, t + (a - progress), t + (b - progress), p))
+        progress = end_progress
+    return pieces
+
+
+def _slots_co2e_g(slots: Sequence[Slot], curves: Mapping[str, _Curve], job: Job) -> float:
+    """CO2e of running ``slots`` (plus per-resumption energy lumps), exactly integrated."""
+    total = 0.0
+    for i, start, end, power in _power_pieces(job, slots):
+        total += power * float(curves[slots[i].zone].integral(start, end)) / J_PER_KWH
+    for i in range(1, len(slots)):
+        lump_j = job.checkpoint_overhead_j
+        if slots[i].zone != slots[i - 1].zone:
+            lump_j += job.migration_cost_j
+        if lump_j > 0:
+            slot = slots[i]
+            point = float(curves[slot.zone].integral(slot.start_s, slot.start_s + 1.0))
+            total += lump_j * point / J_PER_KWH
+    return total
+
+
+def _slots_energy_j(slots: Sequence[Slot], job: Job) -> float:
+    energy = sum((end - start) * power for _, start, end, power in _power_pieces(job, slots))
+    for i in range(1, len(slots)):
+        energy += job.checkpoint_overhead_j
+        if slots[i].zone != slots[i - 1].zone:
+            energy += job.migration_cost_j
+    return energy
+
+
+# --------------------------------------------------------------------------------------------
+# Interruptible / multi-zone dynamic programme
+
+
+def _resolution(job: Job, step_s: float, n_zones: int) -> float:
+    """DP time resolution: the forecast step, refined so durations and overheads fit it."""
+    quantities = [
+        job.duration_s,
+        job.checkpoint_overhead_s,
+        job.min_chunk_s,
+        job.migration_cost_s,
+    ]
+    chosen = step_s
+    for m in (1, 2, 3, 4, 6, 12):
+        r = step_s / m
+        if all(abs(q / r - round(q / r)) < 1e-6 for q in quantities):
+            chosen = r
+            break
+    # keep the DP within its cell budget: coarsen when the window is long
+    while True:
+        t_units = job.window_s / chosen
+        k_units = job.duration_s / chosen
+        l_units = max(job.min_chunk_s / chosen, 1.0)
+        if t_units * n_zones * (k_units + 1) * (l_units + 1) <= _MAX_DP_CELLS:
+            return chosen
+        chosen *= 2.0
+
+
+def _ceil_units(seconds: float, r: float) -> int:
+    return math.ceil(seconds / r - 1e-9)
+
+
+def _dp_plan(
+    job: Job,
+    zones: Sequence[str],
+    series: Mapping[str, IntensitySeries],
+    curves: Mapping[str, _Curve],
+) -> list[Slot] | None:
+    """Interruptible/multi-zone DP; ``None`` when no chunked plan fits on the DP grid."""
+    step_s = min(series[z].step_s for z in zones)
+    r = _resolution(job, step_s, len(zones))
+    phase = float(series[zones[0]].times_s[0])
+    first = phase + math.ceil((job.earliest_start_s - phase) / r - 1e-9) * r
+    n_steps = math.floor((job.deadline_s - first) / r + 1e-9)
+    k_need = _ceil_units(job.duration_s, r)
+    if n_steps < k_need or k_need <= 0:
+        return None
+    over = _ceil_units(job.checkpoint_overhead_s, r)
+    mig = _ceil_units(job.migration_cost_s, r)
+    lmin = max(1, _ceil_units(job.min_chunk_s, r))
+    lmin = min(lmin, k_need)
+    n_z = len(zones)
+    starts: FloatArray = first + r * np.arange(n_steps, dtype=np.float64)
+    pw = _unit_powers(job, r, k_need)  # power (W) of the work unit taking progress k -> k+1
+    # cost (g) of running one unit in each zone at each step, and the per-resume lump (g)
+    unit = np.empty((n_z, n_steps))
+    lump_c = np.empty((n_z, n_steps))
+    lump_m = np.empty((n_z, n_steps))
+    for zi, z in enumerate(zones):
+        integral = curves[z].integral(starts, starts + r)
+        unit[zi] = integral / J_PER_KWH  # g per W of job power
+        mean_g_per_kwh = integral / r
+        lump_c[zi] = job.checkpoint_overhead_j * mean_g_per_kwh / J_PER_KWH
+        lump_m[zi] = (job.checkpoint_overhead_j + job.migration_cost_j) * mean_g_per_kwh / J_PER_KWH
+    inf = np.inf
+    k_dim = k_need + 1
+    l_dim = lmin + 1
+    run = np.full((n_z, k_dim, l_dim), inf)  # ran during the previous step
+    idle = np.full((n_z, k_dim), inf)  # paused, checkpoint in zone, progress k
+    run_hist = np.empty((n_steps + 1, n_z, k_dim, l_dim))
+    idle_hist = np.empty((n_steps + 1, n_z, k_dim))
+    run_hist[0] = run
+    idle_hist[0] = idle
+    done_cost = inf
+    done_at = -1
+    done_zone = -1
+    ks = np.arange(k_dim)
+    for t in range(n_steps):
+        c = unit[:, t]
+        new_run = np.full(run.shape, inf)
+        # continue a chunk
+        ck = c[:, None] * pw[None, :]  # (zone, progress k) cost of the unit k -> k+1
+        new_run[:, 1:, 2:] = run[:, :-1, 1:-1] + ck[:, :, None]
+        if lmin > 1:
+            cont_long = np.minimum(run[:, :-1, lmin - 1], run[:, :-1, lmin])
+            new_run[:, 1:, lmin] = np.minimum(new_run[:, 1:, lmin], cont_long + ck)
+        else:
+            new_run[:, 1:, 1] = np.minimum(new_run[:, 1:, 1], run[:, :-1, 1] + ck)
+        # stop a long-enough chunk (it ended at this boundary), or stay idle
+        stopped = np.minimum(idle, run[:, :, lmin])
+        stopped[:, k_need] = inf  # a finished job is not paused
+        # start fresh in any zone
+        new_run[:, 1, 1] = np.minimum(new_run[:, 1, 1], c * pw[0])
+        # resume from a pause, in the same zone or (with migration) another
+        for zi in range(n_z):
+            for zj in range(n_z):
+                lose = over + (mig if zi != zj else 0)
+                lump = lump_c[zj, t] if zi == zj else lump_m[zj, t]
+                src = stopped[zi, 1:k_need]
+                if not np.isfinite(src).any():
+                    continue
+                dest = np.maximum(ks[1:k_need] - lose, 0) + 1
+                vals = src + c[zj] * pw[dest - 1] + lump
+                np.minimum.at(new_run[zj, :, 1], dest, vals)
+        # finishing: full progress with a long-enough last chunk, at boundary t
+        fin = run[:, k_need, lmin]
+        zbest = int(np.argmin(fin))
+        if _better(float(fin[zbest]), done_cost):
+            done_cost, done_at, done_zone = float(fin[zbest]), t, zbest
+        run, idle = new_run, stopped
+        run_hist[t + 1] = run
+        idle_hist[t + 1] = idle
+    fin = run[:, k_need, lmin]
+    zbest = int(np.argmin(fin))
+    if _better(float(fin[zbest]), done_cost):
+        done_cost, done_at, done_zone = float(fin[zbest]), n_steps, zbest
+    if not math.isfinite(done_cost):
+        return None
+    chunks = _backtrack(
+        run_hist, idle_hist, unit, pw, lump_c, lump_m, done_at, done_zone, k_need, lmin, over, mig
+    )
+    slots = [Slot(float(starts[a]), float(starts[a] + (b - a) * r), zones[z]) for z, a, b in chunks]
+    return _trim(slots, job, curves)
+
+
+def _unit_powers(job: Job, r: float, k_need: int) -> FloatArray:
+    """Mean power (W) of each DP work unit ``[k r, (k + 1) r)`` of progress."""
+    bounds, powers = job.power_segments()
+    b = np.asarray(bounds)
+    p = np.asarray(powers)
+    energy_at = np.concatenate(([0.0], np.cumsum(p * np.diff(b))))
+    edges = np.minimum(r * np.arange(k_need + 1, dtype=np.float64), job.duration_s)
+    energy = np.interp(edges, b, energy_at)
+    widths = np.diff(edges)
+    mean = np.where(widths > 0, np.diff(energy) / np.where(widths > 0, widths, 1.0), p[-1])
+    return np.asarray(mean, dtype=np.float64)
+
+
+def _better(a: float, b: float) -> bool:
+    """``a`` is (numerically) strictly below ``b``; ``b`` may be infinite."""
+    if not math.isfinite(b):
+        return math.isfinite(a)
+    return a < b - 1e-12 * max(abs(b), 1.0)
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1.0)
+
+
+def _backtrack(
+    run_hist: FloatArray,
+    idle_hist: FloatArray,
+    unit: FloatArray,
+    pw: FloatArray,
+    lump_c: FloatArray,
+    lump_m: FloatArray,
+    t_end: int,
+    zone: int,
+    k_need: int,
+    lmin: int,
+    over: int,
+    mig: int,
+) -> list[tuple[int, int, int]]:
+    """Recover the chunks ``(zone, first step, end step)`` of the optimal DP path.
+
+    ``idle_hist[t]`` holds jobs paused through step ``t - 1``; the pauses available at boundary
+    ``t`` are those plus chunks that end exactly at ``t`` (see :func:`_paused_at`).
+    """
+    chunks: list[tuple[int, int, int]] = []
+    n_z = unit.shape[0]
+    t, z, k, ll = t_end, zone, k_need, lmin
+    state = "run"
+    chunk_end = t_end
+    while t > 0:
+        if state == "run":
+            v = run_hist[t, z, k, ll]
+            c = unit[z, t - 1] * pw[k - 1]
+            if ll == lmin:
+                prev_ls = [lmin - 1, lmin] if lmin > 1 else [1]
+            else:
+                prev_ls = [ll - 1] if ll > 1 else []
+            if k > 1:
+                for pl in prev_ls:
+                    if _close(v, run_hist[t - 1, z, k - 1, pl] + c):
+                        t, k, ll = t - 1, k - 1, pl
+                        break
+                else:
+                    prev_ls = []
+                if prev_ls:
+                    continue
+            # the chunk started at step t - 1: fresh, or resumed from a pause
+            chunks.append((z, t - 1, chunk_end))
+            if k == 1 and _close(v, c):
+                return chunks[::-1]
+            paused = _paused_at(run_hist, idle_hist, t - 1, k_need, lmin)
+            found = False
+            for zi in range(n_z):
+                lose = over + (mig if zi != z else 0)
+                lump = lump_c[z, t - 1] if zi == z else lump_m[z, t - 1]
+                for kp in range(1, k_need):
+                    if max(kp - lose, 0) + 1 != k:
+                        continue
+                    if _close(v, paused[zi, kp] + c + lump):
+                        t, z, k, state = t - 1, zi, kp, "paused"
+                        found = True
+                        break
+                if found:
+                    break
+            if not found:  # pragma: no cover - numerical safety net
+                raise RuntimeError("planner DP backtrack failed")
+        else:
+            v = _paused_at(run_hist, idle_hist, t, k_need, lmin)[z, k]
+            if _close(v, run_hist[t, z, k, lmin]):
+                state, ll, chunk_end = "run", lmin, t
+                continue
+            if _close(v, idle_hist[t, z, k]):
+                t -= 1
+                continue
+            raise RuntimeError("planner DP backtrack failed")  # pragma: no cover
+    raise RuntimeError("planner DP backtrack failed")  # pragma: no cover
+
+
+def _paused_at(
+    run_hist: FloatArray, idle_hist: FloatArray, t: int, k_need: int, lmin: int
+) -> FloatArray:
+    paused = np.minimum(idle_hist[t], run_hist[t, :, :, lmin])
+    paused[:, k_need] = np.inf
+    return np.asarray(paused, dtype=np.float64)
+
+
+def _trim(slots: list[Slot], job: Job, curves: Mapping[str, _Curve]) -> list[Slot]:
+    """Shorten chunks so the total running time is exactly what the job needs.
+
+    The DP rounds durations and overheads up to its grid; the excess is cut from the chunk
+    edge where it saves the most, keeping every chunk at least ``min_chunk_s`` long.
+    """
+    needed = job.duration_s
+    for i in range(1, len(slots)):
+        needed += job.checkpoint_overhead_s
+        if slots[i].zone != slots[i - 1].zone:
+            needed += job.migration_cost_s
+    excess = sum(s.duration_s for s in slots) - needed
+    while excess > _EPS_S:
+        best: tuple[float, int, Slot] | None = None
+        for i, s in enumerate(slots):
+            floor = max(job.min_chunk_s, job.checkpoint_overhead_s if i else 0.0, _EPS_S)
+            cut = min(excess, s.duration_s - floor)
+            if cut <= _EPS_S:
+                continue
+            curve = curves[s.zone]
+            for cand in (
+                Slot(s.start_s + cut, s.end_s, s.zone),
+                Slot(s.start_s, s.end_s - cut, s.zone),
+            ):
+                saved = float(
+                    curve.integral(s.start_s, s.end_s) - curve.integral(cand.start_s, cand.end_s)
+                )
+                if best is None or saved > best[0]:
+                    best = (saved, i, cand)
+        if best is None:  # pragma: no cover - chunks cannot shrink further
+            break
+        _, i, cand = best
+        excess -= slots[i].duration_s - cand.duration_s
+        slots[i] = cand
+    return slots
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+
+
+def _check_series(job: Job, zone: str, series: IntensitySeries, role: str) -> None:
+    if len(series) == 0:
+        raise DataError(f"the {role} for {zone!r} is empty.")
+    if series.start_s > job.earliest_start_s + _EPS_S or series.end_s < job.deadline_s - _EPS_S:
+        raise InfeasibleError(
+            f"the {role} for {zone!r} covers {_iso(series.start_s)} to {_iso(series.end_s)}, "
+            f"shorter than the job's window {_iso(job.earliest_start_s)} to "
+            f"{_iso(job.deadline_s)}; give a longer {role} or an earlier deadline."
+        )
+    lo = int(np.searchsorted(series.times_s, job.earliest_start_s, side="right")) - 1
+    hi = int(np.searchsorted(series.times_s, job.deadline_s, side="left"))
+    window = series.values_g_per_kwh[max(lo, 0) : hi]
+    if not np.all(np.isfinite(window)):
+        raise DataError(
+            f"the {role} for {zone!r} has missing (NaN) or infinite values inside the job's "
+            "window; fill the gaps or choose another forecast."
+        )
+
+
+def _optimise(
+    job: Job,
+    series: Mapping[str, IntensitySeries],
+    curves: Mapping[str, _Curve],
+) -> tuple[list[Slot], float, str, dict[str, float]]:
+    """Best slots for ``job`` on ``series``: (slots, CO2e g, algorithm, best per zone)."""
+    per_zone: dict[str, float] = {}
+    best_slots: list[Slot] | None = None
+    best_cost = math.inf
+    bounds, powers = job.power_segments()
+    for zone in job.zones:
+        start, integral = best_start(
+            curves[zone], job.earliest_start_s, job.deadline_s, job.duration_s, bounds, powers
+        )
+        cost = integral / J_PER_KWH
+        per_zone[zone] = cost
+        if cost < best_cost - 1e-12 * max(best_cost, 1.0) or best_slots is None:
+            best_slots, best_cost = [Slot(start, start + job.duration_s, zone)], cost
+    algorithm = "uninterruptible" if len(job.zones) == 1 else "uninterruptible, best zone"
+    assert best_slots is not None
+    if job.interruptible:
+        dp = _dp_plan(job, job.zones, series, curves)
+        if dp is not None:
+            dp_cost = _slots_co2e_g(dp, curves, job)
+            if dp_cost < best_cost - 1e-9 * max(best_cost, 1.0):
+                best_slots, best_cost = dp, dp_cost
+                algorithm = "interruptible" if len(job.zones) == 1 else "interruptible, multi-zone"
+    return best_slots, best_cost, algorithm, per_zone
+
+
+def plan_job(
+    job: Job,
+    forecasts: Mapping[str, IntensitySeries],
+    *,
+    actual: Mapping[str, IntensitySeries] | None = None,
+) -> Plan:
+    """Plan ``job`` on ``forecasts`` (one series per zone).
+
+    Zones in ``forecasts`` that the job may not use are only compared in the advice. With
+    ``actual`` (the intensity that really happened), the plan also reports its actual CO2e,
+    the oracle (perfect-knowledge) CO2e and the regret.
+    """
+    for zone in job.zones:
+        if zone not in forecasts:
+            raise UnknownZoneError(
+                zone,
+                forecasts.keys(),
+                f"the forecasts given to the planner (they cover {', '.join(forecasts)})",
+            )
+        _check_series(job, zone, forecasts[zone], "forecast")
+    power_w = job.effective_power_w
+    curves = {z: _Curve.of(s) for z, s in forecasts.items()}
+    slots, cost, algorithm, per_zone = _optimise(job, forecasts, curves)
+    home = job.zones[0]
+    now_slot = [Slot(job.earliest_start_s, job.earliest_start_s + job.duration_s, home)]
+    run_now = _slots_co2e_g(now_slot, curves, job)
+    saving = 100.0 * (1.0 - cost / run_now) if run_now > 0 else 0.0
+
+    actual_cost = oracle = regret = run_now_actual = None
+    if actual is not None:
+        for zone in job.zones:
+            if zone not in actual:
+                raise UnknownZoneError(
+                    zone,
+                    actual.keys(),
+                    f"the actual intensity given (it covers {', '.join(actual)})",
+                )
+            _check_series(job, zone, actual[zone], "actual intensity")
+        a_curves = {z: _Curve.of(actual[z]) for z in job.zones}
+        actual_cost = _slots_co2e_g(slots, a_curves, job)
+        run_now_actual = _slots_co2e_g(now_slot, a_curves, job)
+        _, o_cost, _, _ = _optimise(job, actual, a_curves)
+        # the plan itself is a feasible candidate: the oracle can never do worse than it
+        oracle = min(o_cost, actual_cost)
+        regret = actual_cost - oracle
+
+    others: dict[str, float] = {}
+    bounds, powers = job.power_segments()
+    for zone, s in forecasts.items():
+        if zone in job.zones:
+            continue
+        try:
+            _check_series(job, zone, s, "forecast")
+        except (DataError, InfeasibleError):
+            continue
+        _, integral = best_start(
+            curves[zone], job.earliest_start_s, job.deadline_s, job.duration_s, bounds, powers
+        )
+        others[zone] = integral / J_PER_KWH
+
+    advice = _advice(job, forecasts, slots, cost, run_now, saving, per_zone, others)
+    zone_co2e = tuple(per_zone.items()) + tuple(sorted(others.items(), key=lambda kv: kv[1]))
+    sources = sorted({forecasts[z].source for z in job.zones})
+    return Plan(
+        job=job,
+        slots=tuple(slots),
+        expected_co2e_g=cost,
+        run_now_co2e_g=run_now,
+        saving_pct=saving,
+        oracle_co2e_g=oracle,
+        regret_g=regret,
+        advice=tuple(advice),
+        forecast_source=", ".join(sources),
+        actual_co2e_g=actual_cost,
+        run_now_actual_co2e_g=run_now_actual,
+        energy_j=_slots_energy_j(slots, job),
+        power_w=power_w,
+        power_assumed=job.power_assumed,
+        algorithm=algorithm,
+        zone_co2e_g=zone_co2e,
+    )
+
+
+def _advice(
+    job: Job,
+    forecasts: Mapping[str, IntensitySeries],
+    slots: Sequence[Slot],
+    cost: float,
+    run_now: float,
+    saving: float,
+    per_zone: Mapping[str, float],
+    others: Mapping[str, float],
+) -> list[str]:
+    out: list[str] = []
+    if job.power_assumed:
+        out.append(
+            f"power unknown: CO2e figures assume {DEFAULT_POWER_W / 1000:g} kW and scale with "
+            "the job's real power (pass power_w / --power); the chosen slots do not depend on it."
+        )
+    if saving < 5.0:
+        home = forecasts[job.zones[0]]
+        lo = int(np.searchsorted(home.times_s, job.earliest_start_s, side="right")) - 1
+        hi = int(np.searchsorted(home.times_s, job.deadline_s, side="left"))
+        window = home.values_g_per_kwh[max(lo, 0) : hi]
+        mean = float(np.mean(window)) if window.size else 0.0
+        spread = float(np.ptp(window)) / mean * 100 if mean > 0 and window.size else 0.0
+        if home.kind in ("annual", "static"):
+            why = (
+                f"the forecast for {job.zones[0]} is {home.kind} ({home.source}), one value "
+                "with no hourly variation; use an hourly source (a live provider or --file) "
+                "to find cleaner hours"
+            )
+        elif job.window_s < 1.25 * job.duration_s:
+            why = (
+                f"the job ({job.duration_s / 3600:.3g} h) fills most of its window "
+                f"({job.window_s / 3600:.3g} h), so there is little room to move it"
+            )
+        elif spread < 20:
+            why = (
+                f"the grid in {job.zones[0]} is flat over the window (max-min spread "
+                f"{spread:.0f} % of its mean)"
+            )
+        else:
+            why = "the forecast shows no cleaner window before the deadline"
+        out.append(f"time-shifting saves only {saving:.1f} % here: {why}.")
+        alt = {z: c for z, c in {**per_zone, **others}.items() if z != job.zones[0]}
+        if alt:
+            zone, alt_cost = min(alt.items(), key=lambda kv: kv[1])
+            if alt_cost < cost:
+                allowed = "an allowed zone" if zone in per_zone else "a zone not in the job's list"
+                out.append(
+                    f"running in {zone} ({allowed}) would emit {alt_cost:.4g} g instead of "
+                    f"{cost:.4g} g ({100 * (1 - alt_cost / run_now):.0f} % less than running "
+                    "now at home)."
+                )
+        elif not job.interruptible:
+            out.append(
+                "allowing more zones (or an interruptible job with checkpoints) may save more."
+            )
+    if len(slots) > 1:
+        out.append(f"the job runs in {len(slots)} chunks; it must checkpoint and resume.")
+    return out
+
+
+def _iso(t_s: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t_s, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,418 @@
+"""Plan a command, keep it in the persistent queue, wait for its clean slots and run them.
+
+* :func:`plan_command` builds a :class:`~greenforge.schedule.job.Job` and plans it on the
+  forecasts of the configured provider chain (``settings.intensity_providers``; a fallback is
+  visible in the plan's ``forecast_source``).
+* :func:`enqueue_plan` stores the job and its plan in the :class:`~greenforge.schedule.queue.
+  JobQueue`.
+* :class:`Scheduler` runs queued jobs slot by slot on their executor, with an injected clock
+  and sleeper (tests never wait hours), following the pause/resume protocol of
+  :mod:`greenforge.schedule.checkpoint`. A job whose worker died is picked up by the next one.
+
+``python -m greenforge.schedule.runner supervise SPEC`` and ``... slot SPEC OUTCOME`` are the
+entry points executors start (see :mod:`greenforge.schedule.executors.base`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from greenforge.config import Settings
+from greenforge.errors import ConfigError, GreenForgeError, InfeasibleError
+from greenforge.grid.provider import IntensityProvider
+from greenforge.grid.series import IntensitySeries
+from greenforge.schedule.checkpoint import DEFAULT_PAUSE_SIGNAL, PAUSE_EXIT_CODE, signal_from_name
+from greenforge.schedule.executors.base import (
+    Executor,
+    SlotOutcome,
+    SlotSpec,
+    SubmittingExecutor,
+    create_executor,
+    run_measured_slot,
+    supervise,
+)
+from greenforge.schedule.job import Job
+from greenforge.schedule.planner import Plan, plan_job
+from greenforge.schedule.queue import (
+    FINAL_STATES,
+    JobQueue,
+    PlannedSlot,
+    PlanSummary,
+    QueuedJob,
+)
+
+DEFAULT_GRACE_S: Final[float] = 60.0
+_UNITS_S: Final[dict[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
+
+
+# -- parsing user input ------------------------------------------------------------------------
+def parse_duration_s(text: str) -> float:
+    """``"4h"``, ``"90m"``, ``"1h30m"``, ``"2d"``, ``"45s"`` or plain seconds -> seconds (> 0)."""
+    raw = str(text).strip().lower()
+    try:
+        value = float(raw)
+    except ValueError:
+        parts = _DURATION.findall(raw)
+        if not parts or _DURATION.sub("", raw).strip():
+            raise ConfigError(
+                f"bad duration {text!r}: use a number with a unit, e.g. 4h, 90m, 1h30m, 2d, "
+                "or plain seconds."
+            ) from None
+        value = sum(float(n) * _UNITS_S[u.lower()] for n, u in parts)
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"bad duration {text!r}: a duration must be > 0.")
+    return value
+
+
+def parse_time_s(text: str, now_s: float) -> float:
+    """A point in time: ``now``, ``+12h`` (relative), unix seconds, or ISO 8601.
+
+    ISO times without an offset are taken as UTC (``2026-11-30T06:00`` = 06:00 UTC).
+    """
+    raw = str(text).strip()
+    if raw.lower() == "now":
+        return now_s
+    if raw.startswith("+"):
+        return now_s + parse_duration_s(raw[1:])
+    try:
+        value = float(raw)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(value):
+            return value
+    iso = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
+    try:
+        moment = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        raise ConfigError(
+            f"bad time {text!r}: use ISO 8601 (2026-11-30T06:00Z), a relative time (+12h), "
+            "or unix seconds."
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.timestamp()
+
+
+# -- planning ----------------------------------------------------------------------------------
+def forecasts_for(
+    settings: Settings,
+    zones: Sequence[str],
+    start_s: float,
+    end_s: float,
+    *,
+    providers: Mapping[str, IntensityProvider] | None = None,
+) -> dict[str, IntensitySeries]:
+    """Forecast of every zone over ``[start_s, end_s)`` from the configured provider chain."""
+    from greenforge.grid.chain import intensity_for
+
+    return {
+        zone: intensity_for(settings, zone, start_s, end_s, forecast=True, providers=providers)
+        for zone in zones
+    }
+
+
+def plan_command(
+    settings: Settings,
+    *,
+    zones: Sequence[str],
+    duration_s: float,
+    deadline_s: float,
+    now_s: float,
+    interruptible: bool = False,
+    earliest_start_s: float | None = None,
+    power_w: float | None = None,
+    checkpoint_overhead_s: float = 0.0,
+    min_chunk_s: float = 0.0,
+    name: str = "job",
+    providers: Mapping[str, IntensityProvider] | None = None,
+) -> Plan:
+    """Validate the job against ``now_s``, fetch forecasts and plan it.
+
+    Raises :class:`ConfigError` for a duration <= 0 and :class:`InfeasibleError` for a deadline
+    in the past or a window shorter than the job; an unknown zone raises the zone error.
+    """
+    if not zones:
+        raise ConfigError("no zone to run in: give --zone (or set GREENFORGE_ZONE).")
+    if not math.isfinite(duration_s) or duration_s <= 0:
+        raise ConfigError(f"bad duration {duration_s!r} s: a job's duration must be > 0.")
+    if deadline_s <= now_s:
+        raise InfeasibleError(
+            f"the deadline {_iso(deadline_s)} is in the past (now {_iso(now_s)}); "
+            "give a future deadline, e.g. --deadline +24h."
+        )
+    start = now_s if earliest_start_s is None else max(earliest_start_s, now_s)
+    job = Job(
+        duration_s=duration_s,
+        earliest_start_s=start,
+        deadline_s=deadline_s,
+        zones=tuple(zones),
+        interruptible=interruptible,
+        checkpoint_overhead_s=checkpoint_overhead_s,
+        min_chunk_s=min_chunk_s,
+        power_w=power_w,
+        name=name,
+    )
+    forecasts = forecasts_for(
+        settings, job.zones, job.earliest_start_s, job.deadline_s, providers=providers
+    )
+    return plan_job(job, forecasts)
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    """The job as stored in the queue."""
+    out = dataclasses.asdict(job)
+    out["zones"] = list(job.zones)
+    return out
+
+
+def enqueue_plan(
+    queue: JobQueue,
+    plan: Plan,
+    argv: Sequence[str],
+    *,
+    cwd: str | Path,
+    executor: str = "local",
+    pause_signal: str = DEFAULT_PAUSE_SIGNAL,
+    grace_s: float = DEFAULT_GRACE_S,
+    env: Mapping[str, str] | None = None,
+    name: str | None = None,
+) -> QueuedJob:
+    """Store a planned command in the queue (state ``queued``)."""
+    signal_from_name(pause_signal)  # validate now, not at the end of the first slot
+    if grace_s <= 0:
+        raise ConfigError(f"bad grace period {grace_s!r} s: must be > 0.")
+    return queue.enqueue(
+        name=name or plan.job.name,
+        argv=list(argv),
+        cwd=str(cwd),
+        executor=executor,
+        job=job_to_dict(plan.job),
+        plan=PlanSummary.from_plan(plan),
+        options={"pause_signal": pause_signal, "grace_s": grace_s, "env": dict(env or {})},
+    )
+
+
+# -- running -----------------------------------------------------------------------------------
+WaitReporter = Callable[[QueuedJob, PlannedSlot, float], None]
+"""``on_wait(job, slot, seconds_left)``: called before every sleep while waiting for a slot."""
+EventReporter = Callable[[QueuedJob, str], None]
+
+
+class Scheduler:
+    """Runs queued jobs slot by slot (one job at a time per scheduler; run several for more).
+
+    ``executors`` injects ready executors by name (tests); others are created from the registry
+    with ``executor_options[name]``. ``clock``/``sleep`` are injected so tests do not wait.
+    """
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        settings: Settings,
+        *,
+        executors: Mapping[str, Executor] | None = None,
+        executor_options: Mapping[str, Mapping[str, Any]] | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        on_wait: WaitReporter | None = None,
+        on_event: EventReporter | None = None,
+        max_sleep_s: float = 30.0,
+    ) -> None:
+        self.queue = queue
+        self.settings = settings
+        self._executors: dict[str, Executor] = dict(executors or {})
+        self.executor_options = {k: dict(v) for k, v in (executor_options or {}).items()}
+        self.clock = clock
+        self.sleep = sleep
+        self.on_wait = on_wait
+        self.on_event = on_event
+        self.max_sleep_s = max_sleep_s
+
+    def executor(self, name: str) -> Executor:
+        if name not in self._executors:
+            options = self.executor_options.get(name, {})
+            self._executors[name] = create_executor(name, self.settings, **options)
+        return self._executors[name]
+
+    def checkpoint_dir(self, job_id: int) -> Path:
+        return self.settings.resolved_home() / "checkpoints" / f"job-{job_id}"
+
+    def _event(self, job: QueuedJob, text: str) -> None:
+        if self.on_event is not None:
+            self.on_event(job, text)
+
+    def _wait_for(self, job_id: int, slot: PlannedSlot) -> bool:
+        """Sleep until ``slot`` starts; False if the job was cancelled meanwhile."""
+        while True:
+            job = self.queue.get(job_id)
+            if job.state == "cancelled":
+                return False
+            left_s = slot.start_s - self.clock()
+            if left_s <= 0:
+                return True
+            if self.on_wait is not None:
+                self.on_wait(job, slot, left_s)
+            self.sleep(min(left_s, self.max_sleep_s))
+
+    def run_job(self, job_id: int) -> QueuedJob:
+        """Run one job to its end (done, failed, cancelled); returns its final row."""
+        claimed = self.queue.claim(job_id)
+        if claimed is None:
+            current = self.queue.get(job_id)
+            if current.state in FINAL_STATES:
+                return current
+            raise ConfigError(
+                f"job {job_id} is being run by another scheduler (pid {current.owner_pid})."
+            )
+        try:
+            return self._run_claimed(job_id)
+        finally:
+            self.queue.release(job_id)
+
+    def _run_claimed(self, job_id: int) -> QueuedJob:
+        while True:
+            job = self.queue.get(job_id)
+            if job.state in FINAL_STATES:
+                return job
+            executor = self.executor(job.executor)
+            slots = job.plan.slots
+            index = job.next_slot
+            if index < len(slots):
+                slot = slots[index]
+                last = index == len(slots) - 1
+            else:  # the job asked for more time than planned: finish it now, unpaused
+                now = self.clock()
+                slot = PlannedSlot(now, now, slots[-1].zone)
+                last = True
+            interruptible = bool(job.job.get("interruptible", False))
+            if not executor.waits_for_start:
+                self._event(job, f"waiting for slot {index + 1} at {_iso(slot.start_s)}")
+                if not self._wait_for(job_id, slot):
+                    return self.queue.get(job_id)
+            job = self.queue.update(
+                job_id,
+                state="running",
+                attempts=job.attempts + 1,
+                message=f"slot {index + 1} of {max(len(slots), index + 1)} in {slot.zone}",
+            )
+            self._event(job, f"running slot {index + 1} in {slot.zone}")
+            spec = SlotSpec(
+                job_id=job.id,
+                name=job.name,
+                argv=job.argv,
+                cwd=job.cwd,
+                slot_index=index,
+                n_slots=len(slots),
+                start_s=slot.start_s,
+                end_s=slot.end_s if interruptible and not last else None,
+                zone=slot.zone,
+                checkpoint_dir=str(self.checkpoint_dir(job.id)),
+                resume=job.attempts > 1,
+                pause_signal=str(job.options.get("pause_signal", DEFAULT_PAUSE_SIGNAL)),
+                grace_s=float(job.options.get("grace_s", DEFAULT_GRACE_S)),
+                env=dict(job.options.get("env", {})),
+                metadata=job.plan.metadata(),
+                home=str(self.settings.resolved_home()),
+            )
+            try:
+                if isinstance(executor, SubmittingExecutor):
+                    external_id = executor.submit(spec)
+                    self.queue.append_ids(job_id, external_id=external_id)
+                    self._event(job, f"slot {index + 1} submitted as {external_id}")
+                    outcome = executor.wait_for(spec, external_id)
+                    outcome = dataclasses.replace(outcome, external_id=None)  # recorded above
+                else:
+                    outcome = executor.run_slot(spec)
+            except GreenForgeError as exc:
+                self.queue.update(job_id, state="failed", message=f"executor failed: {exc}")
+                raise
+            job = self._record(job_id, index, outcome, interruptible)
+            self._event(job, f"slot {index + 1} ended with exit code {outcome.exit_code}")
+            if job.state != "paused":
+                return job
+
+    def _record(
+        self, job_id: int, index: int, outcome: SlotOutcome, interruptible: bool
+    ) -> QueuedJob:
+        self.queue.append_ids(job_id, run_id=outcome.run_id, external_id=outcome.external_id)
+        current = self.queue.get(job_id)
+        if current.state == "cancelled":
+            return self.queue.update(job_id, exit_code=outcome.exit_code)
+        if outcome.exit_code == 0:
+            return self.queue.update(
+                job_id, state="done", exit_code=0, next_slot=index + 1, message="finished"
+            )
+        if outcome.paused and interruptible:
+            return self.queue.update(
+                job_id,
+                state="paused",
+                exit_code=PAUSE_EXIT_CODE,
+                next_slot=index + 1,
+                message=f"paused after slot {index + 1}; resumes at the next slot",
+            )
+        detail = f"; {outcome.message}" if outcome.message else ""
+        if outcome.paused:
+            detail += " (exit 99 = paused, but the job is not interruptible)"
+        return self.queue.update(
+            job_id,
+            state="failed",
+            exit_code=outcome.exit_code,
+            message=f"slot {index + 1} exited {outcome.exit_code}{detail}",
+        )
+
+    def run_pending(self, *, max_jobs: int | None = None) -> list[QueuedJob]:
+        """Recover orphans, then run every active job, earliest slot first, until none is
+        left (or ``max_jobs`` have run). Returns the jobs run, in order."""
+        self.queue.recover_orphans()
+        finished: list[QueuedJob] = []
+        while max_jobs is None or len(finished) < max_jobs:
+            due = self.queue.due()
+            if not due:
+                break
+            try:
+                job = self.run_job(due[0].id)
+            except GreenForgeError as exc:
+                # the job is marked failed with the reason; the other jobs still run
+                job = self.queue.get(due[0].id)
+                if job.state not in FINAL_STATES:
+                    job = self.queue.update(job.id, state="failed", message=str(exc))
+                self._event(job, f"failed: {exc}")
+            finished.append(job)
+        return finished
+
+
+def _iso(t_s: float) -> str:
+    return dt.datetime.fromtimestamp(t_s, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- process entry points ----------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """``supervise SPEC`` | ``slot SPEC OUTCOME`` (used by the executors)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) == 2 and args[0] == "supervise":
+        spec = SlotSpec.from_json(Path(args[1]).read_text(encoding="utf-8"))
+        return supervise(spec)
+    if len(args) == 3 and args[0] == "slot":
+        spec = SlotSpec.from_json(Path(args[1]).read_text(encoding="utf-8"))
+        outcome = run_measured_slot(spec)
+        Path(args[2]).write_text(outcome.to_json(), encoding="utf-8")
+        return outcome.exit_code
+    print(
+        "usage: python -m greenforge.schedule.runner supervise SPEC | slot SPEC OUTCOME",
+        file=sys.stderr,
+    )
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through subprocesses
+    sys.exit(main())

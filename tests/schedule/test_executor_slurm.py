@@ -1,0 +1,124 @@
+"""The Slurm executor's generated batch script and command lines (always run; the real
+single-node Slurm test is tests/integration/test_slurm.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from greenforge.config import load_settings
+from greenforge.errors import ConfigError
+from greenforge.schedule.executors import create_executor
+from greenforge.schedule.executors.base import SlotSpec
+from greenforge.schedule.executors.slurm import (
+    SlurmError,
+    SlurmExecutor,
+    batch_script,
+    begin_time,
+    parse_job_id,
+    parse_scontrol,
+    sbatch_argv,
+    time_limit_min,
+)
+
+
+def _spec(tmp_path: Path, *, end_s: float | None = 1_800_003_600.0) -> SlotSpec:
+    return SlotSpec(
+        job_id=7,
+        name="train",
+        argv=("python", "train.py", "--epochs", "3"),
+        cwd=str(tmp_path),
+        slot_index=1,
+        n_slots=3,
+        start_s=1_800_000_000.0,
+        end_s=end_s,
+        zone="GB",
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        resume=True,
+        grace_s=60.0,
+    )
+
+
+def test_the_batch_script_runs_the_measured_slot_in_the_jobs_directory(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    script = batch_script(spec, tmp_path / "s.json", tmp_path / "o.json", "/usr/bin/python3")
+    lines = script.splitlines()
+
+    assert lines[0] == "#!/bin/bash"
+    assert "#SBATCH --job-name=greenforge-7-1" in lines
+    assert f"#SBATCH --chdir={tmp_path}" in lines
+    assert "#SBATCH --requeue" in lines
+    assert any(line.startswith("#SBATCH --output=") for line in lines)
+    last = shlex.split(lines[-1])
+    assert last[:5] == ["exec", "/usr/bin/python3", "-m", "greenforge.schedule.runner", "slot"]
+    assert last[5:] == [str(tmp_path / "s.json"), str(tmp_path / "o.json")]
+
+
+def test_sbatch_holds_the_slot_until_its_start_with_a_time_limit_as_backstop(
+    tmp_path: Path,
+) -> None:
+    spec = _spec(tmp_path)
+    argv = sbatch_argv(spec, tmp_path / "slot.sbatch", now_s=spec.start_s - 3600, partition="gpu")
+
+    local = dt.datetime.fromtimestamp(spec.start_s).strftime("%Y-%m-%dT%H:%M:%S")
+    assert argv[:3] == ["sbatch", "--parsable", f"--begin={local}"]
+    assert "--time=62" in argv  # 60 min slot + 60 s grace + 1 min, in whole minutes
+    assert "--partition=gpu" in argv
+    assert argv[-1] == str(tmp_path / "slot.sbatch")
+
+
+def test_a_final_slot_has_no_time_limit_and_a_past_start_begins_now(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, end_s=None)
+    assert time_limit_min(spec) is None
+    argv = sbatch_argv(spec, tmp_path / "x", now_s=spec.start_s + 5)
+    assert "--begin=now" in argv
+    assert not any(a.startswith("--time") for a in argv)
+
+
+@given(st.floats(min_value=1e9, max_value=2e9), st.floats(min_value=1.0, max_value=1e6))
+def test_begin_time_never_precedes_the_slot_start(start_s: float, lead_s: float) -> None:
+    text = begin_time(start_s, start_s - lead_s)
+    assert dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S").timestamp() >= start_s
+
+
+@pytest.mark.parametrize(
+    ("stdout", "job_id"),
+    [("4242\n", "4242"), ("4242;cluster\n", "4242"), ("Submitted batch job 17\n", "17")],
+)
+def test_job_ids_are_parsed_from_sbatch_output(stdout: str, job_id: str) -> None:
+    assert parse_job_id(stdout) == job_id
+
+
+def test_unparseable_sbatch_output_is_an_error_that_shows_it() -> None:
+    with pytest.raises(SlurmError, match="sbatch: error: oops"):
+        parse_job_id("sbatch: error: oops")
+
+
+def test_scontrol_one_line_output_is_read_as_fields() -> None:
+    text = "JobId=12 JobName=greenforge-1-0 JobState=COMPLETED Reason=None ExitCode=99:0\n"
+    fields = parse_scontrol(text)
+    assert fields["JobState"] == "COMPLETED"
+    assert fields["ExitCode"] == "99:0"
+
+
+def test_the_slurm_executor_writes_script_and_spec_before_submitting(tmp_path: Path) -> None:
+    """Without Slurm installed, submission fails clearly - after the files are written."""
+    executor = SlurmExecutor(
+        load_settings(zone="GB"), env={"PATH": str(tmp_path)}, command_timeout_s=5
+    )
+    spec = _spec(tmp_path)
+    with pytest.raises(SlurmError, match="'sbatch' is not on PATH"):
+        executor.submit(spec)
+    ckpt = tmp_path / "ckpt"
+    assert (ckpt / "slot-1.sbatch").read_text().startswith("#!/bin/bash")
+    assert SlotSpec.from_json((ckpt / "slot-1.json").read_text()).argv == spec.argv
+
+
+def test_unknown_slurm_options_are_rejected() -> None:
+    with pytest.raises(ConfigError, match="qos"):
+        create_executor("slurm", load_settings(zone="GB"), qos="high")
