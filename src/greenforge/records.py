@@ -8,23 +8,14 @@ intensity ``source`` and ``signal``. Estimates carry a low/high bound.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, Protocol
 
+from greenforge.timeutil import utc_iso as utc_iso  # re-exported; defined in timeutil
 from greenforge.units import J_PER_KWH
 
 RunStatus = Literal["running", "completed", "incomplete", "failed"]
 RUN_STATUSES: tuple[RunStatus, ...] = ("running", "completed", "incomplete", "failed")
-
-
-def utc_iso(ts_s: float) -> str:
-    """A unix timestamp (s) as ISO 8601 UTC with a ``Z`` suffix."""
-    return (
-        dt.datetime.fromtimestamp(ts_s, tz=dt.timezone.utc)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,17 +232,41 @@ def run_record_from_dict(data: Mapping[str, Any]) -> RunRecord:
     )
 
 
-def totals_by_component(intervals: Sequence[Interval]) -> tuple[ComponentTotal, ...]:
-    """Sum interval readings per component (methods joined if a component changed method)."""
+class ComponentEnergy(Protocol):
+    """Anything with a component's energy and bounds: a reading, or a total."""
+
+    @property
+    def component(self) -> str: ...
+    @property
+    def energy_j(self) -> float: ...
+    @property
+    def low_j(self) -> float: ...
+    @property
+    def high_j(self) -> float: ...
+    @property
+    def method(self) -> str: ...
+
+
+def sum_by_component(items: Iterable[ComponentEnergy]) -> tuple[ComponentTotal, ...]:
+    """Sum energies and bounds per component, in first-seen order.
+
+    A component measured by several methods gets them joined with ``+``, each once (a method
+    that is already a ``+`` join is split first).
+    """
     acc: dict[str, list[float]] = {}
     methods: dict[str, list[str]] = {}
-    for interval in intervals:
-        for r in interval.readings:
-            a = acc.setdefault(r.component, [0.0, 0.0, 0.0])
-            a[0] += r.energy_j
-            a[1] += r.low_j
-            a[2] += r.high_j
-            m = methods.setdefault(r.component, [])
-            if r.method not in m:
-                m.append(r.method)
+    for item in items:
+        a = acc.setdefault(item.component, [0.0, 0.0, 0.0])
+        a[0] += item.energy_j
+        a[1] += item.low_j
+        a[2] += item.high_j
+        known = methods.setdefault(item.component, [])
+        for method in item.method.split("+"):
+            if method not in known:
+                known.append(method)
     return tuple(ComponentTotal(c, v[0], v[1], v[2], "+".join(methods[c])) for c, v in acc.items())
+
+
+def totals_by_component(intervals: Sequence[Interval]) -> tuple[ComponentTotal, ...]:
+    """Sum interval readings per component (methods joined if a component changed method)."""
+    return sum_by_component(r for interval in intervals for r in interval.readings)

@@ -17,9 +17,9 @@ from greenforge.records import (
     RunRecord,
     run_record_from_dict,
     totals_by_component,
-    utc_iso,
 )
 from greenforge.testing import FakeMeter, ReplayMeter, StaticIntensity
+from greenforge.timeutil import utc_iso
 
 
 class Clock:

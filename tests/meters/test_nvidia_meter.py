@@ -15,6 +15,7 @@ from greenforge.config import Settings
 from greenforge.errors import MeterError
 from greenforge.hardware.cpuinfo import CpuInfo
 from greenforge.meters import nvidia
+from greenforge.meters.sampling import parse_visible_devices, trapezoid_energy_j
 from greenforge.meters.select import select_meters
 from greenforge.units import mj_to_j, mw_to_w
 
@@ -164,7 +165,7 @@ def test_mixed_gpus_use_the_best_method_each() -> None:
 def test_cuda_visible_devices_selects_gpus_by_index_and_uuid(
     value: str | None, expected: list[int]
 ) -> None:
-    assert nvidia.parse_visible_devices(value, UUIDS) == expected
+    assert parse_visible_devices(value, UUIDS) == expected
 
 
 def test_meter_measures_only_visible_gpus_named_by_physical_index() -> None:
@@ -242,7 +243,7 @@ def test_trapezoid_of_constant_steps_lies_between_min_and_max_power(
     times = [i * step_s for i in range(len(power_w))]
     duration = times[-1]
 
-    energy = nvidia.trapezoid_energy_j(times, power_w)
+    energy = trapezoid_energy_j(times, power_w)
 
     assert min(power_w) * duration - 1e-6 <= energy <= max(power_w) * duration + 1e-6
 
@@ -255,13 +256,13 @@ def test_trapezoid_of_constant_power_is_power_times_duration(
     power_w: float, times: list[float]
 ) -> None:
     times.sort()
-    energy = nvidia.trapezoid_energy_j(times, [power_w] * len(times))
+    energy = trapezoid_energy_j(times, [power_w] * len(times))
     assert energy == pytest.approx(power_w * (times[-1] - times[0]), rel=1e-9, abs=1e-6)
 
 
 def test_trapezoid_rejects_time_going_backwards() -> None:
     with pytest.raises(ValueError, match="decreases"):
-        nvidia.trapezoid_energy_j([0.0, 2.0, 1.0], [1.0, 1.0, 1.0])
+        trapezoid_energy_j([0.0, 2.0, 1.0], [1.0, 1.0, 1.0])
 
 
 @given(st.floats(min_value=0, max_value=1e12))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from rich.table import Table
 from greenforge.config import Settings, load_settings
 from greenforge.errors import ConfigError
 from greenforge.grid.series import IntensitySeries
+from greenforge.timeutil import parse_time_s, utc_iso_seconds
 
 grid_app = typer.Typer(
     help="Know the grid: carbon intensity of a zone, past, typical and forecast.",
@@ -23,31 +23,6 @@ grid_app = typer.Typer(
 )
 
 _TABLE_ROWS = 48
-
-
-def parse_time(text: str) -> float:
-    """``now``, unix seconds, or ISO 8601 (an offset or ``Z``; none means UTC) -> unix s."""
-    value = text.strip()
-    if value.lower() == "now":
-        return time.time()
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        stamp = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(
-            f"bad time {text!r}: use ISO 8601 such as 2024-06-01T12:00Z or "
-            "2024-06-01T14:00+02:00, unix seconds, or 'now'."
-        ) from None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.timezone.utc)
-    return stamp.timestamp()
-
-
-def _iso(t_s: float) -> str:
-    return dt.datetime.fromtimestamp(t_s, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def series_json(series: IntensitySeries) -> dict[str, Any]:
@@ -61,7 +36,7 @@ def series_json(series: IntensitySeries) -> dict[str, Any]:
         "step_s": series.step_s,
         "points": [
             {
-                "time": _iso(float(t)),
+                "time": utc_iso_seconds(float(t)),
                 "intensity_g_per_kwh": round(float(v), 3),
                 "estimated": bool(e),
                 "forecast": bool(f),
@@ -107,7 +82,7 @@ def _print_series(series: IntensitySeries, title: str) -> None:
             )
             if on
         )
-        table.add_row(_iso(float(series.times_s[i])), f"{values[i]:.1f}", flags)
+        table.add_row(utc_iso_seconds(float(series.times_s[i])), f"{values[i]:.1f}", flags)
     console.print(table)
     if len(series) > _TABLE_ROWS:
         console.print(f"... {len(series) - _TABLE_ROWS} more points (use --json for all).")
@@ -189,12 +164,12 @@ def _range(
 ) -> tuple[float, float]:
     if at is not None and (start is not None or end is not None):
         raise ConfigError("use either --at TIME or --from/--to, not both.")
-    if at is not None:
-        t = parse_time(at)
-        return t, t + 1.0
     now = time.time()
-    s = parse_time(start) if start is not None else None
-    e = parse_time(end) if end is not None else None
+    if at is not None:
+        t = parse_time_s(at, now)
+        return t, t + 1.0
+    s = parse_time_s(start, now) if start is not None else None
+    e = parse_time_s(end, now) if end is not None else None
     if s is None and e is None:
         return now - default_h * 3600.0, now
     if s is None:
@@ -203,7 +178,9 @@ def _range(
     if e is None:
         e = s + default_h * 3600.0
     if e <= s:
-        raise ConfigError(f"--to ({_iso(e)}) must be after --from ({_iso(s)}).")
+        raise ConfigError(
+            f"--to ({utc_iso_seconds(e)}) must be after --from ({utc_iso_seconds(s)})."
+        )
     return s, e
 
 
@@ -309,7 +286,7 @@ def compare_cmd(
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return
-    table = Table(title=f"Zones compared, {_iso(s)} to {_iso(e)}")
+    table = Table(title=f"Zones compared, {utc_iso_seconds(s)} to {utc_iso_seconds(e)}")
     for col in ("zone", "mean", "min", "max", "kind"):
         table.add_column(col, justify="right" if col in ("mean", "min", "max") else "left")
     table.add_column("source", overflow="fold")

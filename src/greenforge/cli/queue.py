@@ -157,12 +157,8 @@ def schedule(
     """Run CMD at the cleanest time (and zone) before the deadline, measured."""
     from greenforge.grid.zones import resolve_zone
     from greenforge.schedule.executors import executor_names
-    from greenforge.schedule.runner import (
-        enqueue_plan,
-        parse_duration_s,
-        parse_time_s,
-        plan_command,
-    )
+    from greenforge.schedule.runner import enqueue_plan, plan_command
+    from greenforge.timeutil import parse_duration_s, parse_time_s
 
     argv = list(command or []) + list(ctx.args)
     if not argv and not dry_run:
@@ -287,7 +283,7 @@ def queue_run(
     poll: str = typer.Option("30s", "--poll", help="How often --watch looks for new jobs."),
 ) -> None:
     """Run the queued jobs (waiting for their slots); resumes jobs of a stopped scheduler."""
-    from greenforge.schedule.runner import parse_duration_s
+    from greenforge.timeutil import parse_duration_s
 
     settings = load_settings()
     err = Console(stderr=True)

@@ -216,7 +216,7 @@ def plan_command(
     from greenforge.schedule.forecast import DEFAULT_FORECASTER
     from greenforge.schedule.job import Job
     from greenforge.schedule.planner import plan_job
-    from greenforge.schedule.runner import parse_duration_s, parse_time_s
+    from greenforge.timeutil import parse_duration_s, parse_time_s
 
     settings = load_settings()
     zones = _split(zone) or [resolve_zone(settings)]
@@ -411,7 +411,7 @@ def backtest_command(
     from greenforge.config import load_settings
     from greenforge.schedule.backtest import JobShape, backtest
     from greenforge.schedule.forecast import DEFAULT_FORECASTER, create_forecaster
-    from greenforge.schedule.runner import parse_time_s
+    from greenforge.timeutil import parse_time_s
 
     settings = load_settings()
     all_paths = [*(file or []), *(paths or [])]

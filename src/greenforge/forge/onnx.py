@@ -25,13 +25,19 @@ def export(model: nn.Module, example_inputs: torch.Tensor, path: Path) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        try:
+
+        def export_with(**options: Any) -> None:
             torch.onnx.export(
                 model,
                 (example,),
                 str(path),
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
+                **options,
+            )
+
+        try:
+            export_with(
                 dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
                 dynamo=True,
                 verbose=False,
@@ -39,12 +45,7 @@ def export(model: nn.Module, example_inputs: torch.Tensor, path: Path) -> Path:
                 external_data=False,
             )
         except Exception:
-            torch.onnx.export(
-                model,
-                (example,),
-                str(path),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+            export_with(
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
                 dynamo=False,
             )

@@ -319,7 +319,8 @@ def run_forge(
     ``threads`` sets torch's intra-op threads for the search only (restored afterwards); on a
     busy machine fewer threads than cores avoids oversubscription.
     """
-    if threads is None:
+
+    def search() -> ForgeResult:
         return _run_forge(
             task,
             settings,
@@ -332,23 +333,15 @@ def run_forge(
             data,
             ray_init,
         )
+
+    if threads is None:
+        return search()
     if threads < 1:
         raise ConfigError(f"threads {threads!r} must be >= 1.")
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run_forge(
-            task,
-            settings,
-            out_dir,
-            executor,
-            measure_kwargs,
-            min_duration_s,
-            on_event,
-            progress,
-            data,
-            ray_init,
-        )
+        return search()
     finally:
         torch.set_num_threads(before)
 

@@ -32,6 +32,7 @@ import numpy.typing as npt
 from greenforge.errors import ConfigError, DataError
 from greenforge.grid.ops import FILL_POLICIES, fill_gaps, find_gaps
 from greenforge.grid.series import BoolArray, FloatArray, IntensitySeries
+from greenforge.timeutil import utc_iso_seconds
 
 PORTAL_TIME = "Datetime (UTC)"
 PORTAL_ZONE = "Zone Id"
@@ -313,10 +314,6 @@ def _parse_file(path: Path, basis: str) -> _Part:
     return _Part(path, times, values, estimated, lines, zone, naive, portal)
 
 
-def _iso(t_s: float) -> str:
-    return dt.datetime.fromtimestamp(t_s, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 _DST_HINT = (
     " The timestamps have no UTC offset: a repeated or skipped hour is what local time does at "
     "a daylight-saving change. Write UTC timestamps ending in 'Z', or give each its offset "
@@ -337,14 +334,14 @@ def _check_order(part: _Part) -> float:
     if back.size:
         i = int(back[0]) + 1
         raise DataError(
-            f"{path}:{lines[i]}: timestamp {_iso(t[i])} is earlier than line {lines[i - 1]} "
-            f"({_iso(t[i - 1])}): rows are not sorted by time. Sort the file by timestamp."
+            f"{path}:{lines[i]}: timestamp {utc_iso_seconds(t[i])} is earlier than line {lines[i - 1]} "
+            f"({utc_iso_seconds(t[i - 1])}): rows are not sorted by time. Sort the file by timestamp."
             + (_DST_HINT if part.naive else "")
         )
     if dup.size:
         i = int(dup[0]) + 1
         raise DataError(
-            f"{path}:{lines[i]}: duplicate timestamp {_iso(t[i])} (also on line {lines[i - 1]}). "
+            f"{path}:{lines[i]}: duplicate timestamp {utc_iso_seconds(t[i])} (also on line {lines[i - 1]}). "
             "Remove the duplicate row." + (_DST_HINT if part.naive else "")
         )
     step = float(np.min(d))
@@ -358,15 +355,16 @@ def _check_order(part: _Part) -> float:
     if irregular.size:
         i = int(irregular[0]) + 1
         raise DataError(
-            f"{path}:{lines[i]}: timestamp {_iso(t[i])} is off the file's {step:g} s grid "
-            f"(previous row {_iso(t[i - 1])}). Use a regular time step."
+            f"{path}:{lines[i]}: timestamp {utc_iso_seconds(t[i])} is off the file's {step:g} s grid "
+            f"(previous row {utc_iso_seconds(t[i - 1])}). Use a regular time step."
         )
     if part.naive:
         skipped = np.flatnonzero(np.abs(d - (step + 3600.0)) < 1e-6)
         if skipped.size:
             i = int(skipped[0]) + 1
             raise DataError(
-                f"{path}:{lines[i]}: one hour is missing before {_iso(t[i])}." + _DST_HINT
+                f"{path}:{lines[i]}: one hour is missing before {utc_iso_seconds(t[i])}."
+                + _DST_HINT
             )
     return step
 
@@ -414,8 +412,8 @@ def load_csv(
     for prev, nxt in itertools.pairwise(parts):
         if nxt.times_s[0] <= prev.times_s[-1]:
             raise DataError(
-                f"{nxt.path}:{nxt.lines[0]}: {_iso(float(nxt.times_s[0]))} overlaps "
-                f"{prev.path} (which runs to {_iso(float(prev.times_s[-1]))}). Remove the "
+                f"{nxt.path}:{nxt.lines[0]}: {utc_iso_seconds(float(nxt.times_s[0]))} overlaps "
+                f"{prev.path} (which runs to {utc_iso_seconds(float(prev.times_s[-1]))}). Remove the "
                 "overlapping rows or the duplicate file."
             )
     times = np.concatenate([p.times_s for p in parts])
@@ -445,7 +443,7 @@ def load_csv(
             gap_path, gap_line = where.get(g.end_s, (parts[0].path, 0))
             gap_lines.append(
                 f"{gap_path}:{gap_line}: {g.missing_points} missing point(s) from "
-                f"{_iso(g.start_s)} (this row is at {_iso(g.end_s)})"
+                f"{utc_iso_seconds(g.start_s)} (this row is at {utc_iso_seconds(g.end_s)})"
             )
         more = f"; and {len(gaps) - 5} more gap(s)" if len(gaps) > 5 else ""
         total = sum(g.missing_points for g in gaps)

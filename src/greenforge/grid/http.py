@@ -24,7 +24,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import numpy as np
@@ -33,6 +33,7 @@ from greenforge.config import Secret, Settings
 from greenforge.errors import ConfigError, ProviderError, UnknownZoneError
 from greenforge.grid.cache import DiskCache
 from greenforge.grid.series import IntensitySeries, SeriesKind
+from greenforge.timeutil import utc_iso
 
 log = logging.getLogger("greenforge.grid.http")
 
@@ -152,8 +153,7 @@ def parse_time_utc(text: str) -> float:
 
 def format_time_utc(t_s: float, *, seconds: bool = True) -> str:
     """``2024-01-01T00:00:00Z`` (or without seconds) for unix seconds."""
-    dt = datetime.fromtimestamp(t_s, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ" if seconds else "%Y-%m-%dT%H:%MZ")
+    return utc_iso(t_s, timespec="seconds" if seconds else "minutes")
 
 
 def _retry_after_s(value: str | None, now_s: float) -> float | None:
@@ -318,6 +318,15 @@ class JsonApi:
         if key is not None:
             self.cache.put(key, payload, endpoint=self.endpoint(path))
         return payload
+
+    def will_request(self, path: str, params: Mapping[str, str], ttl_s: float) -> bool:
+        """Would :meth:`get_json` send a request (online, nothing fresh cached)?
+
+        For credentials that cost a request of their own (a login): get them only then.
+        """
+        if self.settings.offline:
+            return False
+        return self.cache.get(self.cache.key(path, dict(params)), max_age_s=ttl_s) is None
 
     def endpoint(self, path: str) -> str:
         """The endpoint as shown in errors: path only, never query values or credentials."""
@@ -517,6 +526,109 @@ def schema_error(provider: str, endpoint: str, zone: str | None, problem: str) -
         f"{provider}: unexpected response from {endpoint}{where}: {problem}. The API may have "
         "changed: update greenforge, or report it with the endpoint name."
     )
+
+
+# --------------------------------------------------------------------------- live providers
+
+RECENT_S = 2 * 86400.0
+"""Data this recent may still be revised by the API: it is cached for the normal TTL only."""
+SETTLED_TTL_S = 7 * 86400.0
+"""Cache life (at least) of older windows, which change little."""
+
+
+class ApiProvider:
+    """What the live providers share: the :class:`JsonApi`, cache lifetimes, answer checks.
+
+    A subclass sets ``name`` and ``default_base_url``, says how to fix errors
+    (:meth:`error_hints`), and keeps only what is specific to its API (endpoints, parameters,
+    credentials, the shape of the answers).
+    """
+
+    name: str
+    default_base_url: ClassVar[str]
+    signal: ClassVar[str] = "average"
+    """Signal type of this API's intensities (``average`` or ``marginal``)."""
+    basis: ClassVar[str] = "direct"
+    """Their basis unless an answer says otherwise (``direct`` or ``lca``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.Client | None = None,
+        *,
+        base_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        cache: DiskCache | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self.api = JsonApi(
+            self.name,
+            self.default_base_url if base_url is None else base_url,
+            settings,
+            client,
+            retry=retry,
+            cache=cache,
+            hints=self.error_hints(),
+            sleep=sleep,
+            clock=clock,
+        )
+        for secret in self.secrets():
+            self.api.add_secret(secret)
+
+    def error_hints(self) -> ErrorHints:
+        """What to tell the user on an auth or unknown-zone error from this API."""
+        return ErrorHints()
+
+    def secrets(self) -> Sequence[str | Secret | None]:
+        """Credentials from the settings that must never appear in errors or logs."""
+        return ()
+
+    def close(self) -> None:
+        """Release the HTTP client this provider created (an injected client stays open)."""
+        self.api.close()
+
+    def past_ttl_s(self, window_end_s: float, now_s: float) -> float:
+        """Cache life of a past window: the normal TTL while recent, at least a week after."""
+        ttl_s = self.settings.cache_ttl_s
+        return ttl_s if window_end_s > now_s - RECENT_S else max(ttl_s, SETTLED_TTL_S)
+
+    def fresh_ttl_s(self, max_s: float) -> float:
+        """Cache life of a forecast or latest value: the normal TTL, at most ``max_s``."""
+        return min(self.settings.cache_ttl_s, max_s)
+
+    def rows(self, payload: Any, key: str, path: str, zone: str) -> list[Any]:
+        """``payload[key]``, which must be a list; else a schema error naming the endpoint."""
+        rows = payload.get(key) if isinstance(payload, dict) else None
+        if not isinstance(rows, list):
+            raise schema_error(self.name, self.api.endpoint(path), zone, f"no {key!r} list")
+        return rows
+
+    def series(
+        self,
+        buf: PointBuffer,
+        path: str,
+        *,
+        zone: str,
+        source: str,
+        step_s: float,
+        start_s: float,
+        end_s: float,
+        basis: str | None = None,
+    ) -> IntensitySeries:
+        """:meth:`PointBuffer.to_series` with this API's signal, basis and endpoint."""
+        return buf.to_series(
+            zone=zone,
+            source=source,
+            signal=self.signal,
+            basis=self.basis if basis is None else basis,
+            step_s=step_s,
+            start_s=start_s,
+            end_s=end_s,
+            endpoint=self.api.endpoint(path),
+        )
 
 
 # --------------------------------------------------------------------------- series building

@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from greenforge.errors import MeterError
 from greenforge.meters.base import Availability, Scope, register_meter
-from greenforge.meters.nvidia import (
+from greenforge.meters.sampling import (
     DEFAULT_SAMPLE_INTERVAL_S,
-    MAX_SAMPLE_INTERVAL_S,
+    Clock,
+    PowerSamplingMeter,
+    SampledGpu,
     parse_visible_devices,
-    trapezoid_energy_j,
 )
 from greenforge.records import EnergyReading
 from greenforge.units import uj_to_j
@@ -75,52 +75,37 @@ def power_w(info: Mapping[str, Any]) -> float:
 
 
 @dataclasses.dataclass
-class _AmdGpu:
-    index: int
-    handle: Any
-    method: str
+class _AmdGpu(SampledGpu):
     last_j: float = 0.0
-    last_t: float | None = None
-    last_w: float = 0.0
-    acc_j: float = 0.0
 
 
-class AmdMeter:
-    """Per-GPU energy from AMD SMI energy counters."""
+class AmdMeter(PowerSamplingMeter[_AmdGpu]):
+    """Per-GPU energy from AMD SMI energy counters (else integrated power)."""
 
     name = "amd"
     scope: Scope = "device"
     method = METHOD
+    power_method = POWER_METHOD
+    thread_name = "greenforge-amdsmi-power"
 
     def __init__(
         self,
         amdsmi: Any | None = None,
         env: Mapping[str, str] | None = None,
         sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
         background: bool = True,
     ) -> None:
-        if not (0 < sample_interval_s <= MAX_SAMPLE_INTERVAL_S):
-            raise MeterError(
-                f"bad sample_interval_s {sample_interval_s!r}: power must be sampled at "
-                f">= 10 Hz, so use 0 < interval <= {MAX_SAMPLE_INTERVAL_S} s."
-            )
+        super().__init__(
+            power_source="power",
+            sample_interval_s=sample_interval_s,
+            clock=clock,
+            background=background,
+        )
         self._lib = amdsmi
         self._env = env
-        self.sample_interval_s = sample_interval_s
-        self._clock = clock
-        self._background = background
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.gpus: list[_AmdGpu] = []
         self.skipped: list[str] = []
-        self.errors: list[str] = []
-        self._lock = threading.Lock()
         self._initialised = False
-
-    @property
-    def components(self) -> list[str]:
-        return [f"gpu:{g.index}" for g in self.gpus]
 
     def start(self) -> None:
         lib = self._lib if self._lib is not None else load_amdsmi()
@@ -162,36 +147,11 @@ class AmdMeter:
             self.close()
             why = "; ".join(self.skipped) or f"no AMD GPU visible (found {len(handles)})"
             raise MeterError(f"no measurable AMD GPU: {why}")
-        with self._lock:
-            self.gpus = gpus
-        self.sample_once()
-        if self._background and any(g.method == POWER_METHOD for g in gpus):
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._run, name="greenforge-amdsmi-power", daemon=True
-            )
-            self._thread.start()
+        self._start_sampling(gpus)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.sample_interval_s):
-            self.sample_once()
-
-    def sample_once(self) -> None:
-        """Sample power of the power-integrated GPUs and add the trapezoid since the last one."""
+    def _read_power_w(self, gpu: _AmdGpu) -> float:
         lib: Any = self._lib
-        with self._lock:
-            for g in self.gpus:
-                if g.method != POWER_METHOD:
-                    continue
-                try:
-                    watts = power_w(lib.amdsmi_get_power_info(g.handle))
-                except Exception as exc:  # keep going
-                    self.errors.append(f"gpu:{g.index}: {exc}")
-                    continue
-                now = self._clock()
-                if g.last_t is not None:
-                    g.acc_j += trapezoid_energy_j([g.last_t, now], [g.last_w, watts])
-                g.last_t, g.last_w = now, watts
+        return power_w(lib.amdsmi_get_power_info(gpu.handle))
 
     def read(self) -> Sequence[EnergyReading]:
         self.sample_once()
@@ -200,26 +160,23 @@ class AmdMeter:
         with self._lock:
             for g in self.gpus:
                 if g.method == POWER_METHOD:
+                    integrated_j = self._take_integrated_j(g)
                     out.append(
-                        EnergyReading.exact(f"gpu:{g.index}", g.acc_j, POWER_METHOD, REL_ERR)
+                        EnergyReading.exact(g.component, integrated_j, POWER_METHOD, REL_ERR)
                     )
-                    g.acc_j = 0.0
                     continue
                 try:
                     now = energy_j(lib.amdsmi_get_energy_count(g.handle))
                 except Exception as exc:  # never crash the workload
-                    self.errors.append(f"gpu:{g.index}: {exc}")
+                    self.errors.append(f"{g.component}: {exc}")
                     continue
                 delta = max(now - g.last_j, 0.0)
                 g.last_j = now
-                out.append(EnergyReading.exact(f"gpu:{g.index}", delta, METHOD, REL_ERR))
+                out.append(EnergyReading.exact(g.component, delta, METHOD, REL_ERR))
         return out
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        self._stop_sampling()
         if self._initialised and self._lib is not None:
             try:
                 self._lib.amdsmi_shut_down()

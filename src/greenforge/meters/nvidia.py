@@ -16,14 +16,20 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from greenforge.errors import MeterError
 from greenforge.meters.base import Availability, Scope, register_meter
+from greenforge.meters.sampling import (
+    DEFAULT_SAMPLE_INTERVAL_S,
+    Clock,
+    PowerSamplingMeter,
+    SampledGpu,
+    parse_visible_devices,
+)
 from greenforge.records import EnergyReading
 from greenforge.units import mj_to_j, mw_to_w
 
@@ -31,56 +37,7 @@ ENERGY_METHOD = "nvml-energy"
 POWER_METHOD = "nvml-power"
 REL_ERR = 0.05
 """NVML documents power readings as accurate to within +-5 % (board power)."""
-DEFAULT_SAMPLE_INTERVAL_S = 0.05
-MAX_SAMPLE_INTERVAL_S = 0.1  # >= 10 Hz
 INSTALL_HINT = "pip install 'greenforge[nvidia]'"
-
-Clock = Callable[[], float]
-
-
-def parse_visible_devices(value: str | None, uuids: Sequence[str]) -> list[int]:
-    """NVML indices selected by a ``CUDA_VISIBLE_DEVICES`` value, in CUDA order.
-
-    ``None`` (unset) selects every GPU; an empty value selects none. Entries are indices or
-    ``GPU-`` UUIDs (unique prefixes allowed); the list stops at the first entry that is invalid,
-    out of range or ambiguous, as CUDA does. ``MIG-`` entries stop the list too (a MIG slice
-    has no energy counter of its own).
-    """
-    if value is None:
-        return list(range(len(uuids)))
-    out: list[int] = []
-    for raw in value.split(","):
-        token = raw.strip()
-        if not token:
-            break
-        if token.lstrip("-").isdigit():
-            idx = int(token)
-            if idx < 0 or idx >= len(uuids):
-                break
-        elif token.upper().startswith("GPU-"):
-            hits = [i for i, u in enumerate(uuids) if u.lower().startswith(token.lower())]
-            if len(hits) != 1:
-                break
-            idx = hits[0]
-        else:
-            break
-        if idx in out:
-            break
-        out.append(idx)
-    return out
-
-
-def trapezoid_energy_j(times_s: Sequence[float], power_w: Sequence[float]) -> float:
-    """Energy (J) of power samples by the trapezoid rule (times must not decrease)."""
-    if len(times_s) != len(power_w):
-        raise ValueError(f"times_s and power_w differ in length ({len(times_s)} != {len(power_w)})")
-    total = 0.0
-    for i in range(1, len(times_s)):
-        dt = times_s[i] - times_s[i - 1]
-        if dt < 0:
-            raise ValueError(f"times_s decreases at index {i}: {times_s[i - 1]} -> {times_s[i]}")
-        total += 0.5 * (power_w[i] + power_w[i - 1]) * dt
-    return total
 
 
 def _text(value: Any) -> str:
@@ -99,23 +56,19 @@ def load_nvml() -> Any:
 
 
 @dataclasses.dataclass
-class _Gpu:
-    index: int
-    handle: Any
+class _Gpu(SampledGpu):
     name: str
     uuid: str
-    method: str
     last_mj: int = 0
-    last_t: float | None = None
-    last_w: float = 0.0
-    acc_j: float = 0.0
 
 
-class NvidiaMeter:
+class NvidiaMeter(PowerSamplingMeter[_Gpu]):
     """Per-GPU energy from NVML (counter where supported, else integrated power)."""
 
     name = "nvidia"
     scope: Scope = "device"
+    power_method = POWER_METHOD
+    thread_name = "greenforge-nvml-power"
 
     def __init__(
         self,
@@ -125,26 +78,15 @@ class NvidiaMeter:
         clock: Clock = time.monotonic,
         background: bool = True,
     ) -> None:
-        if not (0 < sample_interval_s <= MAX_SAMPLE_INTERVAL_S):
-            raise MeterError(
-                f"bad sample_interval_s {sample_interval_s!r}: NVML power must be sampled at "
-                f">= 10 Hz, so use 0 < interval <= {MAX_SAMPLE_INTERVAL_S} s."
-            )
+        super().__init__(
+            power_source="NVML power",
+            sample_interval_s=sample_interval_s,
+            clock=clock,
+            background=background,
+        )
         self._nvml = nvml
         self._env = env
-        self.sample_interval_s = sample_interval_s
-        self._clock = clock
-        self._background = background
-        self.gpus: list[_Gpu] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._initialised = False
-        self.errors: list[str] = []
-
-    @property
-    def components(self) -> list[str]:
-        return [f"gpu:{g.index}" for g in self.gpus]
 
     def start(self) -> None:
         nvml = self._nvml if self._nvml is not None else load_nvml()
@@ -180,42 +122,17 @@ class NvidiaMeter:
                 name = _text(nvml.nvmlDeviceGetName(handle))
             except nvml.NVMLError:
                 name = "NVIDIA GPU"
-            gpu = _Gpu(idx, handle, name, uuids[idx], ENERGY_METHOD)
+            gpu = _Gpu(idx, handle, ENERGY_METHOD, name, uuids[idx])
             try:
                 gpu.last_mj = int(nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
             except nvml.NVMLError:
                 gpu.method = POWER_METHOD
             gpus.append(gpu)
-        with self._lock:
-            self.gpus = gpus
-        self.sample_once()
-        if self._background and any(g.method == POWER_METHOD for g in gpus):
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._run, name="greenforge-nvml-power", daemon=True
-            )
-            self._thread.start()
+        self._start_sampling(gpus)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.sample_interval_s):
-            self.sample_once()
-
-    def sample_once(self) -> None:
-        """Sample power of the power-integrated GPUs and add the trapezoid since the last one."""
+    def _read_power_w(self, gpu: _Gpu) -> float:
         nvml: Any = self._nvml
-        with self._lock:
-            for g in self.gpus:
-                if g.method != POWER_METHOD:
-                    continue
-                try:
-                    power_w = float(mw_to_w(float(nvml.nvmlDeviceGetPowerUsage(g.handle))))
-                except Exception as exc:  # NVMLError or a driver hiccup: keep going
-                    self.errors.append(f"gpu:{g.index}: {exc}")
-                    continue
-                now = self._clock()
-                if g.last_t is not None:
-                    g.acc_j += trapezoid_energy_j([g.last_t, now], [g.last_w, power_w])
-                g.last_t, g.last_w = now, power_w
+        return float(mw_to_w(float(nvml.nvmlDeviceGetPowerUsage(gpu.handle))))
 
     def read(self) -> Sequence[EnergyReading]:
         self.sample_once()
@@ -223,7 +140,7 @@ class NvidiaMeter:
         nvml: Any = self._nvml
         with self._lock:
             for g in self.gpus:
-                comp = f"gpu:{g.index}"
+                comp = g.component
                 if g.method == ENERGY_METHOD:
                     try:
                         now_mj = int(nvml.nvmlDeviceGetTotalEnergyConsumption(g.handle))
@@ -234,15 +151,12 @@ class NvidiaMeter:
                     g.last_mj = now_mj
                     out.append(EnergyReading.exact(comp, delta_j, ENERGY_METHOD, REL_ERR))
                 else:
-                    out.append(EnergyReading.exact(comp, g.acc_j, POWER_METHOD, REL_ERR))
-                    g.acc_j = 0.0
+                    energy_j = self._take_integrated_j(g)
+                    out.append(EnergyReading.exact(comp, energy_j, POWER_METHOD, REL_ERR))
         return out
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        self._stop_sampling()
         if self._initialised and self._nvml is not None:
             try:
                 self._nvml.nvmlShutdown()

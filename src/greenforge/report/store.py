@@ -34,14 +34,14 @@ from typing import Any
 from greenforge.config import Settings
 from greenforge.errors import ConfigError, StoreError
 from greenforge.records import (
-    ComponentTotal,
     EmbodiedEmissions,
     Emissions,
     RunRecord,
     RunStatus,
     run_record_from_dict,
-    utc_iso,
+    sum_by_component,
 )
+from greenforge.timeutil import utc_iso
 from greenforge.units import J_PER_KWH
 
 STORE_FILENAME = "runs.sqlite"
@@ -466,21 +466,7 @@ def aggregate_parts(run_id: str, parts: Sequence[RunRecord]) -> RunRecord:
     status = _merge_status([p.status for p in parts])
     ends = [p.started_s + p.duration_s if p.ended_s is None else p.ended_s for p in parts]
     ended_s = None if status == "running" else max(ends)
-    comp: dict[str, list[float]] = {}
-    methods: dict[str, list[str]] = {}
-    for p in parts:
-        for c in p.components:
-            acc = comp.setdefault(c.component, [0.0, 0.0, 0.0])
-            acc[0] += c.energy_j
-            acc[1] += c.low_j
-            acc[2] += c.high_j
-            ms = methods.setdefault(c.component, [])
-            for m in c.method.split("+"):
-                if m not in ms:
-                    ms.append(m)
-    components = tuple(
-        ComponentTotal(k, v[0], v[1], v[2], "+".join(methods[k])) for k, v in comp.items()
-    )
+    components = sum_by_component(c for p in parts for c in p.components)
     emitted = [p.emissions for p in parts if p.emissions is not None]
     emissions: Emissions | None = None
     if emitted:

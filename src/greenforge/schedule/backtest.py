@@ -39,6 +39,7 @@ from greenforge.errors import ConfigError, DataError
 from greenforge.grid.series import IntensitySeries
 from greenforge.schedule.forecast import Forecaster, ForecastInput
 from greenforge.schedule.planner import window_sums
+from greenforge.timeutil import utc_iso_seconds
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -119,8 +120,8 @@ class ShapeResult:
             "interruptible": self.interruptible,
             "policy": self.policy,
             "arrivals": self.arrivals,
-            "first_arrival": _iso(self.first_arrival_s),
-            "last_arrival": _iso(self.last_arrival_s),
+            "first_arrival": utc_iso_seconds(self.first_arrival_s),
+            "last_arrival": utc_iso_seconds(self.last_arrival_s),
             "saving_pct": self.saving_pct,
             "oracle_saving_pct": self.oracle_saving_pct,
             "captured": self.captured,
@@ -163,10 +164,6 @@ class BacktestResult:
         }
 
 
-def _iso(t_s: float) -> str:
-    return dt.datetime.fromtimestamp(t_s, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _arrivals(
     series: IntensitySeries,
     history_steps: int,
@@ -183,7 +180,7 @@ def _arrivals(
     if end_s is not None:
         idx = idx[t[idx] < end_s]
     if idx.size == 0:
-        span = f"{_iso(series.start_s)} to {_iso(series.end_s)}"
+        span = f"{utc_iso_seconds(series.start_s)} to {utc_iso_seconds(series.end_s)}"
         raise DataError(
             f"no arrivals to replay for {series.zone!r}: the data ({span}, {len(series)} steps) "
             f"must hold {history_steps} steps of history before the first arrival and "

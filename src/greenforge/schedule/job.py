@@ -13,6 +13,7 @@ import itertools
 import math
 
 from greenforge.errors import ConfigError, InfeasibleError
+from greenforge.timeutil import utc_iso_seconds
 
 DEFAULT_POWER_W = 1000.0
 """Power assumed when a job gives neither ``power_w`` nor ``energy_j`` (1 kW-equivalent)."""
@@ -205,10 +206,9 @@ class Job:
 
 
 def _iso(t_s: float) -> str:
-    import datetime as dt
-
+    """ISO UTC, or plain seconds for a time no calendar can show (a bad input's message)."""
     try:
-        return dt.datetime.fromtimestamp(t_s, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return utc_iso_seconds(t_s)
     except (OverflowError, OSError, ValueError):
         return f"{t_s:g} s"
 

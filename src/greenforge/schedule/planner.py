@@ -30,6 +30,7 @@ import numpy.typing as npt
 from greenforge.errors import DataError, InfeasibleError, UnknownZoneError
 from greenforge.grid.series import IntensitySeries
 from greenforge.schedule.job import DEFAULT_POWER_W, Job
+from greenforge.timeutil import utc_iso_seconds
 from greenforge.units import J_PER_KWH
 
 FloatArray = npt.NDArray[np.float64]
@@ -55,8 +56,8 @@ class Slot:
         return {
             "start_s": self.start_s,
             "end_s": self.end_s,
-            "start": _iso(self.start_s),
-            "end": _iso(self.end_s),
+            "start": utc_iso_seconds(self.start_s),
+            "end": utc_iso_seconds(self.end_s),
             "zone": self.zone,
             "duration_s": self.duration_s,
         }
@@ -117,14 +118,14 @@ class Plan:
                 "duration_s": self.job.duration_s,
                 "earliest_start_s": self.job.earliest_start_s,
                 "deadline_s": self.job.deadline_s,
-                "earliest_start": _iso(self.job.earliest_start_s),
-                "deadline": _iso(self.job.deadline_s),
+                "earliest_start": utc_iso_seconds(self.job.earliest_start_s),
+                "deadline": utc_iso_seconds(self.job.deadline_s),
                 "zones": list(self.job.zones),
                 "interruptible": self.job.interruptible,
             },
             "slots": [s.to_dict() for s in self.slots],
-            "start": _iso(self.start_s),
-            "end": _iso(self.end_s),
+            "start": utc_iso_seconds(self.start_s),
+            "end": utc_iso_seconds(self.end_s),
             "delay_s": self.delay_s,
             "expected_co2e_g": self.expected_co2e_g,
             "run_now_co2e_g": self.run_now_co2e_g,
@@ -573,9 +574,9 @@ def _check_series(job: Job, zone: str, series: IntensitySeries, role: str) -> No
         raise DataError(f"the {role} for {zone!r} is empty.")
     if series.start_s > job.earliest_start_s + _EPS_S or series.end_s < job.deadline_s - _EPS_S:
         raise InfeasibleError(
-            f"the {role} for {zone!r} covers {_iso(series.start_s)} to {_iso(series.end_s)}, "
-            f"shorter than the job's window {_iso(job.earliest_start_s)} to "
-            f"{_iso(job.deadline_s)}; give a longer {role} or an earlier deadline."
+            f"the {role} for {zone!r} covers {utc_iso_seconds(series.start_s)} to {utc_iso_seconds(series.end_s)}, "
+            f"shorter than the job's window {utc_iso_seconds(job.earliest_start_s)} to "
+            f"{utc_iso_seconds(job.deadline_s)}; give a longer {role} or an earlier deadline."
         )
     lo = int(np.searchsorted(series.times_s, job.earliest_start_s, side="right")) - 1
     hi = int(np.searchsorted(series.times_s, job.deadline_s, side="left"))
@@ -759,9 +760,3 @@ def _advice(
     if len(slots) > 1:
         out.append(f"the job runs in {len(slots)} chunks; it must checkpoint and resume.")
     return out
-
-
-def _iso(t_s: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(t_s, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -16,9 +16,7 @@ entry points executors start (see :mod:`greenforge.schedule.executors.base`).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import math
-import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -48,59 +46,9 @@ from greenforge.schedule.queue import (
     PlanSummary,
     QueuedJob,
 )
+from greenforge.timeutil import utc_iso_seconds
 
 DEFAULT_GRACE_S: Final[float] = 60.0
-_UNITS_S: Final[dict[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
-
-
-# -- parsing user input ------------------------------------------------------------------------
-def parse_duration_s(text: str) -> float:
-    """``"4h"``, ``"90m"``, ``"1h30m"``, ``"2d"``, ``"45s"`` or plain seconds -> seconds (> 0)."""
-    raw = str(text).strip().lower()
-    try:
-        value = float(raw)
-    except ValueError:
-        parts = _DURATION.findall(raw)
-        if not parts or _DURATION.sub("", raw).strip():
-            raise ConfigError(
-                f"bad duration {text!r}: use a number with a unit, e.g. 4h, 90m, 1h30m, 2d, "
-                "or plain seconds."
-            ) from None
-        value = sum(float(n) * _UNITS_S[u.lower()] for n, u in parts)
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"bad duration {text!r}: a duration must be > 0.")
-    return value
-
-
-def parse_time_s(text: str, now_s: float) -> float:
-    """A point in time: ``now``, ``+12h`` (relative), unix seconds, or ISO 8601.
-
-    ISO times without an offset are taken as UTC (``2026-11-30T06:00`` = 06:00 UTC).
-    """
-    raw = str(text).strip()
-    if raw.lower() == "now":
-        return now_s
-    if raw.startswith("+"):
-        return now_s + parse_duration_s(raw[1:])
-    try:
-        value = float(raw)
-    except ValueError:
-        pass
-    else:
-        if math.isfinite(value):
-            return value
-    iso = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
-    try:
-        moment = dt.datetime.fromisoformat(iso)
-    except ValueError:
-        raise ConfigError(
-            f"bad time {text!r}: use ISO 8601 (2026-11-30T06:00Z), a relative time (+12h), "
-            "or unix seconds."
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.timestamp()
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -147,7 +95,7 @@ def plan_command(
         raise ConfigError(f"bad duration {duration_s!r} s: a job's duration must be > 0.")
     if deadline_s <= now_s:
         raise InfeasibleError(
-            f"the deadline {_iso(deadline_s)} is in the past (now {_iso(now_s)}); "
+            f"the deadline {utc_iso_seconds(deadline_s)} is in the past (now {utc_iso_seconds(now_s)}); "
             "give a future deadline, e.g. --deadline +24h."
         )
     start = now_s if earliest_start_s is None else max(earliest_start_s, now_s)
@@ -296,7 +244,10 @@ class Scheduler:
                 last = True
             interruptible = bool(job.job.get("interruptible", False))
             if not executor.waits_for_start:
-                self._event(job, f"waiting for slot {index + 1} at {_iso(slot.start_s)}")
+                self._event(
+                    job,
+                    f"waiting for slot {index + 1} at {utc_iso_seconds(slot.start_s)}",
+                )
                 if not self._wait_for(job_id, slot):
                     return self.queue.get(job_id)
             job = self.queue.update(
@@ -389,10 +340,6 @@ class Scheduler:
                 self._event(job, f"failed: {exc}")
             finished.append(job)
         return finished
-
-
-def _iso(t_s: float) -> str:
-    return dt.datetime.fromtimestamp(t_s, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- process entry points ----------------------------------------------------------------------

@@ -139,6 +139,18 @@ class RecipeConfig:
     def validate(self) -> None:
         """Range checks; raise ``ValueError`` naming the field and the allowed range."""
 
+    def _check_count(self, field: str = "epochs") -> None:
+        """A count such as epochs (``None``: the default) must be >= 1."""
+        value = getattr(self, field)
+        if value is not None and value < 1:
+            raise ValueError(f"{type(self).__name__}.{field} {value!r} must be >= 1.")
+
+    def _check_margin(self, field: str = "margin") -> None:
+        """A safety margin over the accuracy target must be in [0, 0.5)."""
+        value = getattr(self, field)
+        if not 0.0 <= value < 0.5:
+            raise ValueError(f"{type(self).__name__}.{field} {value!r} must be in [0, 0.5).")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, with the config type and version."""
         out: dict[str, Any] = {"type": type(self).__name__, "version": self.VERSION}

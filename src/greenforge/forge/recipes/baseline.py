@@ -10,7 +10,9 @@ from typing import ClassVar
 from greenforge.forge.recipes.base import (
     Candidate,
     ForgeContext,
+    Precision,
     RecipeConfig,
+    TrainOutcome,
     register_recipe,
 )
 
@@ -23,8 +25,7 @@ class BaselineConfig(RecipeConfig):
     epochs: int | None = None
 
     def validate(self) -> None:
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"BaselineConfig.epochs {self.epochs!r} must be >= 1.")
+        self._check_count()
 
 
 class BaselineRecipe:
@@ -35,19 +36,10 @@ class BaselineRecipe:
         self.config = config
 
     def run(self, ctx: ForgeContext) -> list[Candidate]:
-        model = ctx.build_model()
-        out = ctx.train(model, name="baseline", epochs=self.config.epochs)
-        return [
-            Candidate(
-                name="baseline",
-                recipe=self.name,
-                config=self.config.to_dict(),
-                model=model,
-                train=out.measurement,
-                epochs_run=out.epochs_run,
-                val_accuracy=out.val_accuracy,
-            )
-        ]
+        candidate, _ = train_from_scratch(
+            ctx, recipe=self.name, config=self.config, name="baseline", epochs=self.config.epochs
+        )
+        return [candidate]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,15 +53,42 @@ class EarlyStopConfig(RecipeConfig):
     name: str = "early-stop"
 
     def validate(self) -> None:
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"EarlyStopConfig.epochs {self.epochs!r} must be >= 1.")
-        if not 0.0 <= self.margin < 0.5:
-            raise ValueError(f"EarlyStopConfig.margin {self.margin!r} must be in [0, 0.5).")
+        self._check_count()
+        self._check_margin()
 
 
 def stop_target(ctx: ForgeContext, margin: float) -> float | None:
     """The validation accuracy at which to stop: the target plus a safety margin."""
     return ctx.val_target(margin)
+
+
+def train_from_scratch(
+    ctx: ForgeContext,
+    *,
+    recipe: str,
+    config: RecipeConfig,
+    name: str,
+    epochs: int | None,
+    precision: Precision = "fp32",
+    stop_at_accuracy: float | None = None,
+    notes: tuple[str, ...] = (),
+) -> tuple[Candidate, TrainOutcome]:
+    """Build the task's architecture, train it (measured) and wrap it as one candidate."""
+    model = ctx.build_model()
+    out = ctx.train(
+        model, name=name, epochs=epochs, precision=precision, stop_at_accuracy=stop_at_accuracy
+    )
+    candidate = Candidate(
+        name=name,
+        recipe=recipe,
+        config=config.to_dict(),
+        model=model,
+        train=out.measurement,
+        epochs_run=out.epochs_run,
+        val_accuracy=out.val_accuracy,
+        notes=notes,
+    )
+    return candidate, out
 
 
 class EarlyStopRecipe:
@@ -80,28 +99,18 @@ class EarlyStopRecipe:
         self.config = config
 
     def run(self, ctx: ForgeContext) -> list[Candidate]:
-        model = ctx.build_model()
-        out = ctx.train(
-            model,
+        candidate, out = train_from_scratch(
+            ctx,
+            recipe=self.name,
+            config=self.config,
             name=self.config.name,
             epochs=self.config.epochs,
             stop_at_accuracy=stop_target(ctx, self.config.margin),
         )
-        notes = (
-            (f"stopped after {out.epochs_run} epoch(s) at the target",) if out.stopped_early else ()
-        )
-        return [
-            Candidate(
-                name=self.config.name,
-                recipe=self.name,
-                config=self.config.to_dict(),
-                model=model,
-                train=out.measurement,
-                epochs_run=out.epochs_run,
-                val_accuracy=out.val_accuracy,
-                notes=notes,
-            )
-        ]
+        if out.stopped_early:
+            note = f"stopped after {out.epochs_run} epoch(s) at the target"
+            candidate.notes = (note,)
+        return [candidate]
 
 
 register_recipe("baseline", BaselineRecipe)

@@ -63,16 +63,14 @@ class DistillConfig(RecipeConfig):
             raise ValueError(f"DistillConfig.temperature {self.temperature!r} must be > 0.")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"DistillConfig.alpha {self.alpha!r} must be in [0, 1].")
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"DistillConfig.epochs {self.epochs!r} must be >= 1.")
+        self._check_count()
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"DistillConfig.lr {self.lr!r} must be > 0.")
         if self.precision not in ("fp32", "bf16-autocast"):
             raise ValueError(
                 f"DistillConfig.precision {self.precision!r}: use 'fp32' or 'bf16-autocast'."
             )
-        if not 0.0 <= self.margin < 0.5:
-            raise ValueError(f"DistillConfig.margin {self.margin!r} must be in [0, 0.5).")
+        self._check_margin()
 
 
 class DistillRecipe:

@@ -12,7 +12,7 @@ from greenforge.forge.recipes.base import (
     RecipeConfig,
     register_recipe,
 )
-from greenforge.forge.recipes.baseline import stop_target
+from greenforge.forge.recipes.baseline import stop_target, train_from_scratch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,10 +26,8 @@ class MixedPrecisionConfig(RecipeConfig):
     name: str = "mixed-precision"
 
     def validate(self) -> None:
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"MixedPrecisionConfig.epochs {self.epochs!r} must be >= 1.")
-        if not 0.0 <= self.margin < 0.5:
-            raise ValueError(f"MixedPrecisionConfig.margin {self.margin!r} must be in [0, 0.5).")
+        self._check_count()
+        self._check_margin()
 
 
 class MixedPrecisionRecipe:
@@ -40,28 +38,19 @@ class MixedPrecisionRecipe:
         self.config = config
 
     def run(self, ctx: ForgeContext) -> list[Candidate]:
-        model = ctx.build_model()
-        out = ctx.train(
-            model,
+        candidate, _ = train_from_scratch(
+            ctx,
+            recipe=self.name,
+            config=self.config,
             name=self.config.name,
             epochs=self.config.epochs,
             precision="bf16-autocast",
             stop_at_accuracy=stop_target(ctx, self.config.margin)
             if self.config.early_stop
             else None,
+            notes=("trained with bf16 autocast; served in fp32",),
         )
-        return [
-            Candidate(
-                name=self.config.name,
-                recipe=self.name,
-                config=self.config.to_dict(),
-                model=model,
-                train=out.measurement,
-                epochs_run=out.epochs_run,
-                val_accuracy=out.val_accuracy,
-                notes=("trained with bf16 autocast; served in fp32",),
-            )
-        ]
+        return [candidate]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,12 +35,8 @@ class PruneRecipeConfig(RecipeConfig):
     def validate(self) -> None:
         if not 0.0 < self.amount < 1.0:
             raise ValueError(f"PruneRecipeConfig.amount {self.amount!r} must be in (0, 1).")
-        if self.finetune_epochs is not None and self.finetune_epochs < 1:
-            raise ValueError(
-                f"PruneRecipeConfig.finetune_epochs {self.finetune_epochs!r} must be >= 1."
-            )
-        if not 0.0 <= self.margin < 0.5:
-            raise ValueError(f"PruneRecipeConfig.margin {self.margin!r} must be in [0, 0.5).")
+        self._check_count("finetune_epochs")
+        self._check_margin()
 
 
 class PruneRecipe:

@@ -52,13 +52,10 @@ class TransferConfig(RecipeConfig):
 
     def validate(self) -> None:
         for field in ("epochs", "unfreeze_last", "lora_r", "lora_alpha"):
-            value = getattr(self, field)
-            if value is not None and value < 1:
-                raise ValueError(f"TransferConfig.{field} must be >= 1, got {value!r}.")
+            self._check_count(field)
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"TransferConfig.lr must be > 0, got {self.lr!r}.")
-        if not 0.0 <= self.margin < 0.5:
-            raise ValueError(f"TransferConfig.margin must be in [0, 0.5), got {self.margin!r}.")
+        self._check_margin()
 
 
 def _spec_for(ctx: ForgeContext, recipe: str) -> Any:

@@ -22,12 +22,12 @@ from typing import Any
 
 import httpx
 
-from greenforge.config import Settings
+from greenforge.config import Secret, Settings
 from greenforge.errors import ConfigError
 from greenforge.grid.cache import DiskCache
 from greenforge.grid.http import (
+    ApiProvider,
     ErrorHints,
-    JsonApi,
     PointBuffer,
     RetryPolicy,
     ceil_to,
@@ -55,10 +55,11 @@ _BASIS = {"lifecycle": "lca", "direct": "direct"}
 _FACTOR_TYPE = {"lca": "lifecycle", "direct": "direct"}
 
 
-class ElectricityMapsProvider:
+class ElectricityMapsProvider(ApiProvider):
     """Electricity Maps API v3 as an :class:`~greenforge.grid.provider.IntensityProvider`."""
 
     name = NAME
+    default_base_url = BASE_URL
 
     def __init__(
         self,
@@ -76,34 +77,31 @@ class ElectricityMapsProvider:
             raise ConfigError(
                 f"bad Electricity Maps granularity {granularity!r}: use one of {', '.join(STEP_S)}."
             )
-        self.settings = settings
         self.granularity = granularity
         self.step_s = STEP_S[granularity]
         self.factor_type = _FACTOR_TYPE.get(settings.intensity_basis, "lifecycle")
-        self._clock = clock
-        self.api = JsonApi(
-            NAME,
-            base_url,
+        super().__init__(
             settings,
             client,
+            base_url=base_url,
             retry=retry,
             cache=cache,
-            hints=ErrorHints(
-                auth=AUTH_HINT,
-                zone="Use an Electricity Maps zone key such as 'DE', 'FR' or 'US-CAL-CISO' "
-                "(see https://app.electricitymaps.com/map), or run `greenforge grid zones`.",
-                known_zones=_embedded_em_zones(),
-            ),
-            sleep=sleep,
             clock=clock,
+            sleep=sleep,
         )
-        self.api.add_secret(settings.electricitymaps_token)
+
+    def secrets(self) -> list[str | Secret | None]:
+        return [self.settings.electricitymaps_token]
+
+    def error_hints(self) -> ErrorHints:
+        return ErrorHints(
+            auth=AUTH_HINT,
+            zone="Use an Electricity Maps zone key such as 'DE', 'FR' or 'US-CAL-CISO' "
+            "(see https://app.electricitymaps.com/map), or run `greenforge grid zones`.",
+            known_zones=_embedded_em_zones(),
+        )
 
     # -- protocol -----------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Release the HTTP client this provider created (an injected client stays open)."""
-        self.api.close()
 
     def zones(self) -> Sequence[str]:
         """Best effort: the Electricity Maps zone keys of the embedded yearly table (~300);
@@ -113,19 +111,19 @@ class ElectricityMapsProvider:
     def latest(self, zone: str) -> IntensitySeries:
         """The most recent value (one point), from ``/carbon-intensity/latest``."""
         path = "/carbon-intensity/latest"
-        payload = self._get(path, {"zone": zone}, zone, ttl_s=min(300.0, self._ttl()))
+        payload = self._get(path, {"zone": zone}, zone, ttl_s=self.fresh_ttl_s(300.0))
         buf = PointBuffer()
         basis = self._add_points(buf, [payload], path, zone, forecast=False)
         t = buf.times_s[0] if buf.times_s else 0.0
-        return buf.to_series(
+        return self.series(
+            buf,
+            path,
             zone=zone,
             source=f"{NAME}:latest",
-            signal="average",
             basis=basis,
             step_s=self.step_s,
             start_s=t,
             end_s=t + self.step_s,
-            endpoint=self.api.endpoint(path),
         )
 
     def history(self, zone: str, start_s: float, end_s: float) -> IntensitySeries:
@@ -136,7 +134,7 @@ class ElectricityMapsProvider:
         if start_s >= now - HISTORY_WINDOW_S + self.step_s:
             path = "/carbon-intensity/history"
             payload = self._get(path, {"zone": zone}, zone)
-            rows = self._list(payload, "history", path, zone)
+            rows = self.rows(payload, "history", path, zone)
             basis = self._add_points(buf, rows, path, zone, forecast=False)
             source = f"{NAME}:history"
         else:
@@ -147,21 +145,19 @@ class ElectricityMapsProvider:
             basis = _BASIS[self.factor_type]
             for a, b in time_chunks(lo, max(hi, lo + self.step_s), MAX_SPAN_S[self.granularity]):
                 params = {"zone": zone, "start": format_time_utc(a), "end": format_time_utc(b)}
-                # old windows change little; recent ones are refreshed at the normal TTL
-                ttl = self._ttl() if b > now - 2 * 86400.0 else max(self._ttl(), 7 * 86400.0)
-                payload = self._get(path, params, zone, ttl_s=ttl)
-                rows = self._list(payload, "data", path, zone)
+                payload = self._get(path, params, zone, ttl_s=self.past_ttl_s(b, now))
+                rows = self.rows(payload, "data", path, zone)
                 basis = self._add_points(buf, rows, path, zone, forecast=False)
             source = f"{NAME}:past-range"
-        return buf.to_series(
+        return self.series(
+            buf,
+            path,
             zone=zone,
             source=source,
-            signal="average",
             basis=basis,
             step_s=self.step_s,
             start_s=start_s,
             end_s=end_s,
-            endpoint=self.api.endpoint(path),
         )
 
     def forecast(self, zone: str, start_s: float, end_s: float) -> IntensitySeries:
@@ -174,24 +170,21 @@ class ElectricityMapsProvider:
         if horizon > 24:
             params["horizonHours"] = str(horizon)
         payload = self._get(path, params, zone)
-        rows = self._list(payload, "forecast", path, zone)
+        rows = self.rows(payload, "forecast", path, zone)
         buf = PointBuffer()
         basis = self._add_points(buf, rows, path, zone, forecast=True)
-        return buf.to_series(
+        return self.series(
+            buf,
+            path,
             zone=zone,
             source=f"{NAME}:forecast",
-            signal="average",
             basis=basis,
             step_s=self.step_s,
             start_s=start_s,
             end_s=end_s,
-            endpoint=self.api.endpoint(path),
         )
 
     # -- internals ----------------------------------------------------------------------------
-
-    def _ttl(self) -> float:
-        return self.settings.cache_ttl_s
 
     def _get(
         self, path: str, params: Mapping[str, str], zone: str, ttl_s: float | None = None
@@ -212,12 +205,6 @@ class ElectricityMapsProvider:
                 )
             headers["auth-token"] = token.reveal()
         return self.api.get_json(path, params=query, headers=headers, zone=zone, ttl_s=ttl_s)
-
-    def _list(self, payload: Any, key: str, path: str, zone: str) -> list[Any]:
-        rows = payload.get(key) if isinstance(payload, dict) else None
-        if not isinstance(rows, list):
-            raise schema_error(NAME, self.api.endpoint(path), zone, f"no {key!r} list")
-        return rows
 
     def _add_points(
         self, buf: PointBuffer, rows: list[Any], path: str, zone: str, *, forecast: bool

@@ -16,21 +16,16 @@ from __future__ import annotations
 
 import json
 import math
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-import httpx
-
 from greenforge.config import Settings
 from greenforge.errors import UnknownZoneError
-from greenforge.grid.cache import DiskCache
 from greenforge.grid.http import (
+    ApiProvider,
     ErrorHints,
-    JsonApi,
     PointBuffer,
-    RetryPolicy,
     ceil_to,
     check_range,
     floor_to,
@@ -56,43 +51,18 @@ def _minutes(t_s: float) -> str:
     return datetime.fromtimestamp(t_s, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M")
 
 
-class EnergiDataProvider:
+class EnergiDataProvider(ApiProvider):
     """Energi Data Service as an :class:`~greenforge.grid.provider.IntensityProvider`."""
 
     name = NAME
+    default_base_url = BASE_URL
 
-    def __init__(
-        self,
-        settings: Settings,
-        client: httpx.Client | None = None,
-        *,
-        base_url: str = BASE_URL,
-        retry: RetryPolicy | None = None,
-        cache: DiskCache | None = None,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.settings = settings
-        self._clock = clock
-        self.api = JsonApi(
-            NAME,
-            base_url,
-            settings,
-            client,
-            retry=retry,
-            cache=cache,
-            hints=ErrorHints(
-                auth="Energi Data Service needs no key; a proxy may be refusing the request",
-                zone="Use DK-DK1 (west Denmark) or DK-DK2 (east Denmark).",
-                known_zones=("DK-DK1", "DK-DK2"),
-            ),
-            sleep=sleep,
-            clock=clock,
+    def error_hints(self) -> ErrorHints:
+        return ErrorHints(
+            auth="Energi Data Service needs no key; a proxy may be refusing the request",
+            zone="Use DK-DK1 (west Denmark) or DK-DK2 (east Denmark).",
+            known_zones=("DK-DK1", "DK-DK2"),
         )
-
-    def close(self) -> None:
-        """Release the HTTP client this provider created (an injected client stays open)."""
-        self.api.close()
 
     def zones(self) -> Sequence[str]:
         return ("DK-DK1", "DK-DK2")
@@ -136,23 +106,17 @@ class EnergiDataProvider:
                 "sort": "Minutes5UTC ASC",
                 "limit": str(rows_max),
             }
-            if forecast:
-                ttl = min(self.settings.cache_ttl_s, 900.0)
-            elif b > now - 2 * 86400.0:
-                ttl = self.settings.cache_ttl_s
-            else:
-                ttl = max(self.settings.cache_ttl_s, 7 * 86400.0)
+            ttl = self.fresh_ttl_s(900.0) if forecast else self.past_ttl_s(b, now)
             payload = self.api.get_json(path, params=params, zone=zone, ttl_s=ttl)
             self._add(buf, payload, path, zone, area, forecast=forecast)
-        return buf.to_series(
+        return self.series(
+            buf,
+            path,
             zone=zone,
             source=f"{NAME}:{dataset}",
-            signal="average",
-            basis="direct",
             step_s=STEP_S,
             start_s=start_s,
             end_s=end_s,
-            endpoint=self.api.endpoint(path),
         )
 
     def _add(
@@ -165,10 +129,8 @@ class EnergiDataProvider:
         *,
         forecast: bool,
     ) -> None:
+        rows = self.rows(payload, "records", path, zone)
         endpoint = self.api.endpoint(path)
-        rows = payload.get("records") if isinstance(payload, dict) else None
-        if not isinstance(rows, list):
-            raise schema_error(NAME, endpoint, zone, "no 'records' list")
         try:
             for row in rows:
                 if row.get("PriceArea", area) != area or row.get("CO2Emission") is None:

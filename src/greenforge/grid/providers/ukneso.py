@@ -24,20 +24,15 @@ and ``estimated``.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
-
-import httpx
 
 from greenforge.config import Settings
 from greenforge.errors import UnknownZoneError
-from greenforge.grid.cache import DiskCache
 from greenforge.grid.http import (
+    ApiProvider,
     ErrorHints,
-    JsonApi,
     PointBuffer,
-    RetryPolicy,
     ceil_to,
     check_range,
     floor_to,
@@ -106,43 +101,18 @@ def known_zones() -> list[str]:
     return out
 
 
-class UkNesoProvider:
+class UkNesoProvider(ApiProvider):
     """NESO Carbon Intensity API as an :class:`~greenforge.grid.provider.IntensityProvider`."""
 
     name = NAME
+    default_base_url = BASE_URL
 
-    def __init__(
-        self,
-        settings: Settings,
-        client: httpx.Client | None = None,
-        *,
-        base_url: str = BASE_URL,
-        retry: RetryPolicy | None = None,
-        cache: DiskCache | None = None,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.settings = settings
-        self._clock = clock
-        self.api = JsonApi(
-            NAME,
-            base_url,
-            settings,
-            client,
-            retry=retry,
-            cache=cache,
-            hints=ErrorHints(
-                auth="the NESO API needs no key; a proxy may be refusing the request",
-                zone="Use GB, GB-NESO-<1..17> or GB-NESO-<REGION-NAME>.",
-                known_zones=known_zones(),
-            ),
-            sleep=sleep,
-            clock=clock,
+    def error_hints(self) -> ErrorHints:
+        return ErrorHints(
+            auth="the NESO API needs no key; a proxy may be refusing the request",
+            zone="Use GB, GB-NESO-<1..17> or GB-NESO-<REGION-NAME>.",
+            known_zones=known_zones(),
         )
-
-    def close(self) -> None:
-        """Release the HTTP client this provider created (an injected client stays open)."""
-        self.api.close()
 
     def zones(self) -> Sequence[str]:
         return known_zones()
@@ -169,8 +139,7 @@ class UkNesoProvider:
                 path = f"/intensity/{span}"
             else:
                 path = f"/regional/intensity/{span}/regionid/{rid}"
-            ttl = self.settings.cache_ttl_s if b > now - 2 * 86400.0 else 7 * 86400.0
-            payload = self.api.get_json(path, zone=zone, ttl_s=max(ttl, self.settings.cache_ttl_s))
+            payload = self.api.get_json(path, zone=zone, ttl_s=self.past_ttl_s(b, now))
             self._add(buf, payload, path, zone, regional=rid is not None)
         return self._series(buf, zone, "history", rid, start_s, end_s, path)
 
@@ -179,7 +148,7 @@ class UkNesoProvider:
         if self.region_for(zone) is not None:
             raise UnknownZoneError(zone, NATIONAL_ZONES, source="NESO /intensity/date")
         path = "/intensity/date"
-        payload = self.api.get_json(path, zone=zone, ttl_s=min(self.settings.cache_ttl_s, 900.0))
+        payload = self.api.get_json(path, zone=zone, ttl_s=self.fresh_ttl_s(900.0))
         buf = PointBuffer()
         self._add(buf, payload, path, zone, regional=False)
         if not buf.times_s:
@@ -200,9 +169,7 @@ class UkNesoProvider:
                 path = f"/intensity/{stamp}/fw48h"
             else:
                 path = f"/regional/intensity/{stamp}/fw48h/regionid/{rid}"
-            payload = self.api.get_json(
-                path, zone=zone, ttl_s=min(self.settings.cache_ttl_s, 1800.0)
-            )
+            payload = self.api.get_json(path, zone=zone, ttl_s=self.fresh_ttl_s(1800.0))
             self._add(buf, payload, path, zone, regional=rid is not None)
         return self._series(buf, zone, "forecast", rid, start_s, end_s, path)
 
@@ -219,15 +186,14 @@ class UkNesoProvider:
         path: str,
     ) -> IntensitySeries:
         where = "" if rid is None else f":region-{rid}"
-        return buf.to_series(
+        return self.series(
+            buf,
+            path,
             zone=zone,
             source=f"{NAME}:{what}{where}",
-            signal="average",
-            basis="direct",
             step_s=STEP_S,
             start_s=start_s,
             end_s=end_s,
-            endpoint=self.api.endpoint(path),
         )
 
     def _add(self, buf: PointBuffer, payload: Any, path: str, zone: str, *, regional: bool) -> None:

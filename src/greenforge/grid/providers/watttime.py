@@ -19,21 +19,18 @@ from __future__ import annotations
 import base64
 import dataclasses
 import re
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 
-from greenforge.config import Settings
+from greenforge.config import Secret, Settings
 from greenforge.errors import ConfigError
-from greenforge.grid.cache import DiskCache
 from greenforge.grid.http import (
+    ApiProvider,
     ErrorHints,
-    JsonApi,
     PointBuffer,
     ProviderAuthError,
-    RetryPolicy,
     check_range,
     format_time_utc,
     parse_time_utc,
@@ -88,52 +85,33 @@ class SignalIndex:
     source: str = f"{NAME}:signal-index"
 
 
-class WattTimeProvider:
+class WattTimeProvider(ApiProvider):
     """WattTime API v3 as an :class:`~greenforge.grid.provider.IntensityProvider`."""
 
     name = NAME
+    default_base_url = BASE_URL
+    signal = "marginal"
 
-    def __init__(
-        self,
-        settings: Settings,
-        client: httpx.Client | None = None,
-        *,
-        base_url: str = BASE_URL,
-        retry: RetryPolicy | None = None,
-        cache: DiskCache | None = None,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.settings = settings
-        self._clock = clock
-        self.api = JsonApi(
-            NAME,
-            base_url,
-            settings,
-            client,
-            retry=retry,
-            cache=cache,
-            hints=ErrorHints(
-                auth=AUTH_HINT,
-                zone="Use a WattTime region name such as 'CAISO_NORTH' (list yours with "
-                "/v3/my-access), or set watttime_region.",
-                known_zones=sorted(set(ZONE_TO_REGION.values())),
-            ),
-            sleep=sleep,
-            clock=clock,
-        )
-        self.api.add_secret(settings.watttime_password)
+    _token: str | None = None
+    _token_expires_s = 0.0
+
+    def secrets(self) -> list[str | Secret | None]:
+        settings = self.settings
+        out: list[str | Secret | None] = [settings.watttime_password]
         if settings.watttime_username and settings.watttime_password:
             basic = f"{settings.watttime_username}:{settings.watttime_password.reveal()}"
-            self.api.add_secret(base64.b64encode(basic.encode("utf-8")).decode("ascii"))
-        self._token: str | None = None
-        self._token_expires_s = 0.0
+            out.append(base64.b64encode(basic.encode("utf-8")).decode("ascii"))
+        return out
+
+    def error_hints(self) -> ErrorHints:
+        return ErrorHints(
+            auth=AUTH_HINT,
+            zone="Use a WattTime region name such as 'CAISO_NORTH' (list yours with "
+            "/v3/my-access), or set watttime_region.",
+            known_zones=sorted(set(ZONE_TO_REGION.values())),
+        )
 
     # -- protocol -----------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Release the HTTP client this provider created (an injected client stays open)."""
-        self.api.close()
 
     def zones(self) -> Sequence[str]:
         """Best effort: the mapped zone keys; any WattTime region name is accepted too."""
@@ -169,18 +147,16 @@ class WattTimeProvider:
                 "start": _iso(a),
                 "end": _iso(b),
             }
-            ttl = self.settings.cache_ttl_s if b > now - 2 * 86400.0 else 7 * 86400.0
-            payload = self._get(path, params, zone, ttl_s=max(ttl, self.settings.cache_ttl_s))
+            payload = self._get(path, params, zone, ttl_s=self.past_ttl_s(b, now))
             step_s = self._add(buf, payload, path, zone, forecast=False)
-        return buf.to_series(
+        return self.series(
+            buf,
+            path,
             zone=zone,
             source=f"{NAME}:historical",
-            signal="marginal",
-            basis="direct",
             step_s=step_s,
             start_s=start_s,
             end_s=end_s,
-            endpoint=self.api.endpoint(path),
         )
 
     def forecast(self, zone: str, start_s: float, end_s: float) -> IntensitySeries:
@@ -190,18 +166,17 @@ class WattTimeProvider:
         path = "/v3/forecast"
         hours = int(min(72, max(0, -(-(end_s - self._clock()) // 3600))))
         params = {"region": region, "signal_type": SIGNAL_TYPE, "horizon_hours": str(hours)}
-        payload = self._get(path, params, zone, ttl_s=min(self.settings.cache_ttl_s, 300.0))
+        payload = self._get(path, params, zone, ttl_s=self.fresh_ttl_s(300.0))
         buf = PointBuffer()
         step_s = self._add(buf, payload, path, zone, forecast=True)
-        return buf.to_series(
+        return self.series(
+            buf,
+            path,
             zone=zone,
             source=f"{NAME}:forecast",
-            signal="marginal",
-            basis="direct",
             step_s=step_s,
             start_s=start_s,
             end_s=end_s,
-            endpoint=self.api.endpoint(path),
         )
 
     def signal_index(self, zone: str) -> SignalIndex:
@@ -209,8 +184,8 @@ class WattTimeProvider:
         region = self.region_for(zone)
         path = "/v3/signal-index"
         params = {"region": region, "signal_type": SIGNAL_TYPE}
-        payload = self._get(path, params, zone, ttl_s=min(self.settings.cache_ttl_s, 300.0))
-        rows = _data(payload, self.api.endpoint(path), zone)
+        payload = self._get(path, params, zone, ttl_s=self.fresh_ttl_s(300.0))
+        rows = self.rows(payload, "data", path, zone)
         try:
             row = rows[-1]
             return SignalIndex(
@@ -252,12 +227,8 @@ class WattTimeProvider:
         return {"Authorization": f"Bearer {self._token}"}
 
     def _get(self, path: str, params: Mapping[str, str], zone: str, ttl_s: float) -> Any:
-        if self.settings.offline:
-            return self.api.get_json(path, params=params, zone=zone, ttl_s=ttl_s)
-        key = self.api.cache.key(path, dict(params))
-        cached = self.api.cache.get(key, max_age_s=ttl_s) is not None
         # log in only when a request will really be made
-        headers = {} if cached else self._bearer()
+        headers = self._bearer() if self.api.will_request(path, params, ttl_s) else {}
         return self.api.get_json(
             path,
             params=params,
@@ -270,8 +241,8 @@ class WattTimeProvider:
     def _add(
         self, buf: PointBuffer, payload: Any, path: str, zone: str, *, forecast: bool
     ) -> float:
+        rows = self.rows(payload, "data", path, zone)
         endpoint = self.api.endpoint(path)
-        rows = _data(payload, endpoint, zone)
         meta = payload.get("meta") if isinstance(payload, dict) else None
         meta = meta if isinstance(meta, dict) else {}
         units = meta.get("units", UNITS)
@@ -296,13 +267,6 @@ class WattTimeProvider:
 def _iso(t_s: float) -> str:
     """WattTime wants an explicit offset on every timestamp."""
     return format_time_utc(t_s).replace("Z", "+00:00")
-
-
-def _data(payload: Any, endpoint: str, zone: str) -> list[Any]:
-    rows = payload.get("data") if isinstance(payload, dict) else None
-    if not isinstance(rows, list):
-        raise schema_error(NAME, endpoint, zone, "no 'data' list")
-    return rows
 
 
 def _factory(settings: Settings) -> WattTimeProvider:
