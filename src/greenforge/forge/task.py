@@ -76,8 +76,10 @@ DEFAULT_RECIPES: tuple[RecipeSpec, ...] = (
     RecipeSpec("baseline"),
     RecipeSpec("early-stop"),
     RecipeSpec("mixed-precision"),
-    RecipeSpec("distill"),
-    RecipeSpec("prune", {"source": "distill", "amount": 0.5}),
+    # Students train until validation accuracy is 2 points above the target (not 1): on small
+    # test splits a 1-point margin left them just short of the target on the test set.
+    RecipeSpec("distill", {"margin": 0.02}),
+    RecipeSpec("prune", {"source": "distill", "amount": 0.5, "margin": 0.02}),
     RecipeSpec("quantize", {"source": "baseline", "mode": "int8-dynamic"}),
     RecipeSpec("quantize", {"source": "best", "mode": "int8-dynamic"}),
     RecipeSpec("quantize", {"source": "best", "mode": "int8-static"}),
