@@ -81,6 +81,9 @@ DEFAULT_RECIPES: tuple[RecipeSpec, ...] = (
     RecipeSpec("distill", {"margin": 0.02}),
     RecipeSpec("prune", {"source": "distill", "amount": 0.5, "margin": 0.02}),
     RecipeSpec("quantize", {"source": "baseline", "mode": "int8-dynamic"}),
+    # The distilled student itself, quantized: qualifies whenever the student does, even if
+    # its pruned child falls short of the target.
+    RecipeSpec("quantize", {"source": "distill", "mode": "int8-dynamic"}),
     RecipeSpec("quantize", {"source": "best", "mode": "int8-dynamic"}),
     RecipeSpec("quantize", {"source": "best", "mode": "int8-static"}),
     RecipeSpec("bf16", {"source": "best"}),
