@@ -82,7 +82,11 @@ def check_budget(
                 co2e_g,
                 True,
             )
-        if budget.co2e_g is not None and prediction.co2e_g > budget.co2e_g:
+        if (
+            budget.co2e_g is not None
+            and prediction.co2e_g is not None
+            and prediction.co2e_g > budget.co2e_g
+        ):
             return BudgetStatus(
                 f"predicted emissions {prediction.co2e_g:.6g} gCO2e (after "
                 f"{prediction.windows_seen} of {prediction.windows_total} windows) exceed the "
@@ -96,14 +100,15 @@ def check_budget(
 
 def predict_total(
     energies_j: Sequence[float],
-    co2e_g: Sequence[float],
+    co2e_g: Sequence[float | None],
     durations_s: Sequence[float],
     windows_total: int,
 ) -> Prediction:
     """Project a run's total from its first windows: measured so far + mean x windows left.
 
     As Carbontracker does for epochs: the first ``k`` windows are measured, the remaining
-    ``windows_total - k`` are assumed to cost the mean of those.
+    ``windows_total - k`` are assumed to cost the mean of those. The CO2e is ``None`` when a
+    window's CO2e is unknown (no grid intensity yet).
     """
     seen = len(energies_j)
     if seen == 0:
@@ -124,6 +129,6 @@ def predict_total(
         windows_seen=seen,
         windows_total=windows_total,
         energy_j=project(energies_j),
-        co2e_g=project(co2e_g),
+        co2e_g=None if any(g is None for g in co2e_g) else project([g or 0.0 for g in co2e_g]),
         duration_s=project(durations_s),
     )

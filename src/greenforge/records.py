@@ -83,6 +83,9 @@ class IntensityProvenance:
     """``direct`` (combustion only) or ``lca`` (life-cycle)."""
     time_resolved: bool = False
     """True when the intensity varies per interval; False for an annual/static figure."""
+    kind: str = ""
+    """The series kind: ``measured``, ``forecast``, ``profile`` (a typical day, not a
+    measurement), ``annual`` or ``static``; empty in records stored before it existed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +136,8 @@ class Prediction:
     windows_seen: int
     windows_total: int
     energy_j: float
-    co2e_g: float
+    co2e_g: float | None
+    """``None`` when the grid intensity was not known for the windows seen (never a 0)."""
     duration_s: float
 
 

@@ -61,11 +61,25 @@ def parse_duration_s(text: str) -> float:
     return value
 
 
+_MAX_TIME_S: Final[float] = 253402300799.0  # 9999-12-31T23:59:59Z, the last printable time
+
+
 def parse_time_s(text: str, now_s: float) -> float:
     """A point in time: ``now``, ``+12h`` (relative to ``now_s``), unix seconds, or ISO 8601.
 
-    ISO times without an offset are taken as UTC (``2026-11-30T06:00`` = 06:00 UTC).
+    ISO times without an offset are taken as UTC (``2026-11-30T06:00`` = 06:00 UTC). Times
+    before 1970 or after the year 9999 are refused (they cannot be printed or looked up).
     """
+    value = _parse_time_s(text, now_s)
+    if not 0.0 <= value <= _MAX_TIME_S:
+        raise ConfigError(
+            f"bad time {text!r}: outside 1970-01-01 .. 9999-12-31 UTC (unix seconds "
+            f"{value:.6g}). Check the value and its unit (seconds, not milliseconds)."
+        )
+    return value
+
+
+def _parse_time_s(text: str, now_s: float) -> float:
     raw = str(text).strip()
     if raw.lower() == "now":
         return now_s

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import inspect
 import logging
 import math
 import os
@@ -34,13 +35,13 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from greenforge.budget import Budget, BudgetStatus, check_budget, predict_total
-from greenforge.config import Settings, load_settings
+from greenforge.config import Settings, load_settings, redact_argv
 from greenforge.errors import (
     BudgetExceededError,
     ConfigError,
@@ -71,8 +72,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("greenforge.tracker")
 
+RUNNING_HORIZON_S = 7 * 24 * 3600.0
+"""How far ahead the tracker loads embedded intensity at start (the final record is always
+recomputed from the intensity of the run's actual span)."""
+
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 PARENT_RUN_ENV = "GREENFORGE_PARENT_RUN_ID"
 """Set by ``greenforge run`` for its child, so trackers inside it know they are nested."""
@@ -160,6 +166,7 @@ class Tracker:
         self._explicit_run_id = run_id
         self.run_id = run_id or new_run_id()
         self.zone: str | None = None
+        self.zone_source: str | None = None
         self.pue: float = 1.0
         self.pue_source: str = ""
         self.rank: RankInfo | None = None
@@ -243,9 +250,10 @@ class Tracker:
         meters = self._select_meters()
         kept, skipped = meters_for_rank(meters, self.rank, self.env)
         self.meter_notes.extend(skipped)
-        self._measures_node = len(kept) == len(meters) or any(
-            getattr(m, "scope", "node") == "node" for m in kept
-        )
+        # The machine's embodied share is reported by one process per node: the only process,
+        # or local rank 0 of a distributed run (under process attribution every rank keeps
+        # all its meters, so "kept every meter" would report the machine once per rank).
+        self._measures_node = not self.rank.distributed or self.rank.local_rank == 0
         self._monitor = Monitor(
             kept,
             self.settings.interval_s,
@@ -263,11 +271,18 @@ class Tracker:
     def _background_setup(self) -> None:
         """First thing the sampling thread does: intensity (if deferred), store, first flush."""
         if self._deferred_intensity and self._series is None:
-            start_s = self._started_s if self._started_s is not None else self.clock()
+            started = self._monitor.started_s if self._monitor is not None else None
+            start_s = started if started is not None else self.clock()
+            # The embedded tables are local and cheap: load a week ahead, so the running
+            # CO2e, budgets, window figures and the prediction follow the hourly profile
+            # instead of holding the first hour's intensity for the whole run.
+            horizon_s = (
+                RUNNING_HORIZON_S
+                if self._embedded_knows_zone()
+                else max(self.settings.interval_s, 1.0)
+            )
             try:
-                self._set_series(
-                    self._intensity(start_s, start_s + max(self.settings.interval_s, 1.0))
-                )
+                self._set_series(self._intensity(start_s, start_s + horizon_s))
             except Exception as exc:  # a provider failure must not stop the measurement
                 self._warn(f"could not load the grid intensity at start ({exc}); retrying at stop")
         if self._persist and self._store is None:
@@ -449,17 +464,17 @@ class Tracker:
             return
         prediction = predict_total(
             [w.energy_j for w in top],
-            [self._window_co2e(w) or 0.0 for w in top],
+            [self._window_co2e(w) for w in top],
             [w.end_s - w.start_s for w in top],
             self.expected_windows,
         )
         self.prediction = prediction
         log.info(
-            "greenforge: predicted total after %d/%d windows: %.4g kWh, %.4g gCO2e, %.4g s",
+            "greenforge: predicted total after %d/%d windows: %.4g kWh, %s gCO2e, %.4g s",
             prediction.windows_seen,
             prediction.windows_total,
             prediction.energy_j / J_PER_KWH,
-            prediction.co2e_g,
+            "unknown" if prediction.co2e_g is None else f"{prediction.co2e_g:.4g}",
             prediction.duration_s,
         )
         if self.on_prediction is not None:
@@ -623,6 +638,8 @@ class Tracker:
                 "window_boundaries": self._monitor.boundary_s,
             }
         meta["zone"] = self.zone
+        if self.zone_source is not None:
+            meta["zone_source"] = self.zone_source
         if self.rank is not None and self.rank.distributed:
             meta["rank"] = self.rank.rank
             meta["local_rank"] = self.rank.local_rank
@@ -640,7 +657,7 @@ class Tracker:
 
     def _resolve_zone(self) -> str:
         try:
-            from greenforge.grid.zones import resolve_zone
+            from greenforge.grid.zones import resolve_zone_source
         except ImportError:  # pragma: no cover - the grid package ships with greenforge
             zone = self.explicit_zone or self.settings.zone
             if not zone:
@@ -648,7 +665,10 @@ class Tracker:
                     "no grid zone: pass zone=..., --zone, or set GREENFORGE_ZONE."
                 ) from None
             return zone
-        return resolve_zone(self.settings, self.explicit_zone, env=self.env)
+        zone, why = resolve_zone_source(self.settings, self.explicit_zone, env=self.env)
+        # e.g. "AWS_REGION=eu-central-1": the record says why it used this grid
+        self.zone_source = why
+        return zone
 
     def _intensity(self, start_s: float, end_s: float) -> IntensitySeries:
         assert self.zone is not None
@@ -682,7 +702,12 @@ class Tracker:
             from greenforge.meters.select import select_meters
         except ImportError as exc:  # pragma: no cover - meters ship with greenforge
             raise MeterError(f"meter selection is unavailable: {exc}") from None
-        selection = select_meters(self.settings, pid=self.pid)
+        pid = self.pid
+        if pid is None and self.settings.attribution == "process":
+            # In-process tracking: the tracked process tree is this process and its children.
+            # Without a pid the selection would silently fall back to machine attribution.
+            pid = os.getpid()
+        selection = select_meters(self.settings, pid=pid)
         self.meter_notes.extend(selection.reasons)
         if not selection.meters:
             self._warn("no energy meter is usable on this machine; energy will read 0 J")
@@ -772,11 +797,42 @@ class track:  # noqa: N801 - reads like a function: `with track(...)`, `@track(.
             self.record = self.tracker.record
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(func):
+            # Measure the awaited body, not just the creation of the coroutine object.
+            return self._wrap_coroutine(func)  # type: ignore[return-value]
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            raise ConfigError(
+                f"@track cannot measure the generator function {func.__qualname__!r}: its body "
+                "runs while the caller iterates. Use `with greenforge.track(...):` around the loop "
+                "that consumes it."
+            )
+
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             tracker = self._new(getattr(func, "__qualname__", None)).start()
             try:
                 result = func(*args, **kwargs)
+            except BaseException as exc:
+                tracker.__exit__(type(exc), exc, exc.__traceback__)
+                self.record = tracker.record
+                raise
+            try:
+                tracker.stop("completed")
+            finally:
+                self.record = tracker.record
+            return result
+
+        wrapper.greenforge_track = self  # type: ignore[attr-defined]
+        return wrapper
+
+    def _wrap_coroutine(
+        self, func: Callable[P, Coroutine[Any, Any, T]]
+    ) -> Callable[P, Coroutine[Any, Any, T]]:
+        @functools.wraps(func)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            tracker = self._new(getattr(func, "__qualname__", None)).start()
+            try:
+                result = await func(*args, **kwargs)
             except BaseException as exc:
                 tracker.__exit__(type(exc), exc, exc.__traceback__)
                 self.record = tracker.record
@@ -823,7 +879,7 @@ def run_command(
         raise ConfigError("no command to run: use `greenforge run -- CMD ARGS...`.")
     base_env = dict(os.environ if env is None else env)
     meta: dict[str, Any] = dict(metadata or {})
-    meta["argv"] = args
+    meta["argv"] = redact_argv(args)  # stores and exports never hold keys typed on a CLI
     tracker = Tracker(
         settings,
         zone=zone,
@@ -856,10 +912,15 @@ def run_command(
     except BaseException:
         proc.wait()
         raise
-    returncode = _wait(proc)
+    returncode = _wait_exited(proc)
     code = _exit_code(returncode)
     status: RunStatus = "completed" if returncode == 0 else "failed"
-    record = tracker.stop(status, exit_code=code)
+    try:
+        # The child is still unreaped here, so the final sample reads its whole CPU time
+        # (process attribution would otherwise lose everything since the last sample).
+        record = tracker.stop(status, exit_code=code)
+    finally:
+        _wait(proc)  # reap it
     return code, record
 
 
@@ -870,6 +931,24 @@ def _wait(proc: subprocess.Popen[bytes]) -> int:
             return proc.wait()
         except KeyboardInterrupt:
             continue
+
+
+def _wait_exited(proc: subprocess.Popen[bytes]) -> int:
+    """Wait until the child exits but leave it unreaped (a zombie) where the OS allows, so its
+    final CPU time can still be read; returns its return code (``-N`` if signal N killed it)."""
+    waitid = getattr(os, "waitid", None)
+    if waitid is None:  # pragma: no cover - macOS and Windows: reap at once
+        return _wait(proc)
+    while True:
+        try:
+            info = waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        except KeyboardInterrupt:
+            continue
+        except ChildProcessError:  # already reaped (e.g. by Popen.poll in a signal handler)
+            return _wait(proc)
+        if info is None:  # pragma: no cover - only with WNOHANG
+            continue
+        return int(info.si_status) if info.si_code == os.CLD_EXITED else -int(info.si_status)
 
 
 __all__ = ["Tracker", "interval_co2e_g", "new_run_id", "run_command", "track"]

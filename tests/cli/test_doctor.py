@@ -59,3 +59,18 @@ def test_doctor_turns_bad_settings_into_findings_and_still_exits_0(
 
     report = json.loads(capsys.readouterr().out)
     assert any("m5.large" in p for p in report["problems"])
+
+
+def test_doctor_shows_process_attribution_in_the_chosen_meters(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GREENFORGE_ATTRIBUTION", "process")
+
+    assert main(["doctor", "--json"]) == 0
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"]["attribution"] == "process"
+    cpu = [r for r in report["reasons"] if r.startswith("model-cpu")]
+    if cpu:  # machines with readable RAPL use it instead (scoped as rapl+process-share)
+        assert all("process-tree" in r for r in cpu), cpu
+        assert not any("attribution: machine" in r for r in report["reasons"])

@@ -197,3 +197,65 @@ def test_sigterm_to_greenforge_run_stops_the_command_and_keeps_the_run(home: Pat
         [run] = store.list()
     assert run.status == "failed"
     assert run.metadata["exit_code"] == 128 + signal.SIGTERM
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["run", "--interval", "abc", "--", PY, "-c", "pass"], "--interval"),
+        (["run", "--zone", "DE", "--no-such-option", "--", PY, "-c", "pass"], "--no-such-option"),
+        (["grid", "forecast", "DE", "--hours", "abc"], "--hours"),
+        (["no-such-command"], "no-such-command"),
+    ],
+)
+def test_usage_errors_are_a_message_and_exit_code_2_not_a_traceback(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_process_attribution_charges_a_command_that_ends_before_the_first_sample(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The final sample must still read the child's CPU time (it is reaped only afterwards).
+    monkeypatch.setenv("GREENFORGE_ATTRIBUTION", "process")
+    burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    argv = ["run", "--zone", "DE", "--interval", "30", "--", PY, "-c", burn]
+    assert main(argv) == 0
+    [run] = runs_json(capsys)
+    with RunStore.for_settings(load_settings()) as store:
+        record = store.get(str(run["id"]))
+    cpu = {c.component: c.energy_j for c in record.components}["cpu"]
+    assert cpu > 0.0
+    assert any("process-tree" in m for m in record.meters)
+
+
+def test_a_profile_intensity_is_labelled_as_such_in_the_record_and_summary(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "--zone", "DE", "--", PY, "-c", "pass"]) == 0
+    assert "typical profile, not measured" in capsys.readouterr().err
+    [run] = runs_json(capsys)
+    assert main(["runs", "show", str(run["id"]), "--json"]) == 0
+    intensity = json.loads(capsys.readouterr().out)["emissions"]["intensity"]
+    assert intensity["kind"] == "profile"
+    assert intensity["source"].startswith("embedded:profile-")
+
+
+def test_a_zone_taken_from_a_cloud_variable_says_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AWS_REGION is often set on laptops too: the run must show which variable chose the grid
+    for var in ("AWS_DEFAULT_REGION", "GOOGLE_CLOUD_REGION", "GREENFORGE_CLOUD_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    assert main(["run", "--", PY, "-c", "pass"]) == 0
+    assert "(from AWS_REGION=eu-central-1)" in capsys.readouterr().err
+    [run] = runs_json(capsys)
+    with RunStore.for_settings(load_settings()) as store:
+        record = store.get(str(run["id"]))
+    assert record.metadata["zone"] == "DE"
+    assert record.metadata["zone_source"] == "AWS_REGION=eu-central-1"

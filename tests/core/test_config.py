@@ -82,3 +82,32 @@ def test_bad_attribution() -> None:
 def test_home_override(tmp_path: Path) -> None:
     settings = load_settings(env={"GREENFORGE_HOME": str(tmp_path)}, config_file=None)
     assert settings.resolved_home() == tmp_path
+
+
+def test_secret_looking_arguments_are_redacted_for_storage() -> None:
+    from greenforge.config import redact_argv
+
+    argv = [
+        "python",
+        "train.py",
+        "--api-key",
+        "sk-1",
+        "--token=sk-2",
+        "WANDB_API_KEY=sk-3",
+        "https://user:sk-4@example.org/data",
+        "--epochs",
+        "3",
+    ]
+    safe = redact_argv(argv)
+    assert safe == [
+        "python",
+        "train.py",
+        "--api-key",
+        "***",
+        "--token=***",
+        "WANDB_API_KEY=***",
+        "https://user:***@example.org/data",
+        "--epochs",
+        "3",
+    ]
+    assert not any("sk-" in a for a in safe)

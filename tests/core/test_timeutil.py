@@ -33,6 +33,13 @@ def test_a_bad_time_names_the_value_and_the_accepted_forms() -> None:
         parse_time_s("teatime", NOW_S)
 
 
+@pytest.mark.parametrize("text", ["1e20", "-99999999999", "1780000000000", "1900-01-01T00:00Z"])
+def test_a_time_outside_the_printable_range_is_a_clear_error(text: str) -> None:
+    # e.g. milliseconds given as seconds: refused by name, not a traceback when printed later
+    with pytest.raises(ConfigError, match=r"bad time .*outside 1970-01-01 \.\. 9999-12-31"):
+        parse_time_s(text, NOW_S)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("4h", 14400.0), ("90m", 5400.0), ("1h30m", 5400.0), ("2d", 172800.0), ("45", 45.0)],

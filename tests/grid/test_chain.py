@@ -104,3 +104,17 @@ def test_unconfigured_files_provider_is_skipped_visibly() -> None:
 def test_reversed_range_is_rejected() -> None:
     with pytest.raises(ConfigError, match="precedes start"):
         intensity_for(Settings(), "DE", T0, T0 - 1)
+
+
+class VerboseFailingProvider(FailingProvider):
+    name = "verbose"
+
+    def history(self, zone: str, start_s: float, end_s: float) -> IntensitySeries:
+        raise ProviderError("verbose: " + "context " * 40 + "To fix it: run once online.")
+
+
+def test_when_every_provider_fails_the_error_keeps_each_whole_message() -> None:
+    # the advice at the end of a long provider message must not be cut off
+    settings = Settings(intensity_providers=("verbose",))
+    with pytest.raises(ProviderError, match="To fix it: run once online"):
+        intensity_for(settings, "DE", T0, T0 + 60, providers={"verbose": VerboseFailingProvider()})

@@ -139,3 +139,33 @@ def test_portal_header_constant_is_the_real_one(shared_data: Path) -> None:
         shared_data / "grid" / "hourly" / "DE_2023_hourly.csv.gz", "rt", encoding="utf-8"
     ) as fh:
         assert fh.readline().rstrip("\n") == PORTAL_HEADER
+
+
+def test_sources_are_printed_verbatim_and_fallbacks_as_one_warning_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a file name with brackets must not be read as rich markup (the source would lose it)
+    mine = tmp_path / "mine[red].csv"
+    mine.write_text("timestamp,value\n2024-03-01T00:00:00Z,310\n2024-03-01T01:00:00Z,300\n")
+    capsys.readouterr()
+    assert main(["grid", "show", "DE", "--file", str(mine)]) == 0
+    assert "csv:mine[red].csv" in capsys.readouterr().out
+
+    monkeypatch.setenv("GREENFORGE_INTENSITY_FILES", str(mine))
+    argv = ["grid", "show", "DE", "--providers", "files,embedded"]
+    assert main([*argv, "--from", "2025-01-01T00:00Z", "--to", "2025-01-01T02:00Z"]) == 0
+    captured = capsys.readouterr()
+    assert "fallback after files" in captured.out
+    assert "csv:mine[red].csv" in captured.out
+    assert "warning: grid provider(s) 'files' failed for zone 'DE'" in captured.err
+    assert "GridFallbackWarning" not in captured.err  # not Python's warning format
+
+
+def test_a_range_of_thousands_of_years_is_refused_before_building_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["--from", "2020-01-01T00:00Z", "--to", "9000-01-01T00:00Z"]
+    assert main(["grid", "show", "DE", *argv]) == 2
+    assert "at most 100 years" in capsys.readouterr().err
+    assert main(["grid", "compare", "DE", "FR", *argv]) == 2
+    assert "at most 100 years" in capsys.readouterr().err

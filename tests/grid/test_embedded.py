@@ -168,3 +168,8 @@ def test_bad_quantile_basis_and_zone_are_clear_errors() -> None:
         EmbeddedProvider().history("GBR-X", 0.0, 1.0)
     with pytest.raises(ConfigError, match="end must not precede start"):
         EmbeddedProvider().history("FR", 10.0, 0.0)
+
+
+def test_a_profile_series_of_thousands_of_years_is_refused_not_allocated() -> None:
+    with pytest.raises(ConfigError, match="time range too long"):
+        profile_series("DE", 1.6e9, 1.6e9 + 7000 * 365.25 * 86400)

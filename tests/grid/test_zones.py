@@ -159,3 +159,14 @@ def test_unknown_zone_lists_close_matches() -> None:
     with pytest.raises(UnknownZoneError, match="US-CAL-CISO") as info:
         annual_intensity("US-CAL-CIS")
     assert info.value.suggestions
+
+
+def test_resolve_zone_source_names_where_the_zone_came_from() -> None:
+    from greenforge.grid.zones import resolve_zone_source
+
+    assert resolve_zone_source(Settings(), "de", env={}) == ("DE", "argument")
+    assert resolve_zone_source(Settings(zone="GB"), env={}) == ("GB", "setting")
+    cloud = Settings(cloud_provider="aws", cloud_region="us-west-1")
+    assert resolve_zone_source(cloud, env={}) == ("US-CAL-CISO", "cloud_region=aws:us-west-1")
+    found = resolve_zone_source(Settings(), env={"AWS_REGION": "eu-central-1"})
+    assert found == ("DE", "AWS_REGION=eu-central-1")

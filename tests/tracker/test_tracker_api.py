@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -379,3 +379,74 @@ def test_the_running_co2e_fast_path_matches_the_integral(
     expected = float(emissions_g(series, start_s, start_s + width_s, energy_j, 1.3)[0])
     got = interval_co2e_g(series, start_s, start_s + width_s, energy_j, 1.3)
     assert got == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+def test_process_attribution_in_process_charges_this_process_tree(settings: Settings) -> None:
+    # Without an explicit pid, `attribution="process"` must scope the modelled meters to the
+    # calling process, not fall back to charging the whole machine.
+    import dataclasses
+
+    process = dataclasses.replace(settings, attribution="process")
+    tracker = Tracker(process, zone="DE", persist=False, provider=StaticIntensity(400.0))
+    tracker.start()
+    sum(i * i for i in range(10_000))
+    record = tracker.stop()
+    cpu_notes = [m for m in record.meters if m.startswith("model-cpu")]
+    assert cpu_notes
+    assert all("process" in m for m in cpu_notes), cpu_notes
+
+
+def test_decorating_a_coroutine_function_measures_the_awaited_body(settings: Settings) -> None:
+    import asyncio
+
+    tracked = track(settings, zone="DE", meters=[FakeMeter(5.0)], provider=StaticIntensity())
+
+    @tracked
+    async def train(epochs: int) -> str:
+        await asyncio.sleep(0.2)
+        return f"trained {epochs}"
+
+    assert asyncio.run(train(2)) == "trained 2"
+    assert tracked.record is not None
+    assert tracked.record.status == "completed"
+    assert tracked.record.duration_s >= 0.2  # the body ran inside the run
+    assert tracked.record.energy_j == pytest.approx(5.0 * tracked.record.duration_s, rel=0.2)
+
+
+def test_decorating_a_generator_function_is_refused_with_advice(settings: Settings) -> None:
+    tracked = track(settings, zone="DE", meters=[FakeMeter(5.0)], provider=StaticIntensity())
+
+    def batches() -> Iterator[int]:
+        yield 1
+
+    with pytest.raises(ConfigError, match="generator function"):
+        tracked(batches)
+
+
+def test_running_co2e_follows_the_embedded_profile_not_the_first_hour(
+    settings: Settings, clock: ManualClock
+) -> None:
+    # Budgets, window figures and predictions use the running total: over a 13 h run it must
+    # follow the hourly profile like the final record does, not hold the first hour's value.
+    tracker = Tracker(
+        settings,
+        zone="DE",
+        meters=[FakeMeter(100.0, clock=clock)],
+        interval_s=NEVER_S,
+        clock=clock,
+        persist=False,
+    )
+    tracker.start()
+    deadline = time.monotonic() + 10.0
+    while tracker._series is None and time.monotonic() < deadline:  # loaded in the background
+        time.sleep(0.01)
+    with tracker.window("night"):
+        clock.advance(3600.0)
+    clock.advance(11 * 3600.0)
+    with tracker.window("noon"):
+        clock.advance(3600.0)
+    running_g = tracker.co2e_g
+    record = tracker.stop()
+    assert record.emissions is not None
+    assert record.emissions.intensity.time_resolved
+    assert running_g == pytest.approx(record.co2e_g, rel=1e-9)

@@ -203,3 +203,11 @@ def test_a_callback_that_stops_the_run_gets_a_warning_not_a_deadlock(settings: S
     record = tracker.stop()
     assert tracker.over_budget
     assert any("budget callback failed" in w and "sampling thread" in w for w in record.warnings)
+
+
+def test_a_prediction_without_intensity_has_unknown_co2e_not_zero() -> None:
+    prediction = predict_total([100.0, 120.0], [None, 0.01], [10.0, 12.0], 10)
+    assert prediction.co2e_g is None
+    assert prediction.energy_j == pytest.approx(1100.0)
+    budget = Budget(co2e_g=0.001, use_prediction=True)
+    assert check_budget(budget, 220.0, None, prediction) is None  # unknown is not "over"

@@ -145,3 +145,40 @@ def test_two_ranks_on_one_node_count_the_node_once(tmp_path: Path) -> None:
     assert run.status == "completed"
     assert run.metadata["parts"] == 2
     assert any("read by local rank 0" in m for m in rank1.meters)
+
+
+def test_embodied_emissions_are_reported_once_per_node_even_with_process_meters(
+    tmp_path: Path,
+) -> None:
+    # Under process attribution every rank keeps all its (process-scoped) meters; the machine's
+    # embodied share must still come from local rank 0 only, or N ranks count it N times.
+    import dataclasses
+
+    from greenforge.testing import StaticIntensity
+    from greenforge.tracker import Tracker
+
+    settings = dataclasses.replace(
+        load_settings(env={}, home=tmp_path, interval_s=0.02), embodied_kg=1000.0
+    )
+    embodied = []
+    for local_rank in (0, 1):
+        env = {
+            "RANK": str(local_rank),
+            "LOCAL_RANK": str(local_rank),
+            "WORLD_SIZE": "2",
+            "LOCAL_WORLD_SIZE": "2",
+        }
+        tracker = Tracker(
+            settings,
+            zone="DE",
+            meters=[FakeMeter(name="model-cpu", scope="process")],
+            provider=StaticIntensity(300.0),
+            persist=False,
+            env=env,
+        )
+        tracker.start()
+        record = tracker.stop()
+        assert record.components  # every rank measured its own process tree
+        embodied.append(record.embodied)
+    assert embodied[0] is not None
+    assert embodied[1] is None

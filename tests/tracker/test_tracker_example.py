@@ -39,3 +39,16 @@ def test_the_example_trains_and_stores_a_run_with_a_window_per_epoch(
 def test_the_example_rejects_bad_arguments() -> None:
     with pytest.raises(SystemExit):
         train.main(["--epochs", "0"])
+
+
+def test_the_example_says_co2e_unknown_rather_than_zero_without_intensity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GREENFORGE_HOME", str(tmp_path))
+    monkeypatch.delenv("GREENFORGE_PARENT_RUN_ID", raising=False)
+    monkeypatch.setenv("GREENFORGE_OFFLINE", "1")  # uk-neso answers from an empty cache only
+    monkeypatch.setenv("GREENFORGE_INTENSITY_PROVIDERS", "uk-neso")
+    assert train.main(["--zone", "GB", "--epochs", "1", "--width", "4", "--threads", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "CO2e unknown" in out
+    assert "0.000 mgCO2e" not in out

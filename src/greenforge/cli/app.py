@@ -62,12 +62,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-    except Exception as exc:  # click usage errors
+    except typer.Abort:
+        return 1
+    except Exception as exc:  # click usage errors (bad option values, unknown options)
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
+        # Recent typer versions raise the exceptions of their own vendored click
+        # (``typer._click``), which are not subclasses of ``click.ClickException``: recognise
+        # both by their interface, so a bad value never ends in a traceback.
+        show = getattr(exc, "show", None)
+        code = getattr(exc, "exit_code", None)
+        if isinstance(exc, click.exceptions.ClickException) or (
+            callable(show) and isinstance(code, int)
+        ):
+            exc.show()  # type: ignore[attr-defined]
+            return int(exc.exit_code)  # type: ignore[attr-defined]
         if isinstance(exc, click.exceptions.Abort):
             return 1
         raise

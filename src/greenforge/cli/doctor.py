@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Any
 
 import typer
@@ -77,7 +78,10 @@ def collect(zone: str | None = None) -> dict[str, Any]:
     out["cpu"] = cpu_out
 
     try:
-        selection = select_meters(settings)
+        # Under process attribution a run scopes the meters to its process tree; show that
+        # choice (with doctor's own process standing in for the tracked one), not machine.
+        pid = os.getpid() if settings.attribution == "process" else None
+        selection = select_meters(settings, pid=pid)
         out["chosen"] = selection.names
         out["reasons"] = selection.reasons
         out["warnings"] = selection.warnings

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from greenforge.config import Settings, load_settings
@@ -23,6 +27,7 @@ grid_app = typer.Typer(
 )
 
 _TABLE_ROWS = 48
+_MAX_RANGE_S = 100 * 365.25 * 86400.0  # a typo'd year must not build millions of points
 
 
 def series_json(series: IntensitySeries) -> dict[str, Any]:
@@ -52,6 +57,27 @@ def series_json(series: IntensitySeries) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _fallback_notes() -> Iterator[None]:
+    """Show a fallback in the provider chain as one plain ``warning:`` line on stderr (not
+    Python's warning format with a source file and line); other warnings pass through."""
+    from greenforge.grid.chain import GridFallbackWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GridFallbackWarning)
+        yield
+    err = Console(stderr=True)
+    shown: set[str] = set()
+    for w in caught:
+        if issubclass(w.category, GridFallbackWarning):
+            text = str(w.message)
+            if text not in shown:
+                shown.add(text)
+                err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
 def _settings(providers: str | None, basis: str | None, fill: str | None) -> Settings:
     return load_settings(intensity_providers=providers, intensity_basis=basis, intensity_fill=fill)
 
@@ -59,10 +85,13 @@ def _settings(providers: str | None, basis: str | None, fill: str | None) -> Set
 def _print_series(series: IntensitySeries, title: str) -> None:
     console = Console()
     values = series.values_g_per_kwh
-    console.print(f"[bold]{title}[/]  zone [cyan]{series.zone}[/]")
+    # source and zone are data (file names, provider error text): never rich markup
+    console.print(f"[bold]{title}[/]  zone [cyan]{escape(series.zone)}[/]")
     console.print(
-        f"source: {series.source}\nsignal: {series.signal} ({series.basis}), kind: "
-        f"{series.kind}, step: {series.step_s:g} s, points: {len(series)}",
+        escape(
+            f"source: {series.source}\nsignal: {series.signal} ({series.basis}), kind: "
+            f"{series.kind}, step: {series.step_s:g} s, points: {len(series)}"
+        ),
         highlight=False,
     )
     if series.kind == "annual":
@@ -181,6 +210,12 @@ def _range(
         raise ConfigError(
             f"--to ({utc_iso_seconds(e)}) must be after --from ({utc_iso_seconds(s)})."
         )
+    if e - s > _MAX_RANGE_S:
+        raise ConfigError(
+            f"--from {utc_iso_seconds(s)} to --to {utc_iso_seconds(e)} spans "
+            f"{(e - s) / (365.25 * 86400):.0f} years: at most 100 years at a time. "
+            "Check the years."
+        )
     return s, e
 
 
@@ -221,7 +256,8 @@ def show_cmd(
 
         z = resolve_zone(settings, zone)
         s, e = _range(at, start, end, 24.0)
-        series = intensity_for(settings, z, s, e)
+        with _fallback_notes():
+            series = intensity_for(settings, z, s, e)
     if as_json:
         typer.echo(json.dumps(series_json(series), indent=1))
     else:
@@ -245,7 +281,8 @@ def forecast_cmd(
     settings = _settings(providers, basis, None)
     z = resolve_zone(settings, zone)
     now = time.time()
-    series = intensity_for(settings, z, now, now + hours * 3600.0, forecast=True)
+    with _fallback_notes():
+        series = intensity_for(settings, z, now, now + hours * 3600.0, forecast=True)
     if as_json:
         typer.echo(json.dumps(series_json(series), indent=1))
     else:
@@ -271,7 +308,8 @@ def compare_cmd(
     rows: list[dict[str, Any]] = []
     for zone in zones:
         z = resolve_zone(settings, zone)
-        series = intensity_for(settings, z, s, e)
+        with _fallback_notes():
+            series = intensity_for(settings, z, s, e)
         rows.append(
             {
                 "zone": z,
@@ -297,7 +335,7 @@ def compare_cmd(
             f"{r['min_g_per_kwh']:.1f}",
             f"{r['max_g_per_kwh']:.1f}",
             str(r["kind"]),
-            str(r["source"]),
+            escape(str(r["source"])),
         )
     Console().print(table)
     console = Console()

@@ -57,6 +57,12 @@ def _fmt_g(co2e_g: float | None) -> str:
     return f"{co2e_g * 1000:.4g} mg"
 
 
+def _zone_why(record: RunRecord) -> str:
+    """`` (from AWS_REGION=eu-central-1)`` when the zone came from a cloud region."""
+    why = record.metadata.get("zone_source")
+    return f" (from {why})" if isinstance(why, str) and "=" in why else ""
+
+
 def render_record(record: RunRecord, console: Console) -> None:
     """A rich summary of one run: components, emissions with bounds, provenance, windows."""
     head = Table(title=escape(f"GreenForge run {record.id} ({record.name})"), show_header=False)
@@ -77,10 +83,13 @@ def render_record(record: RunRecord, console: Console) -> None:
             f"{_fmt_g(e.co2e_g)} (low {_fmt_g(e.low_g)}, high {_fmt_g(e.high_g)})",
         )
         kind = "time-resolved" if e.intensity.time_resolved else "annual/static average"
+        if e.intensity.kind == "profile":
+            kind = "hourly typical profile, not measured"
         head.add_row(
             "grid intensity",
             escape(
-                f"{e.mean_intensity_g_per_kwh:.4g} g/kWh, zone {e.intensity.zone}, "
+                f"{e.mean_intensity_g_per_kwh:.4g} g/kWh, zone {e.intensity.zone}"
+                f"{_zone_why(record)}, "
                 f"{e.intensity.source} ({e.intensity.signal}, {e.intensity.basis}, {kind})"
             ),
         )

@@ -95,7 +95,9 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def _print_prediction(p: Prediction) -> None:
     print(
         f"  predicted total after {p.windows_seen}/{p.windows_total} epochs: "
-        f"{p.energy_j:.1f} J, {p.co2e_g * 1000:.3f} mgCO2e, {p.duration_s:.1f} s",
+        f"{p.energy_j:.1f} J, "
+        f"{'CO2e unknown' if p.co2e_g is None else f'{p.co2e_g * 1000:.3f} mgCO2e'}, "
+        f"{p.duration_s:.1f} s",
         flush=True,
     )
 
@@ -154,10 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"epoch {epoch:2d}: loss {loss:.4f}  test accuracy {acc:.3f}", flush=True)
     record = run.record
     assert record is not None
-    co2e = record.co2e_g or 0.0
+    # no intensity (e.g. a live provider down, no fallback): say so, never print a zero
+    co2e = "CO2e unknown" if record.co2e_g is None else f"{record.co2e_g * 1000:.3f} mgCO2e"
     print(
         f"done: test accuracy {acc:.3f}; this script's tracker measured {record.energy_j:.1f} J, "
-        f"{co2e * 1000:.3f} mgCO2e in {record.duration_s:.1f} s (run {record.id})",
+        f"{co2e} in {record.duration_s:.1f} s (run {record.id})",
         flush=True,
     )
     return 0

@@ -100,7 +100,9 @@ def intensity_for(
         return series
     if all(isinstance(e, UnknownZoneError) for _, e in failures):
         raise failures[0][1]
-    detail = "; ".join(f"{n}: {_short(e)}" for n, e in failures)
+    # The final error keeps each provider's whole message: it ends with what to do (set a key,
+    # go online once, fix the zone), which a shortened text would cut off.
+    detail = "; ".join(f"{n}: {type(e).__name__}: {e}" for n, e in failures)
     raise ProviderError(
         f"no grid provider answered for zone {zone!r} ({detail}). Check the zone and the "
         "provider settings, or add 'embedded' to intensity_providers as an offline fallback."

@@ -129,6 +129,10 @@ def profile_quantiles(
     return result[0] if np.ndim(q) == 0 else result
 
 
+MAX_PROFILE_POINTS = 100 * 8784
+"""Most hourly points one profile series may have (about 100 years; ~80 MB while built)."""
+
+
 def profile_series(
     zone: str,
     start_s: float,
@@ -144,6 +148,12 @@ def profile_series(
         raise ConfigError(f"bad time range [{start_s!r}, {end_s!r}): end must not precede start.")
     first = np.floor(start_s / PROFILE_STEP_S) * PROFILE_STEP_S
     n = max(int(np.ceil((end_s - first) / PROFILE_STEP_S)), 1)
+    if n > MAX_PROFILE_POINTS:
+        # a typo'd year (2024 -> 9024) must not allocate gigabytes of hourly points
+        raise ConfigError(
+            f"time range too long for an hourly profile of {zone!r}: {n} hours "
+            f"(at most {MAX_PROFILE_POINTS}, about 100 years). Check the start and end times."
+        )
     times = first + PROFILE_STEP_S * np.arange(n, dtype=np.float64)
     values = profile_quantiles(zone, times, q, basis)
     label = "" if q == 0.5 else f" (p{round(q * 100):d})"

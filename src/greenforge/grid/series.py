@@ -92,6 +92,7 @@ class IntensitySeries:
             signal=self.signal,
             basis=self.basis,
             time_resolved=self.kind not in ("annual", "static"),
+            kind=self.kind,
         )
 
     def between(self, start_s: float, end_s: float) -> IntensitySeries:

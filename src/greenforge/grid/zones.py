@@ -281,20 +281,32 @@ def resolve_zone(
     through unchanged for live providers to judge. Raises :class:`ConfigError` with guidance
     when nothing says where the machine is.
     """
+    return resolve_zone_source(settings, explicit, env)[0]
+
+
+def resolve_zone_source(
+    settings: Settings,
+    explicit: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    """:func:`resolve_zone` and where the zone came from (``argument``, ``setting``,
+    ``cloud_region=aws:eu-west-2`` or the cloud environment variable, e.g.
+    ``AWS_REGION=eu-central-1``), so a record can say why it used that grid."""
     env = os.environ if env is None else env
-    for given in (explicit, settings.zone):
+    for given, why in ((explicit, "argument"), (settings.zone, "setting")):
         if given is not None:
             if not given.strip():
                 raise ConfigError(
                     "empty grid zone: give a zone such as 'DE' or 'US-CAL-CISO' "
                     "(see `greenforge grid zones`)."
                 )
-            return canonical_zone(given) or given.strip()
+            return canonical_zone(given) or given.strip(), why
     if settings.cloud_region:
-        return cloud_region_zone(settings.cloud_provider, settings.cloud_region)
+        zone = cloud_region_zone(settings.cloud_provider, settings.cloud_region)
+        return zone, f"cloud_region={settings.cloud_provider}:{settings.cloud_region}"
     found = zone_from_cloud_env(env)
     if found is not None:
-        return found[0]
+        return found
     raise ConfigError(
         "no grid zone: GreenForge does not guess where your machine is. Pass --zone (e.g. "
         '--zone DE), set GREENFORGE_ZONE, put `zone = "DE"` in greenforge.toml, or set '
