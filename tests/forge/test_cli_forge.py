@@ -130,3 +130,53 @@ def test_the_digits_example_runs_offline_with_chosen_recipes(
     assert doc["data"]["input_shape"] == [1, 8, 8]
     assert doc["candidates"][1]["precision"] == "int8-dynamic"
     assert "forge digits" in capsys.readouterr().out
+
+
+def test_a_bad_pretrained_table_fails_before_any_training(
+    tmp_path: Path, blobs_npz: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = TINY + '\n[pretrained]\nkind = "bogus"\npath = "x.pt"\n'
+    task = write_task(tmp_path, body, blobs_npz)
+    out = tmp_path / "out"
+
+    code = main(["forge", "--config", str(task), "--out", str(out), "--zone", "FR"])
+
+    assert code == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "[pretrained]" in err
+    assert "'bogus'" in err
+    assert not out.exists()  # nothing was trained
+
+
+def test_failed_recipe_messages_are_printed_verbatim_not_as_markup(
+    tmp_path: Path, blobs_npz: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = TINY.replace(
+        'recipes = ["baseline", { recipe = "quantize", source = "baseline", mode = "int8-dynamic" }]',
+        'recipes = ["baseline", "transfer-head"]',
+    )
+    body += '\n[pretrained]\nkind = "state_dict"\npath = "ckpt[v2].pt"\n'
+    task = write_task(tmp_path, body, blobs_npz)
+
+    out = str(tmp_path / "o")
+    code = main(["forge", "--config", str(task), "--out", out, "--zone", "FR", "--threads", "1"])
+
+    assert code in (0, NO_CANDIDATE_EXIT_CODE)
+    printed = capsys.readouterr().out.replace("\n", "")
+    assert "failed recipe transfer-head" in printed
+    assert "ckpt[v2].pt" in printed  # rich markup would have swallowed "[v2]"
+
+
+def test_an_output_directory_that_cannot_be_created_is_refused_before_training(
+    tmp_path: Path, blobs_npz: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task = write_task(tmp_path, TINY, blobs_npz)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory", encoding="utf-8")
+
+    code = main(["forge", "--config", str(task), "--out", str(blocker / "out"), "--zone", "FR"])
+
+    assert code == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "cannot create the output directory" in err
+    assert "a-file" in err

@@ -110,3 +110,48 @@ def test_no_deployment_zone_is_an_error_with_guidance(monkeypatch: pytest.Monkey
 
     with pytest.raises(ConfigError, match="zone"):
         deployment_intensity(Settings(), None)
+
+
+@pytest.mark.parametrize(
+    ("methods", "basis"),
+    [
+        ("rapl", "measured"),
+        ("nvml-energy+rapl", "measured"),
+        ("model:cpu-ccf-vcpu+model:ram-w-per-gb", "modelled"),
+        ("model:ram-w-per-gb+rapl", "partly modelled"),
+        ("model:cpu-tdp+unmeasured (tracker failed)", "partly modelled"),
+        ("unmeasured (tracker failed)", "unmeasured"),
+        ("", "unmeasured"),
+    ],
+)
+def test_energy_basis_never_calls_a_modelled_figure_measured(methods: str, basis: str) -> None:
+    from greenforge.forge.measure import energy_basis
+
+    assert energy_basis(methods) == basis
+
+
+def test_a_failing_workload_stops_the_tracker_and_raises_its_own_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from greenforge import tracker as tracker_mod
+
+    events: list[str] = []
+
+    class RecordingTracker:
+        def __init__(self, **kwargs: object) -> None:
+            pass
+
+        def start(self) -> None:
+            events.append("start")
+
+        def stop(self) -> None:
+            events.append("stop")
+
+    monkeypatch.setattr(tracker_mod, "Tracker", RecordingTracker)
+
+    def boom() -> None:
+        raise ValueError("the workload's own error")
+
+    with pytest.raises(ValueError, match="the workload's own error"):
+        measure(boom, Settings(zone="DE"))
+    assert events == ["start", "stop"]  # no tracker (or sampling thread) left running

@@ -74,3 +74,21 @@ def test_ties_on_co2e_prefer_the_more_accurate_model() -> None:
 
     assert choice.index == 1
     assert "'b'" in choice.reason
+
+
+@pytest.mark.parametrize(
+    ("factor", "loss", "text"),
+    [
+        (4.1, 0.89, "4.1x less lifetime CO2e, 0.89 accuracy points lost"),
+        # the chosen model carries the whole search: it can cost more than the baseline alone
+        (1 / 1.25, 0.0, "1.2x MORE lifetime CO2e, 0.00 accuracy points lost"),
+        (2.0, -0.5, "2.0x less lifetime CO2e, 0.50 accuracy points gained"),
+    ],
+)
+def test_the_comparison_with_the_baseline_never_calls_more_less(
+    factor: float, loss: float, text: str
+) -> None:
+    from greenforge.forge.output import versus_baseline
+
+    comp = {"lifetime_reduction_factor": factor, "accuracy_loss_points": loss}
+    assert versus_baseline(comp) == text

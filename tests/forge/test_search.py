@@ -208,3 +208,28 @@ def test_the_search_reports_its_own_total_cost(
     assert any(label.startswith("convert:") for label in labels)
     assert result.search["total_co2e_g"] == pytest.approx(sum(s["co2e_g"] for s in steps))
     assert result.search["total_co2e_g"] > 0
+
+
+def test_a_modelled_search_is_labelled_modelled_not_measured(
+    tmp_path: Path, blobs_npz: Path
+) -> None:
+    from greenforge.testing import FakeMeter
+
+    modelled = {
+        "meters": [FakeMeter(20.0, method="model:cpu-ccf-vcpu")],
+        "intensity_g_per_kwh": 300.0,
+        "intensity_source": "static:test",
+    }
+    body = SMALL.replace(
+        'recipes = ["baseline", "distill", { recipe = "prune", source = "distill", amount = 0.5 },\n'
+        '           { recipe = "quantize", source = "baseline", mode = "int8-dynamic" }]',
+        'recipes = ["baseline"]',
+    )
+    _run(tmp_path, blobs_npz, body, modelled)
+
+    doc = json.loads((tmp_path / "out" / "forge.json").read_text())
+    assert doc["search"]["methods"] == "model:cpu-ccf-vcpu"
+    assert doc["search"]["energy_basis"] == "modelled"
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "GreenForge forge: modelled with model:cpu-ccf-vcpu" in card
+    assert "measured" not in card.split("---")[1]  # the co2_eq_emissions metadata

@@ -57,6 +57,36 @@ def test_bad_input_is_a_clear_error_with_its_exit_code(
     assert message in capsys.readouterr().err.replace("\n", " ")
 
 
+def test_deadlines_count_from_the_earliest_start_when_one_is_given(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import time
+
+    before = time.time()
+    base = ["schedule", "--zone", "GB", "--duration", "2h", "--start", "+30h", "--dry-run"]
+    # no --deadline: 24 h of slack after the duration, from the start (not from now)
+    assert main([*base, "--json", "--", "true"]) == 0
+    plan = _json_out(capsys)
+    assert isinstance(plan, dict)
+    assert plan["slots"][0]["start_s"] >= before + 30 * 3600 - 1
+    assert plan["slots"][-1]["end_s"] <= time.time() + (30 + 2 + 24) * 3600 + 1
+    # a relative deadline counts from --start as well (as in `greenforge plan`)
+    assert main([*base, "--deadline", "+3h", "--json", "--", "true"]) == 0
+    plan = _json_out(capsys)
+    assert isinstance(plan, dict)
+    assert plan["slots"][-1]["end_s"] <= time.time() + 33 * 3600 + 1
+
+
+def test_a_bad_pause_signal_is_refused_even_in_a_dry_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["schedule", "--zone", "GB", "--duration", "1h", "--pause-signal", "SIGNOPE"]
+    assert main([*argv, "--dry-run", "--", "true"]) == 2
+    captured = capsys.readouterr()
+    assert "unknown pause signal 'SIGNOPE'" in captured.err.replace("\n", " ")
+    assert "clean slots" not in captured.err
+
+
 def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schedule", "--zone", "GB", "--duration", "1h"]) == 2
     assert "no command to schedule" in capsys.readouterr().err
@@ -141,3 +171,42 @@ def test_detached_jobs_are_listed_cancelled_and_run_by_the_worker(
     assert [j["name"] for j in done] == ["keep"]
     assert main(["queue", "list"]) == 0
     assert "cancelled" in capsys.readouterr().out
+
+
+def test_executor_options_are_kept_with_a_detached_job_for_a_later_worker(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from greenforge.config import load_settings
+    from greenforge.schedule.executors.slurm import SlurmExecutor
+    from greenforge.schedule.queue import JobQueue
+    from greenforge.schedule.runner import Scheduler
+
+    argv = ["schedule", "--zone", "GB", "--duration", "1h", "--executor", "slurm"]
+    assert main([*argv, "--partition", "gpu-night", "--detach", "--", "true"]) == 0
+    capsys.readouterr()
+    settings = load_settings()
+    queue = JobQueue.for_home(settings.resolved_home())
+    (job,) = queue.list()
+    assert job.options["executor_options"] == {"partition": "gpu-night"}
+
+    # a fresh scheduler (`greenforge queue run` after a restart) submits with that partition
+    worker = Scheduler(queue, settings)
+    executor = worker.executor(job.executor, job.options["executor_options"])
+    assert isinstance(executor, SlurmExecutor)
+    assert executor.partition == "gpu-night"
+    plain = worker.executor("slurm")
+    assert isinstance(plain, SlurmExecutor)
+    assert plain.partition is None
+
+
+def test_names_and_messages_are_printed_verbatim_not_as_rich_markup(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["schedule", "--zone", "GB", "--duration", "1s", "--deadline", "+2s"]
+    code = main([*argv, "--name", "train[v2]", "--", sys.executable, "-c", "raise SystemExit(4)"])
+
+    assert code == 4
+    capsys.readouterr()
+    assert main(["queue", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "train[v2]" in listed  # rich would have swallowed "[v2]" as a style tag

@@ -3,8 +3,11 @@ single-node Slurm test is tests/integration/test_slurm.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shlex
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -122,3 +125,64 @@ def test_the_slurm_executor_writes_script_and_spec_before_submitting(tmp_path: P
 def test_unknown_slurm_options_are_rejected() -> None:
     with pytest.raises(ConfigError, match="qos"):
         create_executor("slurm", load_settings(zone="GB"), qos="high")
+
+
+class _FakeSlurm(SlurmExecutor):
+    """Answers sbatch/scontrol from a dict of jobs instead of a cluster."""
+
+    def __init__(self, jobs: dict[str, dict[str, str]]) -> None:
+        super().__init__(load_settings(zone="GB"), poll_s=0.0, sleep=lambda _s: None)
+        self.jobs = jobs
+        self.calls: list[list[str]] = []
+
+    def _run(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        argv = list(argv)
+        self.calls.append(argv)
+        if argv[0] == "sbatch":
+            job_id = str(100 + len(self.jobs))
+            self.jobs[job_id] = {"JobState": "COMPLETED", "JobName": "?", "ExitCode": "0:0"}
+            return subprocess.CompletedProcess(argv, 0, f"{job_id}\n", "")
+        job = self.jobs.get(argv[-1])
+        if job is None:
+            return subprocess.CompletedProcess(argv, 1, "", "Invalid job id specified")
+        text = " ".join(f"{k}={v}" for k, v in job.items())
+        return subprocess.CompletedProcess(argv, 0, text + "\n", "")
+
+
+def test_a_recovered_job_waits_for_its_slots_batch_job_instead_of_submitting_it_again(
+    tmp_path: Path,
+) -> None:
+    """A worker died after `sbatch` but before the slot ended: the next worker must not start
+    a second copy of the slot (both would run and share one checkpoint)."""
+    from greenforge.schedule.queue import JobQueue, PlannedSlot, PlanSummary
+    from greenforge.schedule.runner import Scheduler
+
+    settings = load_settings(zone="GB")
+    queue = JobQueue(tmp_path / "queue.sqlite")
+    plan = PlanSummary((PlannedSlot(1_000.0, 4_600.0, "GB"),), 1.0, 2.0, 50.0, "test")
+    job = queue.enqueue(
+        name="train", argv=["true"], cwd=tmp_path, executor="slurm", job={}, plan=plan
+    )
+    # the dead worker's state: slot 1 submitted as Slurm job 42, now running on the cluster
+    queue.update(job.id, state="running", attempts=1, owner_pid=2**22 + 12345)
+    queue.append_ids(job.id, external_id="42")
+    slurm = _FakeSlurm({"42": {"JobName": f"greenforge-{job.id}-0", "JobState": "COMPLETED"}})
+    worker = Scheduler(queue, settings, executors={"slurm": slurm}, clock=lambda: 5_000.0)
+    ckpt = worker.checkpoint_dir(job.id)
+    ckpt.mkdir(parents=True)
+    (ckpt / "slot-0.outcome.json").write_text('{"exit_code": 0}', encoding="utf-8")
+
+    assert queue.recover_orphans() == [job.id]
+    final = worker.run_job(job.id)
+
+    assert final.state == "done"
+    assert not any(call[0] == "sbatch" for call in slurm.calls)
+    assert final.external_ids == ("42",)
+
+
+def test_a_batch_job_of_another_slot_is_not_taken_for_this_one(tmp_path: Path) -> None:
+    slurm = _FakeSlurm({"42": {"JobName": "greenforge-7-0", "JobState": "COMPLETED"}})
+    spec = _spec(tmp_path)  # job 7, slot index 1
+    assert not slurm.submitted_for(spec, "42")
+    assert not slurm.submitted_for(spec, "999")  # forgotten by Slurm, no outcome file
+    assert slurm.submitted_for(dataclasses.replace(spec, slot_index=0), "42")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 NO_CANDIDATE_EXIT_CODE = 10
 
@@ -119,7 +120,10 @@ def _forge(
                 f"  measured [bold]{info['name']}[/]: test accuracy {100 * info['accuracy']:.2f} %"
             )
         elif kind == "failed":
-            progress.console.print(f"  [yellow]recipe {info['recipe']} failed:[/] {info['error']}")
+            progress.console.print(
+                f"  [yellow]recipe {escape(str(info['recipe']))} failed:[/] "
+                f"{escape(str(info['error']))}"
+            )
 
     def on_progress(label: str, done: int, total: int) -> None:
         if label not in epoch_bars:
@@ -206,18 +210,19 @@ def _print_table(console: Any, result: Any, out_dir: Path) -> None:
     console.print(table)
     s = result.search
     console.print(
-        f"search: {s['total_co2e_g']:.3g} gCO2e, {s['total_energy_j']:.3g} J measured "
-        f"({s['methods']}; intensity {s['intensity_source']}) over {s['wall_s']:.0f} s"
+        f"search: {s['total_co2e_g']:.3g} gCO2e, {s['total_energy_j']:.3g} J "
+        f"{s.get('energy_basis', 'measured')} ({s['methods']}; intensity "
+        f"{s['intensity_source']}) over {s['wall_s']:.0f} s"
     )
     if result.target_accuracy is not None:
         console.print(f"target accuracy: {100 * result.target_accuracy:.2f} %")
     if result.chosen is None:
         console.print(
-            f"[bold red]no candidate met the target.[/] {result.reason}; closest: "
-            f"{', '.join(result.closest)}"
+            f"[bold red]no candidate met the target.[/] {escape(result.reason)}; closest: "
+            f"{escape(', '.join(result.closest))}"
         )
     else:
-        console.print(f"[bold green]chosen:[/] {result.reason}")
+        console.print(f"[bold green]chosen:[/] {escape(result.reason)}")
         ch = result.result(result.chosen)
         console.print(
             f"chosen model's lifetime CO2e with the whole search charged to it: "
@@ -225,14 +230,15 @@ def _print_table(console: Any, result: Any, out_dir: Path) -> None:
         )
         comp = result.comparison()
         if "lifetime_reduction_factor" in comp:
-            console.print(
-                f"vs fp32 baseline: {comp['lifetime_reduction_factor']:.1f}x less lifetime CO2e "
-                f"(search included), {comp['accuracy_loss_points']:.2f} accuracy points lost"
-            )
+            from greenforge.forge.output import versus_baseline
+
+            console.print(f"vs fp32 baseline (search included): {versus_baseline(comp)}")
     if result.failures:
         for f in result.failures:
-            console.print(f"[yellow]failed recipe {f['recipe']}:[/] {f['error']}")
-    console.print(f"outputs: {out_dir}/ ({', '.join(result.files.values())})")
+            console.print(
+                f"[yellow]failed recipe {escape(str(f['recipe']))}:[/] {escape(str(f['error']))}"
+            )
+    console.print(f"outputs: {escape(str(out_dir))}/ ({escape(', '.join(result.files.values()))})")
 
 
 def register(app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from greenforge.config import Settings, load_settings
@@ -65,11 +66,11 @@ def _print_plan(plan: Any, console: Console) -> None:
     console.print(_plan_table(plan, "clean slots"))
     console.print(
         f"expected {plan.expected_co2e_g:.4g} g CO2e vs {plan.run_now_co2e_g:.4g} g if run now: "
-        f"saving {plan.saving_pct:.1f} %  [dim](forecast: {plan.forecast_source})[/]",
+        f"saving {plan.saving_pct:.1f} %  [dim](forecast: {escape(plan.forecast_source)})[/]",
         highlight=False,
     )
     for line in plan.advice:
-        console.print(f"[cyan]advice:[/] {line}", highlight=False)
+        console.print(f"[cyan]advice:[/] {escape(line)}", highlight=False)
 
 
 def _exit_code_of(job: QueuedJob) -> int:
@@ -82,7 +83,7 @@ def _exit_code_of(job: QueuedJob) -> int:
     return job.exit_code if job.exit_code not in (None, 0) else 1
 
 
-def _scheduler(settings: Settings, console: Console, executor_options: dict[str, Any]) -> Any:
+def _scheduler(settings: Settings, console: Console) -> Any:
     from greenforge.schedule.runner import Scheduler
 
     status = console.status("", spinner="dots")
@@ -90,7 +91,7 @@ def _scheduler(settings: Settings, console: Console, executor_options: dict[str,
 
     def on_wait(job: QueuedJob, slot: PlannedSlot, left_s: float) -> None:
         text = (
-            f"job {job.id} ({job.name}): waiting for clean slot {job.next_slot + 1} of "
+            f"job {job.id} ({escape(job.name)}): waiting for clean slot {job.next_slot + 1} of "
             f"{len(job.plan.slots)} at {_iso(slot.start_s)} in {slot.zone} "
             f"(in {_human_s(left_s)}; planned saving {job.plan.saving_pct:.1f} %)"
         )
@@ -103,14 +104,13 @@ def _scheduler(settings: Settings, console: Console, executor_options: dict[str,
         if state["started"]:
             status.stop()
             state["started"] = False
-        console.print(f"[dim]job {job.id}:[/] {text}", highlight=False)
+        console.print(f"[dim]job {job.id}:[/] {escape(text)}", highlight=False)
 
     return Scheduler(
         _queue(settings),
         settings,
         on_wait=on_wait,
         on_event=on_event,
-        executor_options={k: v for k, v in executor_options.items() if v},
     )
 
 
@@ -124,8 +124,8 @@ def schedule(
     deadline: str | None = typer.Option(
         None,
         "--deadline",
-        help="Latest end: ISO time (2026-11-30T06:00Z), +12h, or unix s. "
-        "Default: 24 h of slack after the duration.",
+        help="Latest end: ISO time (2026-11-30T06:00Z), +12h (from --start if given, else "
+        "now), or unix s. Default: 24 h of slack after the duration.",
     ),
     start: str | None = typer.Option(None, "--start", help="Earliest start (default: now)."),
     interruptible: bool = typer.Option(
@@ -170,13 +170,21 @@ def schedule(
         from greenforge.errors import UnknownNameError
 
         raise UnknownNameError("executor", executor, names)
+    from greenforge.schedule.checkpoint import signal_from_name
+
+    signal_from_name(pause_signal)  # refused before any plan is printed
     settings = load_settings()
     zones = [resolve_zone(settings, z) for z in zone] if zone else [resolve_zone(settings)]
     now_s = time.time()
     duration_s = parse_duration_s(duration)
-    deadline_s = (
-        parse_time_s(deadline, now_s) if deadline is not None else now_s + duration_s + 86400.0
-    )
+    start_s = None if start is None else parse_time_s(start, now_s)
+    # a relative deadline (+12h) and the default (24 h of slack after the duration) count
+    # from the earliest start when --start is given, as in `greenforge plan`
+    base_s = now_s if start_s is None else max(start_s, now_s)
+    if deadline is None:
+        deadline_s = base_s + duration_s + 86400.0
+    else:
+        deadline_s = parse_time_s(deadline, base_s if deadline.strip().startswith("+") else now_s)
     grace_s = parse_duration_s(grace)
     plan = plan_command(
         settings,
@@ -185,7 +193,7 @@ def schedule(
         deadline_s=deadline_s,
         now_s=now_s,
         interruptible=interruptible,
-        earliest_start_s=None if start is None else parse_time_s(start, now_s),
+        earliest_start_s=start_s,
         power_w=power,
         checkpoint_overhead_s=0.0
         if checkpoint_overhead is None
@@ -210,16 +218,16 @@ def schedule(
         pause_signal=pause_signal,
         grace_s=grace_s,
         name=name,
+        # stored with the job: a later `greenforge queue run` uses them too
+        executor_options={"slurm": {"partition": partition}, "ray": {"address": ray_address}}.get(
+            executor, {}
+        ),
     )
     err.print(f"queued as job {queued.id} ({executor} executor)", highlight=False)
     if detach:
         return
-    options: dict[str, Any] = {
-        "slurm": {"partition": partition} if partition else {},
-        "ray": {"address": ray_address} if ray_address else {},
-    }
     try:
-        final = _scheduler(settings, err, options).run_job(queued.id)
+        final = _scheduler(settings, err).run_job(queued.id)
     except KeyboardInterrupt:
         err.print(
             f"interrupted: job {queued.id} stays in the queue. `greenforge queue run` runs it, "
@@ -227,7 +235,7 @@ def schedule(
             highlight=False,
         )
         raise
-    err.print(f"job {final.id} {final.state}: {final.message}", highlight=False)
+    err.print(f"job {final.id} {final.state}: {escape(final.message)}", highlight=False)
     raise typer.Exit(_exit_code_of(final))
 
 
@@ -249,13 +257,13 @@ def queue_list(
     for j in jobs:
         table.add_row(
             str(j.id),
-            j.name,
+            escape(j.name),
             j.state,
             j.executor,
             _iso(j.next_start_s) if j.state not in ("done", "failed", "cancelled") else "-",
             f"{j.plan.saving_pct:.1f} %",
             str(j.attempts),
-            j.message,
+            escape(j.message),
         )
     Console().print(table)
 
@@ -288,12 +296,12 @@ def queue_run(
     settings = load_settings()
     err = Console(stderr=True)
     poll_s = parse_duration_s(poll)
-    scheduler = _scheduler(settings, err, {})
+    scheduler = _scheduler(settings, err)
     failures = 0
     while True:
         done = scheduler.run_pending(max_jobs=max_jobs)
         for job in done:
-            err.print(f"job {job.id} {job.state}: {job.message}", highlight=False)
+            err.print(f"job {job.id} {job.state}: {escape(job.message)}", highlight=False)
             failures += job.state == "failed"
         if not watch or (max_jobs is not None and len(done) >= max_jobs):
             break

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from greenforge.errors import ConfigError, DataError, UnknownZoneError
@@ -366,7 +367,7 @@ def _print_plan(plan: Plan, label: str) -> None:
         )
     _console.print(table)
     per = " (assuming 1 kW)" if plan.power_assumed else f" at {plan.power_w:g} W"
-    _console.print(f"forecast: {label} - {plan.forecast_source}", highlight=False)
+    _console.print(f"forecast: {escape(label)} - {escape(plan.forecast_source)}", highlight=False)
     _console.print(
         f"expected {plan.expected_co2e_g:.4g} gCO2e{per}; running now: "
         f"{plan.run_now_co2e_g:.4g} g; saving {plan.saving_pct:.1f} %; "
@@ -380,7 +381,7 @@ def _print_plan(plan: Plan, label: str) -> None:
             highlight=False,
         )
     for line in plan.advice:
-        _console.print(f"- {line}", highlight=False)
+        _console.print(f"- {escape(line)}", highlight=False)
 
 
 def backtest_command(

@@ -12,6 +12,7 @@ Inference CO2e is computed at the *deployment* zone with :func:`deployment_inten
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import time
@@ -72,6 +73,21 @@ def _sum_measurements(ms: Sequence[Measurement]) -> Measurement:
 
 total = _sum_measurements
 """Sum several measurements (energy, CO2e, durations; methods and sources joined)."""
+
+
+def energy_basis(methods: str) -> str:
+    """How a ``+``-joined method string was obtained: ``measured`` (meters only: RAPL, NVML,
+    ...), ``modelled`` (only ``model:*`` estimates, e.g. CPU TDP x utilisation), ``partly
+    modelled`` (both), or ``unmeasured``. Reports say this instead of calling a modelled
+    figure "measured"."""
+    parts = [p for p in methods.split("+") if p and p != "none"]
+    measured = [p for p in parts if not p.startswith(("model:", "unmeasured"))]
+    modelled = [p for p in parts if p.startswith("model:")]
+    if measured and not modelled and len(measured) == len(parts):
+        return "measured"
+    if measured or (modelled and len(modelled) < len(parts)):
+        return "partly modelled"
+    return "modelled" if modelled else "unmeasured"
 
 
 def tracker_available() -> bool:
@@ -140,7 +156,14 @@ def _measure_with_tracker(
     except Exception as exc:  # never fail the workload because measuring failed
         _warn_once(f"forge: the tracker could not start ({exc}); this step is unmeasured.")
         tr = None
-    result = fn()
+    try:
+        result = fn()
+    except BaseException:
+        # the workload's own error propagates; the tracker (and its sampling thread) stops
+        if tr is not None:
+            with contextlib.suppress(Exception):
+                tr.stop()
+        raise
     c1 = _cpu_time_s()
     if tr is None:
         return result, _unmeasured(time.time() - t0, c1 - c0, "tracker failed to start")
@@ -284,6 +307,7 @@ __all__ = [
     "GreenForgeError",
     "Measurement",
     "deployment_intensity",
+    "energy_basis",
     "measure",
     "total",
     "tracker_available",

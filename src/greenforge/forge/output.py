@@ -147,6 +147,26 @@ def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
     return path
 
 
+def versus_baseline(comp: dict[str, Any]) -> str:
+    """``4.1x less lifetime CO2e, 0.89 accuracy points lost`` - or ``1.1x more`` / ``gained``
+    when the chosen model (which carries the whole search) is worse or more accurate."""
+    factor = float(comp["lifetime_reduction_factor"])
+    if factor >= 1.0:
+        co2 = f"{factor:.1f}x less lifetime CO2e"
+    else:
+        co2 = f"{1.0 / factor:.1f}x MORE lifetime CO2e" if factor > 0 else "more lifetime CO2e"
+    loss = float(comp["accuracy_loss_points"])
+    acc = f"{loss:.2f} accuracy points lost" if loss >= 0 else f"{-loss:.2f} accuracy points gained"
+    return f"{co2}, {acc}"
+
+
+def _basis(search: dict[str, Any]) -> str:
+    """``measured`` / ``modelled`` / ``partly modelled``: how the search's energy was obtained."""
+    from greenforge.forge.measure import energy_basis
+
+    return str(search.get("energy_basis") or energy_basis(str(search.get("methods", ""))))
+
+
 def model_card(result: ForgeResult) -> str:
     """A Hugging Face model card (README.md) with ``co2_eq_emissions`` metadata."""
     from greenforge.forge.search import machine_description
@@ -160,8 +180,9 @@ def model_card(result: ForgeResult) -> str:
             cand = next(r for r in result.results if r.name == name).candidate
             types.append(cand.recipe)
     training_type = " -> ".join(types) if types else "search (no model chosen)"
+    basis = _basis(search)
     source = (
-        f"GreenForge forge: measured with {search.get('methods', 'unknown')}; intensity "
+        f"GreenForge forge: {basis} with {search.get('methods', 'unknown')}; intensity "
         f"{search.get('intensity_source', 'unknown')}"
     )
     lines = [
@@ -187,7 +208,7 @@ def model_card(result: ForgeResult) -> str:
     if result.target_accuracy is not None:
         lines.append(f"- Target accuracy: {100 * result.target_accuracy:.2f} %.")
     lines += [
-        f"- `co2_eq_emissions.emissions` ({emissions_g:.4g} g) is the whole search's measured "
+        f"- `co2_eq_emissions.emissions` ({emissions_g:.4g} g) is the whole search's {basis} "
         "CO2e (every candidate trained and evaluated), not only the chosen model's own training.",
         f"- Deployment: {result.task.spec.expected_inferences:,} predictions in zone "
         f"{result.deploy_zone} at {result.deploy_intensity_g_per_kwh:.1f} gCO2e/kWh "
@@ -210,8 +231,7 @@ def model_card(result: ForgeResult) -> str:
     if "lifetime_reduction_factor" in comp:
         lines += [
             "",
-            f"Versus the fp32 baseline alone: {comp['lifetime_reduction_factor']:.1f}x less "
-            f"lifetime CO2e, {comp['accuracy_loss_points']:.2f} accuracy points lost.",
+            f"Versus the fp32 baseline alone: {versus_baseline(comp)}.",
         ]
     lines += ["", "Figures and provenance: `forge.json`. Accuracy vs CO2e: `pareto.png`.", ""]
     return "\n".join(lines)

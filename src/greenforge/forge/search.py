@@ -21,7 +21,7 @@ from greenforge.config import Settings
 from greenforge.errors import ConfigError, GreenForgeError
 from greenforge.forge.datasets import TaskData, load_data, load_example
 from greenforge.forge.evaluate import Evaluation, evaluate
-from greenforge.forge.measure import Measurement, deployment_intensity, total
+from greenforge.forge.measure import Measurement, deployment_intensity, energy_basis, total
 from greenforge.forge.pareto import choose, lifetime_co2e_g, pareto_front
 from greenforge.forge.recipes.base import Candidate, ForgeContext, Recipe, create_recipe
 from greenforge.forge.task import ForgeTask
@@ -365,6 +365,14 @@ def _run_forge(
     emit: EventFn = on_event or (lambda kind, info: None)
     started = time.time()
     recipes = _build_recipes(task)
+    if out_dir is not None:
+        try:  # before any training: results are written after every step
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the output directory {str(out_dir)!r} ({exc.strerror or exc}); "
+                "pass a writable --out DIR."
+            ) from None
     deploy_zone = task.spec.zone or settings.zone
     if deploy_zone is None:
         raise ConfigError(
@@ -520,6 +528,7 @@ def _account(result: ForgeResult, ctx: ForgeContext, started: float) -> None:
         "wall_s": wall,
         "unmeasured_s": max(wall - tot.duration_s, 0.0),
         "methods": tot.method,
+        "energy_basis": energy_basis(tot.method),
         "intensity_source": tot.intensity_source,
         "steps": [
             {
@@ -531,8 +540,9 @@ def _account(result: ForgeResult, ctx: ForgeContext, started: float) -> None:
             }
             for label, m in steps
         ],
-        "note": "every training, conversion and evaluation step is measured; unmeasured_s is "
-        "the wall time outside those steps (data loading, exports, bookkeeping)",
+        "note": "every training, conversion and evaluation step is metered with the methods "
+        "named (energy_basis says whether they are hardware readings or model:* estimates); "
+        "unmeasured_s is the wall time outside those steps (data loading, exports, bookkeeping)",
     }
     n = result.task.spec.expected_inferences
     for r in result.results:

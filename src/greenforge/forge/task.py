@@ -224,6 +224,13 @@ def load_task(
     except TypeError as exc:
         raise ConfigError(f"task file {path.name}: {exc}") from None
     pretrained = data.get("pretrained")
+    if pretrained is not None:
+        if not isinstance(pretrained, dict):
+            raise ConfigError(f"task file {path.name}: [pretrained] must be a table.")
+        from greenforge.forge.pretrained import pretrained_spec
+
+        # bad values (an unknown kind, a negative rank) fail now, not after the baseline trained
+        pretrained_spec(pretrained)
     return ForgeTask(
         spec,
         dict(data["data"]),

@@ -184,7 +184,8 @@ def _arrivals(
         raise DataError(
             f"no arrivals to replay for {series.zone!r}: the data ({span}, {len(series)} steps) "
             f"must hold {history_steps} steps of history before the first arrival and "
-            f"{window_steps} steps (job + slack) after the last, within the chosen period. "
+            f"{window_steps} steps after the last (the job's window of job + slack, and the "
+            "look-ahead that re-planning the same arrivals needs), within the chosen period. "
             "Give more data (e.g. the previous year too) or a shorter period."
         )
     return idx

@@ -16,6 +16,7 @@ entry points executors start (see :mod:`greenforge.schedule.executors.base`).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -134,8 +135,13 @@ def enqueue_plan(
     grace_s: float = DEFAULT_GRACE_S,
     env: Mapping[str, str] | None = None,
     name: str | None = None,
+    executor_options: Mapping[str, Any] | None = None,
 ) -> QueuedJob:
-    """Store a planned command in the queue (state ``queued``)."""
+    """Store a planned command in the queue (state ``queued``).
+
+    ``executor_options`` (a Slurm ``partition``, a Ray ``address``) are stored with the job, so
+    a scheduler that picks it up later (``greenforge queue run``) uses them too.
+    """
     signal_from_name(pause_signal)  # validate now, not at the end of the first slot
     if grace_s <= 0:
         raise ConfigError(f"bad grace period {grace_s!r} s: must be > 0.")
@@ -146,7 +152,12 @@ def enqueue_plan(
         executor=executor,
         job=job_to_dict(plan.job),
         plan=PlanSummary.from_plan(plan),
-        options={"pause_signal": pause_signal, "grace_s": grace_s, "env": dict(env or {})},
+        options={
+            "pause_signal": pause_signal,
+            "grace_s": grace_s,
+            "env": dict(env or {}),
+            "executor_options": {k: v for k, v in (executor_options or {}).items() if v},
+        },
     )
 
 
@@ -186,11 +197,16 @@ class Scheduler:
         self.on_event = on_event
         self.max_sleep_s = max_sleep_s
 
-    def executor(self, name: str) -> Executor:
-        if name not in self._executors:
-            options = self.executor_options.get(name, {})
-            self._executors[name] = create_executor(name, self.settings, **options)
-        return self._executors[name]
+    def executor(self, name: str, job_options: Mapping[str, Any] | None = None) -> Executor:
+        """The executor ``name``; ``job_options`` (stored with a job) override the
+        scheduler's ``executor_options`` for that job. Injected executors are used as given."""
+        if name in self._executors:
+            return self._executors[name]
+        options = {**self.executor_options.get(name, {}), **dict(job_options or {})}
+        key = f"{name}:{json.dumps(options, sort_keys=True, default=str)}"
+        if key not in self._executors:
+            self._executors[key] = create_executor(name, self.settings, **options)
+        return self._executors[key]
 
     def checkpoint_dir(self, job_id: int) -> Path:
         return self.settings.resolved_home() / "checkpoints" / f"job-{job_id}"
@@ -232,7 +248,7 @@ class Scheduler:
             job = self.queue.get(job_id)
             if job.state in FINAL_STATES:
                 return job
-            executor = self.executor(job.executor)
+            executor = self.executor(job.executor, job.options.get("executor_options"))
             slots = job.plan.slots
             index = job.next_slot
             if index < len(slots):
@@ -277,9 +293,14 @@ class Scheduler:
             )
             try:
                 if isinstance(executor, SubmittingExecutor):
-                    external_id = executor.submit(spec)
-                    self.queue.append_ids(job_id, external_id=external_id)
-                    self._event(job, f"slot {index + 1} submitted as {external_id}")
+                    previous = self._submitted_before(executor, spec, job)
+                    if previous is not None:  # a dead worker's submission: wait for it
+                        external_id = previous
+                        self._event(job, f"slot {index + 1} already submitted as {external_id}")
+                    else:
+                        external_id = executor.submit(spec)
+                        self.queue.append_ids(job_id, external_id=external_id)
+                        self._event(job, f"slot {index + 1} submitted as {external_id}")
                     outcome = executor.wait_for(spec, external_id)
                     outcome = dataclasses.replace(outcome, external_id=None)  # recorded above
                 else:
@@ -291,6 +312,16 @@ class Scheduler:
             self._event(job, f"slot {index + 1} ended with exit code {outcome.exit_code}")
             if job.state != "paused":
                 return job
+
+    @staticmethod
+    def _submitted_before(executor: Executor, spec: SlotSpec, job: QueuedJob) -> str | None:
+        """The external id of this slot's earlier submission whose outcome was never recorded
+        (its worker died), if the executor can tell (``submitted_for``); else ``None``."""
+        check = getattr(executor, "submitted_for", None)
+        if not job.external_ids or not callable(check):
+            return None
+        last = job.external_ids[-1]
+        return last if check(spec, last) else None
 
     def _record(
         self, job_id: int, index: int, outcome: SlotOutcome, interruptible: bool

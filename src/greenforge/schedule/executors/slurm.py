@@ -244,6 +244,17 @@ class SlurmExecutor:
             message=f"Slurm job {job_id} ended {state or 'unknown'} without an outcome file",
         )
 
+    def submitted_for(self, spec: SlotSpec, external_id: str) -> bool:
+        """Whether ``external_id`` is this very slot's batch job (still known to Slurm with the
+        slot's job name), or its outcome file is already there: a scheduler that took over a
+        job whose worker died then waits for that batch job instead of submitting the slot a
+        second time (two copies would run at once and share one checkpoint)."""
+        outcome_path = Path(spec.checkpoint_dir) / f"slot-{spec.slot_index}.outcome.json"
+        info = self.job_info(external_id)
+        if info is None:
+            return outcome_path.is_file()
+        return info.get("JobName") == f"greenforge-{spec.job_id}-{spec.slot_index}"
+
     def wait_for(self, spec: SlotSpec, external_id: str) -> SlotOutcome:
         """Wait for the submitted slot ``external_id`` (a Slurm job id) to end."""
         outcome_path = Path(spec.checkpoint_dir) / f"slot-{spec.slot_index}.outcome.json"
