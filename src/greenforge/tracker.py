@@ -692,7 +692,8 @@ class Tracker:
             from greenforge.hardware.catalog import default_pue
         except ImportError:  # pragma: no cover
             return 1.0, "default:local-machine"
-        return default_pue(self.settings)
+        # a zone from a cloud region variable (AWS_REGION=...) brings that cloud's PUE
+        return default_pue(self.settings, self.zone_source)
 
     def _select_meters(self) -> list[Meter]:
         if self._injected_meters is not None:

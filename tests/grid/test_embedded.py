@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from greenforge.config import Settings
 from greenforge.errors import ConfigError, UnknownZoneError
+from greenforge.grid.ops import find_gaps, mean_intensity, resample
 from greenforge.grid.profile import (
     profile_info,
     profile_quantiles,
@@ -19,6 +20,7 @@ from greenforge.grid.profile import (
 )
 from greenforge.grid.provider import IntensityProvider, create_provider, provider_names
 from greenforge.grid.providers.embedded import EmbeddedProvider
+from greenforge.grid.zones import annual_intensity
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
@@ -173,3 +175,66 @@ def test_bad_quantile_basis_and_zone_are_clear_errors() -> None:
 def test_a_profile_series_of_thousands_of_years_is_refused_not_allocated() -> None:
     with pytest.raises(ConfigError, match="time range too long"):
         profile_series("DE", 1.6e9, 1.6e9 + 7000 * 365.25 * 86400)
+
+
+def test_an_annual_range_across_new_year_uses_each_years_value() -> None:
+    series = EmbeddedProvider().history("FR", utc(2021, 12, 31), utc(2022, 1, 2))
+    assert series.kind == "annual"
+    assert series.source == "embedded:electricitymaps-yearly-2021+2022:FR"
+    assert series.step_s == 86_400.0
+    assert series.times_s.tolist() == [utc(2021, 12, 31), utc(2022, 1, 1)]
+    assert series.values_g_per_kwh.tolist() == [60.0, 91.0]  # FR 2021, FR 2022
+    assert find_gaps(series.times_s, series.step_s) == []
+    assert mean_intensity(series, [utc(2021, 12, 31, 12)], [utc(2022, 1, 1, 12)]).tolist() == [
+        pytest.approx((60.0 + 91.0) / 2)
+    ]
+    hourly = resample(series, 3600.0)
+    assert hourly.values_g_per_kwh[:24].tolist() == [60.0] * 24
+    assert hourly.values_g_per_kwh[24:48].tolist() == [91.0] * 24
+
+
+def test_an_annual_range_across_new_year_starts_at_the_midnight_before_it() -> None:
+    series = EmbeddedProvider().history("FR", utc(2021, 12, 31, 22, 30), utc(2022, 1, 1, 2))
+    assert series.times_s.tolist() == [utc(2021, 12, 31), utc(2022, 1, 1)]
+    assert series.end_s >= utc(2022, 1, 1, 2)
+    assert mean_intensity(series, [utc(2021, 12, 31, 23)], [utc(2022, 1, 1, 1)]).tolist() == [
+        pytest.approx(75.5)
+    ]
+
+
+def test_a_range_ending_exactly_at_new_year_stays_in_the_old_year() -> None:
+    series = EmbeddedProvider().history("FR", utc(2021, 12, 31, 12), utc(2022, 1, 1))
+    assert series.source == "embedded:electricitymaps-yearly-2021:FR"
+    assert series.values_g_per_kwh.tolist() == [60.0]
+    assert (series.start_s, series.end_s) == (utc(2021, 12, 31, 12), utc(2022, 1, 1))
+
+
+def test_years_beyond_the_table_use_its_latest_year_named_in_the_source() -> None:
+    # FR's table ends in 2025: 2026 falls back to 2025, and the source says 2024+2025 only
+    series = EmbeddedProvider().history("FR", utc(2024, 12, 31), utc(2026, 1, 2))
+    assert series.source == "embedded:electricitymaps-yearly-2024+2025:FR"
+    fr2024 = annual_intensity("FR", 2024).intensity_g_per_kwh
+    fr2025 = annual_intensity("FR", 2025).intensity_g_per_kwh
+    assert series.values_g_per_kwh[0] == fr2024
+    assert set(series.values_g_per_kwh[1:].tolist()) == {fr2025}
+    later = EmbeddedProvider().history("FR", utc(2025, 12, 31), utc(2027, 1, 2))
+    assert later.source == "embedded:electricitymaps-yearly-2025:FR"
+    assert later.values_g_per_kwh.tolist() == [fr2025]
+
+
+def test_a_forecast_across_new_year_is_flagged_on_every_point() -> None:
+    series = EmbeddedProvider().forecast("FR", utc(2021, 12, 30), utc(2022, 1, 3))
+    assert series.source == "embedded:electricitymaps-yearly-2021+2022:FR"
+    assert len(series) == 4
+    assert series.forecast_flags.all()
+
+
+def test_an_ember_zone_has_one_value_across_years() -> None:
+    series = EmbeddedProvider().history("UKR", utc(2021, 12, 31), utc(2023, 1, 2))
+    assert series.source.startswith("embedded:ember-")
+    assert len(series) == 1
+
+
+def test_a_multi_year_annual_series_of_centuries_is_refused_not_allocated() -> None:
+    with pytest.raises(ConfigError, match="time range too long"):
+        EmbeddedProvider().history("FR", utc(2021, 1, 1), utc(2021, 1, 1) + 300 * 365.25 * 86400)

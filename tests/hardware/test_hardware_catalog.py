@@ -135,6 +135,40 @@ def test_default_pue(settings: Settings, expected: tuple[float, str]) -> None:
     assert catalog.default_pue(settings) == expected
 
 
+@pytest.mark.parametrize(
+    ("settings", "zone_source", "expected"),
+    [
+        (
+            Settings(),
+            "AWS_REGION=eu-central-1",
+            (1.135, "ccf-methodology:pue:aws (from AWS_REGION)"),
+        ),
+        (
+            Settings(),
+            "FUNCTION_REGION=us-central1",
+            (1.1, "ccf-methodology:pue:gcp (from FUNCTION_REGION)"),
+        ),
+        (
+            Settings(),
+            "REGION_NAME=West Europe",
+            (1.185, "ccf-methodology:pue:azure (from REGION_NAME)"),
+        ),
+        (Settings(), "argument", (1.0, "default:local-machine")),
+        (Settings(), "setting", (1.0, "default:local-machine")),
+        (Settings(pue=1.2), "AWS_REGION=eu-central-1", (1.2, "settings.pue")),
+        (
+            Settings(cloud_provider="gcp"),
+            "AWS_REGION=eu-central-1",
+            (1.1, "ccf-methodology:pue:gcp"),
+        ),
+    ],
+)
+def test_default_pue_follows_a_zone_from_a_cloud_region_variable(
+    settings: Settings, zone_source: str, expected: tuple[float, str]
+) -> None:
+    assert catalog.default_pue(settings, zone_source) == expected
+
+
 def test_embodied_from_settings_wins() -> None:
     settings = Settings(embodied_kg=300.0, cloud_provider="aws", cloud_instance_type="m5.large")
     assert catalog.embodied_for(settings) == (300.0, "settings.embodied_kg")

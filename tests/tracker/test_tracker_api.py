@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import greenforge
 from greenforge.config import Settings, load_settings
 from greenforge.errors import ConfigError, ProviderError, StoreError, UnknownZoneError
 from greenforge.grid.ops import emissions_g
+from greenforge.grid.providers.embedded import EmbeddedProvider
 from greenforge.grid.series import IntensitySeries
 from greenforge.records import RunRecord
 from greenforge.report.store import RunStore
@@ -450,3 +452,76 @@ def test_running_co2e_follows_the_embedded_profile_not_the_first_hour(
     assert record.emissions is not None
     assert record.emissions.intensity.time_resolved
     assert running_g == pytest.approx(record.co2e_g, rel=1e-9)
+
+
+def test_co2e_of_a_run_across_new_year_uses_each_years_annual_value(
+    settings: Settings,
+) -> None:
+    # FR has no hourly profile: the embedded grid gives 60 g/kWh in 2021, 91 g/kWh in 2022
+    new_year_s = dt.datetime(2022, 1, 1, tzinfo=dt.timezone.utc).timestamp()
+    clock = ManualClock(new_year_s - 3600.0)
+    tracker = Tracker(
+        settings, zone="FR", meters=[FakeMeter(100.0, clock=clock)], interval_s=NEVER_S, clock=clock
+    )
+    tracker.start()
+    with tracker.window("old-year"):
+        clock.advance(3600.0)
+    with tracker.window("new-year"):
+        clock.advance(3600.0)
+    record = tracker.stop()
+    assert record.emissions is not None
+    assert record.emissions.intensity.source == "embedded:electricitymaps-yearly-2021+2022:FR"
+    series = EmbeddedProvider().history("FR", new_year_s - 3600.0, new_year_s + 3600.0)
+    expected = emissions_g(
+        series, [new_year_s - 3600.0, new_year_s], [new_year_s, new_year_s + 3600.0], 360_000.0
+    )
+    kwh_per_hour = 100.0 * 3600.0 / J_PER_KWH
+    assert expected.tolist() == pytest.approx([kwh_per_hour * 60.0, kwh_per_hour * 91.0])
+    assert record.co2e_g == pytest.approx(float(expected.sum()))
+    assert [w.co2e_g for w in record.windows] == pytest.approx(expected.tolist())
+    assert record.emissions.mean_intensity_g_per_kwh == pytest.approx(75.5)
+
+
+def test_a_zone_from_a_cloud_region_variable_brings_that_clouds_pue(
+    settings: Settings, clock: ManualClock
+) -> None:
+    with track(
+        settings,
+        meters=[FakeMeter(100.0, clock=clock)],
+        provider=StaticIntensity(400.0),
+        interval_s=NEVER_S,
+        env={"AWS_REGION": "eu-central-1"},
+        clock=clock,
+    ) as run:
+        clock.advance(60.0)
+    record = run.record
+    assert record is not None
+    assert record.emissions is not None
+    assert record.metadata["zone_source"] == "AWS_REGION=eu-central-1"
+    assert record.emissions.pue == 1.135
+    assert record.emissions.pue_source == "ccf-methodology:pue:aws (from AWS_REGION)"
+    assert record.co2e_g == pytest.approx(6000.0 / J_PER_KWH * 1.135 * 400.0)
+
+
+@pytest.mark.parametrize(
+    ("zone", "extra", "expected"),
+    [
+        (None, {}, (1.1, "ccf-methodology:pue:gcp (from GOOGLE_CLOUD_REGION)")),
+        ("DE", {}, (1.0, "default:local-machine")),  # explicit zone: a local machine
+        (None, {"GREENFORGE_ZONE": "DE"}, (1.0, "default:local-machine")),
+        (None, {"GREENFORGE_PUE": "1.3"}, (1.3, "settings.pue")),  # explicit PUE wins
+    ],
+)
+def test_only_a_zone_from_a_cloud_variable_brings_its_pue(
+    settings: Settings, zone: str | None, extra: dict[str, str], expected: tuple[float, str]
+) -> None:
+    env = {"GOOGLE_CLOUD_REGION": "europe-west1", **extra}
+    tracker = Tracker(
+        load_settings(env=env, home=settings.home),
+        zone=zone,
+        meters=[FakeMeter()],
+        provider=StaticIntensity(),
+        env=env,
+    )
+    tracker.prepare()
+    assert (tracker.pue, tracker.pue_source) == expected

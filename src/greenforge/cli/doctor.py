@@ -91,11 +91,14 @@ def collect(zone: str | None = None) -> dict[str, Any]:
         out["chosen"], out["reasons"], out["warnings"], out["meters"] = [], [], [], []
 
     zone_out: dict[str, Any] = {"zone": None, "status": "", "ok": False}
+    zone_source: str | None = None
     try:
-        from greenforge.grid.zones import resolve_zone
+        from greenforge.grid.zones import resolve_zone_source
 
-        resolved = resolve_zone(settings, explicit=zone)
-        zone_out.update(zone=resolved, ok=True, status=f"grid zone {resolved!r}")
+        resolved, zone_source = resolve_zone_source(settings, explicit=zone)
+        zone_out.update(
+            zone=resolved, ok=True, status=f"grid zone {resolved!r} (from {zone_source})"
+        )
     except GreenForgeError as exc:
         zone_out["status"] = str(exc)
     except ImportError as exc:  # the grid package is optional at this layer
@@ -110,7 +113,7 @@ def collect(zone: str | None = None) -> dict[str, Any]:
             "(/proc/stat is host-wide); set attribution = 'process' to charge only this "
             "container's processes"
         )
-    pue, pue_source = default_pue(settings)
+    pue, pue_source = default_pue(settings, zone_source=zone_source)
     out["pue"] = {"pue": pue, "source": pue_source}
     embodied = embodied_for(settings)
     out["embodied"] = None if embodied is None else {"kgco2e": embodied[0], "source": embodied[1]}

@@ -7,7 +7,7 @@ arithmetic; detecting the CPU lives in :mod:`greenforge.hardware.cpuinfo`.
 
 Main entry points:
 
-- :func:`default_pue` ``(settings) -> (pue, source)``
+- :func:`default_pue` ``(settings, zone_source=None) -> (pue, source)``
 - :func:`embodied_for` ``(settings) -> (kgCO2e, source) | None``
 - :func:`match_cpu` fuzzy CPU-model lookup, :func:`cloud_instance`, :func:`vcpu_power`
 - :func:`cpu_power_model` ``(settings, cpuinfo) -> CpuPowerModel`` (used by ``model-cpu``)
@@ -432,13 +432,27 @@ def cpu_power_model(settings: Settings, cpu: CpuInfo) -> CpuPowerModel:
 # ---------------------------------------------------------------------------- PUE, embodied
 
 
-def default_pue(settings: Settings) -> tuple[float, str]:
-    """PUE to apply and its source: the setting, else the cloud provider default, else 1.0."""
+def default_pue(settings: Settings, zone_source: str | None = None) -> tuple[float, str]:
+    """PUE to apply and its source: the setting, else the cloud provider default, else 1.0.
+
+    ``zone_source`` is where the run's zone came from (the second item of
+    :func:`greenforge.grid.zones.resolve_zone_source`). When it is a cloud region environment
+    variable (``AWS_REGION=eu-central-1``), the machine runs in that provider's data centre,
+    so its default PUE applies too: ``(1.135, "ccf-methodology:pue:aws (from AWS_REGION)")``.
+    A zone given as an argument or setting says nothing about the machine: 1.0 stays.
+    """
     if settings.pue is not None:
         return settings.pue, "settings.pue"
     if settings.cloud_provider in PUE_DEFAULTS:
         provider = str(settings.cloud_provider)
         return PUE_DEFAULTS[provider], f"{PUE_SOURCE}:{provider}"
+    if zone_source is not None:
+        from greenforge.grid.zones import CLOUD_REGION_ENV
+
+        var = zone_source.partition("=")[0]
+        for env_var, provider in CLOUD_REGION_ENV:
+            if var == env_var and provider in PUE_DEFAULTS:
+                return PUE_DEFAULTS[provider], f"{PUE_SOURCE}:{provider} (from {env_var})"
     return 1.0, "default:local-machine"
 
 
