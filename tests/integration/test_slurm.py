@@ -189,18 +189,20 @@ def _executor(env: dict[str, str]) -> SlurmExecutor:
 def test_a_slot_is_held_by_slurm_until_its_begin_time_and_measured(
     slurm_env: dict[str, str], tmp_path: Path
 ) -> None:
+    workdir = tmp_path / "my project"  # paths with spaces reach Slurm intact
+    workdir.mkdir()
     start_s = time.time() + 2.0
     spec = SlotSpec(
         job_id=1,
         name="when",
         argv=(sys.executable, "-c", "import time; open('t.txt', 'w').write(str(time.time()))"),
-        cwd=str(tmp_path),
+        cwd=str(workdir),
         slot_index=0,
         n_slots=1,
         start_s=start_s,
         end_s=None,
         zone="GB",
-        checkpoint_dir=str(tmp_path / "ckpt"),
+        checkpoint_dir=str(tmp_path / "ckpt dir"),
         resume=False,
         metadata={"saving_pct": 12.5},
     )
@@ -210,7 +212,8 @@ def test_a_slot_is_held_by_slurm_until_its_begin_time_and_measured(
     assert outcome.exit_code == 0, outcome.message
     assert outcome.external_id is not None
     assert outcome.external_id.isdigit()
-    assert float((tmp_path / "t.txt").read_text()) >= start_s - 1.0  # --begin has 1 s steps
+    assert float((workdir / "t.txt").read_text()) >= start_s - 1.0  # --begin has 1 s steps
+    assert (tmp_path / "ckpt dir" / "slurm-slot-0.out").is_file()
     assert outcome.run_id is not None
     with RunStore.for_settings(load_settings()) as store:
         record = store.get(outcome.run_id)

@@ -149,3 +149,35 @@ def test_an_unsafe_or_corrupt_checkpoint_is_refused_with_a_clear_error(tmp_path:
     ckpt.path.write_bytes(b"not a checkpoint")
     with pytest.raises(DataError, match=str(ckpt.path.name)):
         ckpt.load_state()
+
+
+def test_a_failed_save_removes_its_temporary_file_and_keeps_the_old_checkpoint(
+    tmp_path: Path,
+) -> None:
+    ckpt = Checkpointer(tmp_path, env={})
+    ckpt.save_state({"step": 1})
+
+    with pytest.raises(Exception, match=r"(?i)pickle|lambda|attribute"):
+        ckpt.save_state({"step": 2, "unpicklable": lambda: None})
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_FILE]
+    assert ckpt.load_state() == {"step": 1}
+
+
+def test_a_save_is_fsynced_before_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ckpt = Checkpointer(tmp_path, env={})
+    synced: list[bool] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(ckpt.path.exists())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+
+    ckpt.save_state({"step": 3})
+
+    assert synced[0] is False  # the temporary file is synced before it replaces the checkpoint
+    assert ckpt.load_state() == {"step": 3}

@@ -43,6 +43,7 @@ def test_a_dry_run_prints_the_plan_and_queues_nothing(capsys: pytest.CaptureFixt
         (["--duration", "1h", "--zone", "XX"], 2, "unknown grid zone 'XX'"),
         (["--duration", "1h", "--executor", "kubernetes"], 2, "Valid executors: local, ray"),
         (["--duration", "1h", "--pause-signal", "SIGNOPE"], 2, "unknown pause signal"),
+        (["--duration", "1h", "--replan-every", "soon"], 2, "bad duration 'soon'"),
     ],
 )
 def test_bad_input_is_a_clear_error_with_its_exit_code(

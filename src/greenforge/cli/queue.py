@@ -83,7 +83,17 @@ def _exit_code_of(job: QueuedJob) -> int:
     return job.exit_code if job.exit_code not in (None, 0) else 1
 
 
-def _scheduler(settings: Settings, console: Console) -> Any:
+def _replan_every_s(text: str) -> float | None:
+    """``--replan-every``: a duration, or ``0``/``off`` for no re-planning."""
+    from greenforge.timeutil import parse_duration_s
+
+    if text.strip().lower() in {"0", "off", "never", "none"}:
+        return None
+    value = parse_duration_s(text)
+    return value if value > 0 else None
+
+
+def _scheduler(settings: Settings, console: Console, replan_every_s: float | None = None) -> Any:
     from greenforge.schedule.runner import Scheduler
 
     status = console.status("", spinner="dots")
@@ -111,6 +121,7 @@ def _scheduler(settings: Settings, console: Console) -> Any:
         settings,
         on_wait=on_wait,
         on_event=on_event,
+        replan_every_s=replan_every_s,
     )
 
 
@@ -153,6 +164,12 @@ def schedule(
     ),
     partition: str | None = typer.Option(None, "--partition", help="Slurm partition."),
     ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster address."),
+    replan_every: str = typer.Option(
+        "1h",
+        "--replan-every",
+        help="While waiting for the first slot, re-plan this often on the latest forecast "
+        "(never past the deadline); 0 or off to keep the first plan.",
+    ),
 ) -> None:
     """Run CMD at the cleanest time (and zone) before the deadline, measured."""
     from greenforge.grid.zones import resolve_zone
@@ -186,6 +203,7 @@ def schedule(
     else:
         deadline_s = parse_time_s(deadline, base_s if deadline.strip().startswith("+") else now_s)
     grace_s = parse_duration_s(grace)
+    replan_every_s = _replan_every_s(replan_every)
     plan = plan_command(
         settings,
         zones=zones,
@@ -227,7 +245,7 @@ def schedule(
     if detach:
         return
     try:
-        final = _scheduler(settings, err).run_job(queued.id)
+        final = _scheduler(settings, err, replan_every_s).run_job(queued.id)
     except KeyboardInterrupt:
         err.print(
             f"interrupted: job {queued.id} stays in the queue. `greenforge queue run` runs it, "
@@ -289,6 +307,11 @@ def queue_run(
         False, "--watch", help="Keep running, picking up new jobs (stop with Ctrl-C)."
     ),
     poll: str = typer.Option("30s", "--poll", help="How often --watch looks for new jobs."),
+    replan_every: str = typer.Option(
+        "1h",
+        "--replan-every",
+        help="Re-plan a job waiting for its first slot this often (0 or off: never).",
+    ),
 ) -> None:
     """Run the queued jobs (waiting for their slots); resumes jobs of a stopped scheduler."""
     from greenforge.timeutil import parse_duration_s
@@ -296,7 +319,7 @@ def queue_run(
     settings = load_settings()
     err = Console(stderr=True)
     poll_s = parse_duration_s(poll)
-    scheduler = _scheduler(settings, err)
+    scheduler = _scheduler(settings, err, _replan_every_s(replan_every))
     failures = 0
     while True:
         done = scheduler.run_pending(max_jobs=max_jobs)

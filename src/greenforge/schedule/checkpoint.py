@@ -20,7 +20,7 @@ the slot counts as failed. A job that is not interruptible is never signalled.
 handler **only** inside its ``with`` block (or between :meth:`Checkpointer.install` and
 :meth:`Checkpointer.uninstall`), restoring the previous handler afterwards: importing this
 module changes nothing in the process. Checkpoints are written with ``torch.save`` atomically
-(write to a temporary file, then rename) and read back with ``torch.load(weights_only=True)``.
+and durably (write to a temporary file, fsync, rename, fsync the directory) and read back with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -206,12 +206,26 @@ class Checkpointer:
 
     # -- state -------------------------------------------------------------------------------
     def save_state(self, state: Mapping[str, Any]) -> Path:
-        """Atomically write ``state`` (tensors, numbers, strings, nested dicts/lists)."""
+        """Atomically and durably write ``state`` (tensors, numbers, strings, nested dicts/lists).
+
+        The state goes to a temporary file that is fsynced, then renamed over the checkpoint,
+        then the directory is fsynced (where the OS allows it), so a crash or power loss leaves
+        either the old checkpoint or the new one. If writing fails, the temporary file is
+        removed and the error is raised again; the previous checkpoint is left untouched.
+        """
         torch = _torch()
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + f".tmp-{os.getpid()}")
-        torch.save(dict(state), tmp)
-        tmp.replace(self.path)
+        try:
+            with open(tmp, "wb") as handle:
+                torch.save(dict(state), handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            tmp.replace(self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_directory(self.directory)
         return self.path
 
     def load_state(self) -> dict[str, Any] | None:
@@ -275,6 +289,21 @@ class Checkpointer:
     def clear(self) -> None:
         """Delete the checkpoint (call when the job has finished)."""
         self.path.unlink(missing_ok=True)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable; a no-op where directories cannot be opened."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    try:
+        fd = os.open(directory, flags)
+    except OSError:  # e.g. Windows: directories cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a directory
+        pass
+    finally:
+        os.close(fd)
 
 
 def _torch() -> Any:

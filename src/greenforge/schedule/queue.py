@@ -92,6 +92,12 @@ class PlanSummary:
     saving_pct: float
     forecast_source: str
     advice: tuple[str, ...] = ()
+    replans: int = 0
+    """How many times the scheduler re-planned the job on a newer forecast while it waited."""
+    replan_failures: int = 0
+    """Re-plans that kept this plan because the forecast source failed."""
+    replan_error: str = ""
+    """The last such failure, empty if none."""
 
     @staticmethod
     def from_plan(plan: Any) -> PlanSummary:
@@ -127,6 +133,9 @@ class PlanSummary:
             saving_pct=float(data["saving_pct"]),
             forecast_source=str(data["forecast_source"]),
             advice=tuple(str(a) for a in data.get("advice", ())),
+            replans=int(data.get("replans", 0)),
+            replan_failures=int(data.get("replan_failures", 0)),
+            replan_error=str(data.get("replan_error", "")),
         )
 
     def metadata(self) -> dict[str, Any]:
@@ -137,6 +146,9 @@ class PlanSummary:
             "saving_pct": self.saving_pct,
             "forecast_source": self.forecast_source,
             "slots": [dataclasses.asdict(s) for s in self.slots],
+            "replans": self.replans,
+            "replan_failures": self.replan_failures,
+            "replan_error": self.replan_error,
         }
 
 

@@ -8,6 +8,8 @@
 * :class:`Scheduler` runs queued jobs slot by slot on their executor, with an injected clock
   and sleeper (tests never wait hours), following the pause/resume protocol of
   :mod:`greenforge.schedule.checkpoint`. A job whose worker died is picked up by the next one.
+  While a job waits for its first slot, the scheduler can re-plan it on the latest forecast
+  every ``replan_every_s`` (never past its deadline); the run metadata records how often.
 
 ``python -m greenforge.schedule.runner supervise SPEC`` and ``... slot SPEC OUTCOME`` are the
 entry points executors start (see :mod:`greenforge.schedule.executors.base`).
@@ -20,6 +22,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -50,6 +53,12 @@ from greenforge.schedule.queue import (
 from greenforge.timeutil import utc_iso_seconds
 
 DEFAULT_GRACE_S: Final[float] = 60.0
+DEFAULT_REPLAN_EVERY_S: Final[float] = 3600.0
+"""How often ``greenforge schedule`` re-plans a waiting job on a newer forecast."""
+
+
+class ReplanWarning(UserWarning):
+    """A live re-plan could not get a forecast; the job keeps the plan it had."""
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -124,6 +133,16 @@ def job_to_dict(job: Job) -> dict[str, Any]:
     return out
 
 
+def job_from_dict(data: Mapping[str, Any]) -> Job:
+    """The planner ``Job`` stored in the queue by :func:`job_to_dict`."""
+    fields = dict(data)
+    fields["zones"] = tuple(fields["zones"])
+    profile = fields.get("power_profile_w")
+    if profile is not None:
+        fields["power_profile_w"] = tuple(profile)
+    return Job(**fields)
+
+
 def enqueue_plan(
     queue: JobQueue,
     plan: Plan,
@@ -172,6 +191,14 @@ class Scheduler:
 
     ``executors`` injects ready executors by name (tests); others are created from the registry
     with ``executor_options[name]``. ``clock``/``sleep`` are injected so tests do not wait.
+
+    With ``replan_every_s``, a job that waits in the scheduler for its first slot (executors
+    that do not wait themselves: local, ray) is re-planned that often on the latest forecast
+    (``providers`` injects grid providers by name, as in :func:`plan_command`), from the
+    current time to its unchanged deadline. If the forecast source fails, the current plan is
+    kept, a :class:`ReplanWarning` is issued and the failure is counted in the plan (and so in
+    the run metadata: ``replans``, ``replan_failures``, ``replan_error``). Slurm holds its own
+    submitted slot (``--begin``), so a Slurm job keeps the plan it was submitted with.
     """
 
     def __init__(
@@ -186,7 +213,15 @@ class Scheduler:
         on_wait: WaitReporter | None = None,
         on_event: EventReporter | None = None,
         max_sleep_s: float = 30.0,
+        replan_every_s: float | None = None,
+        providers: Mapping[str, IntensityProvider] | None = None,
     ) -> None:
+        if replan_every_s is not None and not (
+            math.isfinite(replan_every_s) and replan_every_s > 0
+        ):
+            raise ConfigError(
+                f"bad re-plan interval {replan_every_s!r} s: must be > 0 (or None for no re-plans)."
+            )
         self.queue = queue
         self.settings = settings
         self._executors: dict[str, Executor] = dict(executors or {})
@@ -196,6 +231,8 @@ class Scheduler:
         self.on_wait = on_wait
         self.on_event = on_event
         self.max_sleep_s = max_sleep_s
+        self.replan_every_s = replan_every_s
+        self.providers = providers
 
     def executor(self, name: str, job_options: Mapping[str, Any] | None = None) -> Executor:
         """The executor ``name``; ``job_options`` (stored with a job) override the
@@ -227,6 +264,85 @@ class Scheduler:
             if self.on_wait is not None:
                 self.on_wait(job, slot, left_s)
             self.sleep(min(left_s, self.max_sleep_s))
+
+    def _wait_replanning(self, job_id: int, every_s: float) -> QueuedJob | None:
+        """Wait for the first slot, re-planning every ``every_s``; the job (with its latest
+        plan) once the slot starts, or None if it was cancelled meanwhile."""
+        next_replan_s = self.clock() + every_s
+        while True:
+            job = self.queue.get(job_id)
+            if job.state == "cancelled":
+                return None
+            slot = job.plan.slots[0]
+            now_s = self.clock()
+            left_s = slot.start_s - now_s
+            if left_s <= 0:
+                return job
+            if now_s >= next_replan_s:
+                self._replan(job, now_s)
+                next_replan_s = now_s + every_s
+                continue
+            if self.on_wait is not None:
+                self.on_wait(job, slot, left_s)
+            self.sleep(min(left_s, self.max_sleep_s, next_replan_s - now_s))
+
+    def _replan(self, job: QueuedJob, now_s: float) -> QueuedJob:
+        """Plan ``job`` again from ``now_s`` on the latest forecast; keep its plan on failure."""
+        try:
+            planner_job = job_from_dict(job.job)
+        except (TypeError, ValueError, KeyError, GreenForgeError):
+            return job  # a job stored without its planner fields cannot be re-planned
+        start_s = max(now_s, planner_job.earliest_start_s)
+        old = job.plan
+        try:
+            planner_job = dataclasses.replace(planner_job, earliest_start_s=start_s)
+            forecasts = forecasts_for(
+                self.settings,
+                planner_job.zones,
+                start_s,
+                planner_job.deadline_s,
+                providers=self.providers,
+            )
+            plan = plan_job(planner_job, forecasts)
+        except InfeasibleError as exc:  # too late to plan again: the current plan still fits
+            self._event(job, f"re-plan skipped, keeping the current plan: {exc}")
+            return job
+        except GreenForgeError as exc:
+            text = f"{type(exc).__name__}: {exc}"
+            warnings.warn(
+                f"re-planning job {job.id} failed ({text}); keeping its current plan "
+                f"(slot 1 at {utc_iso_seconds(old.slots[0].start_s)}).",
+                ReplanWarning,
+                stacklevel=2,
+            )
+            summary = dataclasses.replace(
+                old, replan_failures=old.replan_failures + 1, replan_error=text
+            )
+            job = self.queue.update(job.id, plan=summary)
+            self._event(job, f"re-plan failed, keeping the current plan: {text}")
+            return job
+        new = PlanSummary.from_plan(plan)
+        if (
+            not new.slots
+            or new.slots[0].start_s < start_s - 1e-6
+            or max(s.end_s for s in new.slots) > planner_job.deadline_s + 1e-6
+        ):  # the planner guarantees this; never adopt a plan that would break the deadline
+            return job
+        summary = dataclasses.replace(
+            new,
+            replans=old.replans + 1,
+            replan_failures=old.replan_failures,
+            replan_error=old.replan_error,
+        )
+        job = self.queue.update(job.id, plan=summary)
+        self._event(
+            job,
+            f"re-planned on the latest forecast: slot 1 at "
+            f"{utc_iso_seconds(summary.slots[0].start_s)}, expected "
+            f"{summary.expected_co2e_g:.1f} g vs {summary.run_now_co2e_g:.1f} g run now "
+            f"(saving {summary.saving_pct:.1f} %)",
+        )
+        return job
 
     def run_job(self, job_id: int) -> QueuedJob:
         """Run one job to its end (done, failed, cancelled); returns its final row."""
@@ -264,6 +380,14 @@ class Scheduler:
                     job,
                     f"waiting for slot {index + 1} at {utc_iso_seconds(slot.start_s)}",
                 )
+                if index == 0 and job.attempts == 0 and self.replan_every_s is not None:
+                    replanned = self._wait_replanning(job_id, self.replan_every_s)
+                    if replanned is None:
+                        return self.queue.get(job_id)
+                    job = replanned
+                    slots = job.plan.slots
+                    slot = slots[0]
+                    last = len(slots) == 1
                 if not self._wait_for(job_id, slot):
                     return self.queue.get(job_id)
             job = self.queue.update(

@@ -1,4 +1,4 @@
-"""The ``slurm`` executor: one ``sbatch --begin=<slot start>`` batch job per clean slot.
+"""The ``slurm`` executor: one ``sbatch --begin=now+<seconds>`` batch job per clean slot.
 
 Slurm holds each batch job until its slot starts (``--begin``), so the cluster, not the
 scheduler, does the waiting. The batch script runs the slot measured
@@ -11,7 +11,6 @@ node failed. Jobs can also be held and released (``scontrol hold/release``) whil
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import os
 import re
@@ -55,10 +54,18 @@ class SlurmError(GreenForgeError):
 
 
 def begin_time(start_s: float, now_s: float) -> str:
-    """``--begin`` value: local time ``YYYY-MM-DDTHH:MM:SS`` (Slurm's format), or ``now``."""
-    if start_s <= now_s:
+    """``--begin`` value relative to submission: ``now+<seconds>`` (whole seconds, rounded up),
+    or ``now`` for a start that has come.
+
+    A relative value means the same instant whatever the time zone or DST rules of the
+    Slurm controller, unlike a wall-clock ``YYYY-MM-DDTHH:MM:SS`` (``sbatch --begin=now+60``
+    is 60 seconds from submission: seconds are Slurm's default unit). ``now_s`` must be the
+    time of submission.
+    """
+    lead_s = math.ceil(start_s - now_s)
+    if lead_s <= 0:
         return "now"
-    return dt.datetime.fromtimestamp(math.ceil(start_s)).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"now+{lead_s}"
 
 
 def time_limit_min(spec: SlotSpec) -> int | None:
@@ -68,16 +75,29 @@ def time_limit_min(spec: SlotSpec) -> int | None:
     return max(1, math.ceil((spec.end_s - spec.start_s + spec.grace_s + 60.0) / 60.0))
 
 
+def output_path(spec: SlotSpec) -> Path:
+    """Where Slurm writes the slot's stdout and stderr."""
+    return Path(spec.checkpoint_dir) / f"slurm-slot-{spec.slot_index}.out"
+
+
+def escape_filename_pattern(path: str) -> str:
+    """``path`` with ``%`` doubled, so sbatch's ``--output`` patterns (``%j``...) leave it as is."""
+    return path.replace("%", "%%")
+
+
 def batch_script(spec: SlotSpec, spec_path: Path, outcome_path: Path, python: str) -> str:
-    """The batch script of one slot (``#SBATCH`` lines carry no timing; see sbatch args)."""
+    """The batch script of one slot.
+
+    Paths (``--chdir``, ``--output``) and timing are not ``#SBATCH`` lines: they go on the
+    sbatch command line as separate arguments (see :func:`sbatch_argv`), so a path with spaces
+    or quotes needs no escaping rules of Slurm's directive parser.
+    """
     job_name = f"greenforge-{spec.job_id}-{spec.slot_index}"
     command = shlex.join([python, "-m", "greenforge.schedule.runner", "slot"])
     return "\n".join(
         [
             "#!/bin/bash",
             f"#SBATCH --job-name={job_name}",
-            f"#SBATCH --chdir={spec.cwd}",
-            f"#SBATCH --output={Path(spec.checkpoint_dir) / f'slurm-slot-{spec.slot_index}.out'}",
             "#SBATCH --requeue",
             f"# GreenForge job {spec.job_id}, slot {spec.slot_index + 1} of {spec.n_slots}"
             f" in zone {spec.zone}",
@@ -96,8 +116,16 @@ def sbatch_argv(
     extra_args: Sequence[str] = (),
     sbatch: str = "sbatch",
 ) -> list[str]:
-    """The ``sbatch`` command line of one slot."""
-    argv = [sbatch, "--parsable", f"--begin={begin_time(spec.start_s, now_s)}"]
+    """The ``sbatch`` command line of one slot (``now_s``: the time of submission)."""
+    argv = [
+        sbatch,
+        "--parsable",
+        f"--begin={begin_time(spec.start_s, now_s)}",
+        "--chdir",
+        str(spec.cwd),
+        "--output",
+        escape_filename_pattern(str(output_path(spec))),
+    ]
     limit = time_limit_min(spec)
     if limit is not None:
         argv.append(f"--time={limit}")
