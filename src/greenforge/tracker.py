@@ -810,39 +810,34 @@ class track:  # noqa: N801 - reads like a function: `with track(...)`, `@track(.
 
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            tracker = self._new(getattr(func, "__qualname__", None)).start()
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                tracker.__exit__(type(exc), exc, exc.__traceback__)
-                self.record = tracker.record
-                raise
-            try:
-                tracker.stop("completed")
-            finally:
-                self.record = tracker.record
-            return result
+            with self._measuring(func):
+                return func(*args, **kwargs)
 
         wrapper.greenforge_track = self  # type: ignore[attr-defined]
         return wrapper
+
+    @contextlib.contextmanager
+    def _measuring(self, func: Callable[..., Any]) -> Iterator[None]:
+        """One tracked call of a decorated function; its record lands on ``self.record``."""
+        tracker = self._new(getattr(func, "__qualname__", None)).start()
+        try:
+            yield
+        except BaseException as exc:
+            tracker.__exit__(type(exc), exc, exc.__traceback__)
+            self.record = tracker.record
+            raise
+        try:
+            tracker.stop("completed")
+        finally:
+            self.record = tracker.record
 
     def _wrap_coroutine(
         self, func: Callable[P, Coroutine[Any, Any, T]]
     ) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            tracker = self._new(getattr(func, "__qualname__", None)).start()
-            try:
-                result = await func(*args, **kwargs)
-            except BaseException as exc:
-                tracker.__exit__(type(exc), exc, exc.__traceback__)
-                self.record = tracker.record
-                raise
-            try:
-                tracker.stop("completed")
-            finally:
-                self.record = tracker.record
-            return result
+            with self._measuring(func):
+                return await func(*args, **kwargs)
 
         wrapper.greenforge_track = self  # type: ignore[attr-defined]
         return wrapper
