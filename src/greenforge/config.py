@@ -1,8 +1,12 @@
 """Settings: explicit argument > ``GREENFORGE_*`` environment > ``greenforge.toml`` > default.
 
 The config file is looked up at ``$GREENFORGE_CONFIG``, else ``./greenforge.toml``, else
-``<user config dir>/greenforge/greenforge.toml``. Only the keys of :class:`Settings` are allowed;
-an unknown key or a bad value raises :class:`~greenforge.errors.ConfigError` naming it.
+``<user config dir>/greenforge/greenforge.toml``. Only the keys of :class:`Settings` are allowed,
+under ``[greenforge]`` (or at the top level of a file without tables); an unknown key or table, a
+key above ``[greenforge]``, a value of the wrong type (``pue = true``, ``home = 5``) or out of its
+plausible range raises :class:`~greenforge.errors.ConfigError` naming it, its origin and a close
+match. The same check runs in ``Settings.__post_init__``, so ``Settings(pue=0)`` built in Python
+(or through ``dataclasses.replace``) is refused exactly as the file would be.
 
 Secrets (API keys) are read from the environment or the config file and are kept in
 :class:`Secret` wrappers whose ``repr`` never shows them.
@@ -15,7 +19,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +141,18 @@ class Settings:
     neso_region: str | None = None
     """UK NESO region (id 1-17 or name, e.g. ``13`` / ``London``) used for zone ``GB``."""
 
+    def __post_init__(self) -> None:
+        # One validation for every way a Settings is built: load_settings, Settings(...) in
+        # Python and dataclasses.replace. A few isinstance checks per field (microseconds).
+        for name in _KINDS:
+            value = getattr(self, name)
+            try:
+                fixed = _normalise(name, value)
+            except ValueError as exc:
+                raise ConfigError(_bad_message(name, value, "Settings(...)", str(exc))) from None
+            if fixed is not value:
+                object.__setattr__(self, name, fixed)
+
     def resolved_home(self) -> Path:
         """The data directory (created on demand by the store)."""
         if self.home is not None:
@@ -148,81 +164,157 @@ _SECRET_FIELDS = {"electricitymaps_token", "watttime_password"}
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
-def _coerce(name: str, raw: Any, origin: str) -> Any:
-    """Convert a raw value (str from env, or TOML value) to the field's type."""
-    field_type = str(_FIELDS[name].type)
-    try:
-        if name in _SECRET_FIELDS:
-            return Secret(str(raw))
-        if name == "home":
-            return Path(str(raw)).expanduser()
-        if name == "intensity_providers":
-            items = raw.split(",") if isinstance(raw, str) else list(raw)
-            names = tuple(str(s).strip() for s in items if str(s).strip())
-            if not names:
-                raise ValueError("empty list")
-            return names
-        if name == "intensity_files":
-            parts = raw.split(os.pathsep) if isinstance(raw, str) else list(raw)
-            return tuple(Path(str(x)).expanduser() for x in parts if str(x).strip())
-        if name == "offline":
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in {"1", "true", "yes", "on"}:
-                return True
-            if text in {"0", "false", "no", "off", ""}:
-                return False
-            raise ValueError("expected true/false")
-        if field_type.startswith("float"):
-            value = float(raw)
-            if not math.isfinite(value):
-                raise ValueError("not a finite number")
+def _kind(type_text: str) -> tuple[str, bool]:
+    """``("float", True)`` for ``"float | None"``: the base type of a field and if it may be
+    ``None``."""
+    optional = type_text.endswith(" | None")
+    return type_text.removesuffix(" | None"), optional
+
+
+_KINDS: dict[str, tuple[str, bool]] = {name: _kind(str(f.type)) for name, f in _FIELDS.items()}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "attribution": ("machine", "process"),
+    "cloud_provider": ("aws", "gcp", "azure"),
+    "intensity_basis": ("lca", "direct"),
+    "intensity_fill": ("none", "ffill", "interpolate", "profile"),
+}
+# (low, high, inclusive low, what the number is): every float setting has a plausible range
+_BOUNDS: dict[str, tuple[float, float, bool, str]] = {
+    "pue": (1.0, 3.0, True, "a PUE is between 1.0 and 3.0 (1.0 = no overhead)"),
+    "interval_s": (0.01, 3600.0, True, "use a sampling interval between 0.01 and 3600 s"),
+    "flush_interval_s": (0.0, 86400.0, False, "use a flush interval > 0 and <= 86400 s"),
+    "ram_w_per_gb": (0.0, 5.0, True, "expected 0-5 W per GB"),
+    "cpu_tdp_w": (1.0, 2000.0, True, "expected a TDP between 1 and 2000 W"),
+    "embodied_kg": (0.0, 1e6, True, "embodied emissions are >= 0 kgCO2e"),
+    "device_lifetime_years": (0.1, 30.0, True, "expected 0.1-30 years"),
+    "cache_ttl_s": (0.0, 10 * 365.25 * 86400, True, "a cache lifetime is >= 0 s"),
+    "http_timeout_s": (0.0, 3600.0, False, "a timeout is > 0 and <= 3600 s"),
+}
+_LABELS = {"pue": "PUE"}
+
+
+def _bad_message(name: str, value: Any, origin: str, why: str) -> str:
+    """The one wording of a bad setting: label, value (secrets hidden), origin, reason."""
+    shown = "***" if name in _SECRET_FIELDS and value is not None else repr(value)
+    label = _LABELS.get(name, "value")
+    return f"bad {label} {shown} for setting {name!r} (from {origin}): {why}."
+
+
+def _normalise(name: str, value: Any) -> Any:
+    """``value`` as setting ``name`` stores it (int -> float, list -> tuple, str -> Path or
+    Secret); raises ``ValueError`` saying what is wrong with its type or range."""
+    kind, optional = _KINDS[name]
+    if value is None:
+        if optional:
+            return None
+        raise ValueError("a value is required")
+    if kind == "float":
+        # bool is an int in Python, but `pue = true` is a mistake, not 1.0
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number, got {type(value).__name__}")
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError("not a finite number")
+        bounds = _BOUNDS.get(name)
+        if bounds is not None:
+            low, high, closed, why = bounds
+            if not ((low <= number) if closed else (low < number)) or number > high:
+                raise ValueError(why)
+        return value if type(value) is float else number
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {type(value).__name__}")
+        choices = _CHOICES.get(name)
+        if choices is not None and value not in choices:
+            raise ValueError("use " + " or ".join(repr(c) for c in choices))
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {type(value).__name__}")
+        return value
+    if kind == "Path":
+        if isinstance(value, Path):
             return value
-        return str(raw)
-    except (TypeError, ValueError) as exc:
-        shown = "***" if name in _SECRET_FIELDS else repr(raw)
-        raise ConfigError(
-            f"bad value {shown} for setting {name!r} (from {origin}): {exc}. "
-            f"Expected {field_type.replace(' | None', '')}."
-        ) from None
+        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+            raise ValueError(f"expected a path (a string), got {type(value).__name__}")
+        return Path(os.fspath(value))
+    if kind == "Secret":
+        if isinstance(value, Secret):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {type(value).__name__}")
+        return Secret(value)
+    if kind == "tuple[str, ...]":
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ValueError(f"expected a list of names, got {type(value).__name__}")
+        if not value:
+            raise ValueError("empty list")
+        if not all(isinstance(v, str) and v.strip() for v in value):
+            raise ValueError("every entry must be a non-empty string")
+        return value if isinstance(value, tuple) else tuple(value)
+    if kind == "tuple[Path, ...]":
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ValueError(f"expected a list of paths, got {type(value).__name__}")
+        if not all(isinstance(v, (str, os.PathLike)) for v in value):
+            raise ValueError("every entry must be a path (a string)")
+        if isinstance(value, tuple) and all(isinstance(v, Path) for v in value):
+            return value
+        return tuple(Path(os.fspath(v)) for v in value)
+    raise AssertionError(f"setting {name!r} has no validation for type {kind!r}")
+
+
+def validate_settings(settings: Settings) -> Settings:
+    """The same ``settings``, checked again (types and plausible ranges); raises
+    :class:`~greenforge.errors.ConfigError`. Construction already validates, so this only
+    matters for objects changed behind the dataclass's back."""
+    for name in _KINDS:
+        value = getattr(settings, name)
+        try:
+            _normalise(name, value)
+        except ValueError as exc:
+            raise ConfigError(_bad_message(name, value, "Settings(...)", str(exc))) from None
+    return settings
+
+
+def _coerce(name: str, raw: Any, origin: str) -> Any:
+    """A raw value (text from the environment or an argument, or a TOML value) in the field's
+    type, checked; raises :class:`ConfigError` naming the setting, the value and the origin."""
+    kind, _optional = _KINDS[name]
+    value: Any = raw  # once parsed, a range error shows the number, not its text
+    try:
+        if isinstance(raw, str):
+            # text (environment, CLI argument, TOML string): parse into the field's type
+            if kind == "float":
+                try:
+                    value = float(raw)
+                except ValueError:
+                    raise ValueError("expected a number") from None
+            elif kind == "bool":
+                text = raw.strip().lower()
+                if text in {"1", "true", "yes", "on"}:
+                    value = True
+                elif text in {"0", "false", "no", "off", ""}:
+                    value = False
+                else:
+                    raise ValueError("expected true/false")
+            elif kind == "Path":
+                value = Path(raw).expanduser()
+            elif kind == "tuple[str, ...]":
+                value = tuple(s.strip() for s in raw.split(",") if s.strip())
+            elif kind == "tuple[Path, ...]":
+                value = tuple(Path(x).expanduser() for x in raw.split(os.pathsep) if x.strip())
+        elif kind == "tuple[Path, ...]" and isinstance(raw, list):
+            if not all(isinstance(x, str) for x in raw):
+                raise ValueError("expected a list of paths (strings)")
+            value = tuple(Path(x).expanduser() for x in raw if x.strip())
+        return _normalise(name, value)
+    except ValueError as exc:
+        raise ConfigError(_bad_message(name, value, origin, str(exc))) from None
 
 
 def _validate(s: Settings) -> Settings:
-    if s.pue is not None and not (1.0 <= s.pue <= 3.0):
-        raise ConfigError(f"bad PUE {s.pue!r}: a PUE is between 1.0 and 3.0 (1.0 = no overhead).")
-    if not (0.01 <= s.interval_s <= 3600):
-        raise ConfigError(
-            f"bad interval_s {s.interval_s!r}: use a sampling interval between 0.01 and 3600 s."
-        )
-    if s.flush_interval_s <= 0:
-        raise ConfigError(f"bad flush_interval_s {s.flush_interval_s!r}: must be > 0 seconds.")
-    if s.ram_w_per_gb < 0 or s.ram_w_per_gb > 5:
-        raise ConfigError(f"bad ram_w_per_gb {s.ram_w_per_gb!r}: expected 0-5 W per GB.")
-    if s.cpu_tdp_w is not None and not (1 <= s.cpu_tdp_w <= 2000):
-        raise ConfigError(f"bad cpu_tdp_w {s.cpu_tdp_w!r}: expected a TDP between 1 and 2000 W.")
-    if s.attribution not in {"machine", "process"}:
-        raise ConfigError(f"bad attribution {s.attribution!r}: use 'machine' or 'process'.")
-    if s.cloud_provider is not None and s.cloud_provider not in {"aws", "gcp", "azure"}:
-        raise ConfigError(f"bad cloud_provider {s.cloud_provider!r}: use 'aws', 'gcp' or 'azure'.")
-    if s.embodied_kg is not None and s.embodied_kg < 0:
-        raise ConfigError(f"bad embodied_kg {s.embodied_kg!r}: must be >= 0 kgCO2e.")
-    if not (0.1 <= s.device_lifetime_years <= 30):
-        raise ConfigError(
-            f"bad device_lifetime_years {s.device_lifetime_years!r}: expected 0.1-30 years."
-        )
-    if s.intensity_basis not in {"lca", "direct"}:
-        raise ConfigError(
-            f"bad intensity_basis {s.intensity_basis!r}: use 'lca' (life-cycle) or 'direct'."
-        )
-    if s.intensity_fill not in {"none", "ffill", "interpolate", "profile"}:
-        raise ConfigError(
-            f"bad intensity_fill {s.intensity_fill!r}: use 'none', 'ffill', 'interpolate' "
-            "or 'profile'."
-        )
-    if s.cache_ttl_s < 0 or s.http_timeout_s <= 0:
-        raise ConfigError("cache_ttl_s must be >= 0 and http_timeout_s > 0.")
-    return s
+    """Kept for callers of the old name: construction validates; see :func:`validate_settings`."""
+    return validate_settings(s)
 
 
 def config_file_path(env: Mapping[str, str] | None = None) -> Path | None:
@@ -244,15 +336,70 @@ def config_file_path(env: Mapping[str, str] | None = None) -> Path | None:
     return user if user.is_file() else None
 
 
+def _did_you_mean(word: str, options: Iterable[str]) -> str:
+    """`` Did you mean 'zone'?`` for a close match of ``word`` among ``options``, else ``''``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
 def _read_file(path: Path) -> dict[str, Any]:
+    """The settings table of a config file; raises :class:`ConfigError` naming the file for
+    bytes that are not UTF-8, invalid TOML (with its line), unknown tables and unknown keys."""
+    shown = str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {shown!r}: {exc.strerror or exc}.") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"config file {shown!r} is not UTF-8 text (byte {raw[exc.start]:#04x} on line "
+            f"{line}): save it as UTF-8."
+        ) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-    section = data.get("greenforge", data)
-    if not isinstance(section, dict):
-        raise ConfigError(f"config file {str(path)!r}: [greenforge] must be a table.")
-    return {k: v for k, v in section.items() if not isinstance(v, dict)}
+        # the message ends with "(at line N, column M)"
+        raise ConfigError(f"config file {shown!r} is not valid TOML: {exc}.") from None
+    if "greenforge" in data:
+        section = data["greenforge"]
+        if not isinstance(section, dict):
+            raise ConfigError(
+                f"config file {shown!r}: greenforge must be a table: write [greenforge] on a "
+                "line of its own and the settings below it."
+            )
+        for key, value in data.items():
+            if key == "greenforge":
+                continue
+            if isinstance(value, dict):
+                raise ConfigError(
+                    f"unknown table [{key}] in config file {shown!r}: only [greenforge] is "
+                    f"read.{_did_you_mean(key, ['greenforge'])}"
+                )
+            raise ConfigError(
+                f"setting {key!r} is above the [greenforge] header in config file {shown!r}, "
+                "so it belongs to no table and would be ignored: move it below [greenforge]."
+            )
+        prefix = "greenforge."
+    else:  # a flat file: the settings at the top level
+        section, prefix = data, ""
+    for key, value in section.items():
+        if isinstance(value, dict):
+            hint = _did_you_mean(key, ["greenforge"] if not prefix else _FIELDS)
+            raise ConfigError(
+                f"unknown table [{prefix}{key}] in config file {shown!r}: settings are plain "
+                f"`name = value` lines under [greenforge].{hint}"
+            )
+        if key not in _FIELDS:
+            raise ConfigError(
+                f"unknown setting {key!r} in config file {shown!r}.{_did_you_mean(key, _FIELDS)} "
+                f"Valid settings: {', '.join(sorted(_FIELDS))}."
+            )
+    return dict(section)
 
 
 def load_settings(
@@ -269,11 +416,6 @@ def load_settings(
     path = config_file if config_file is not None else config_file_path(env)
     if path is not None:
         for key, raw in _read_file(path).items():
-            if key not in _FIELDS:
-                raise ConfigError(
-                    f"unknown setting {key!r} in {str(path)!r}. "
-                    f"Valid settings: {', '.join(sorted(_FIELDS))}."
-                )
             values[key] = _coerce(key, raw, str(path))
             if key == "intensity_files":  # relative to the config file, not the cwd
                 values[key] = tuple(path.parent / f for f in values[key])
@@ -291,7 +433,10 @@ def load_settings(
             values[name] = _coerce(name, env[env_key], env_key)
     for key, raw in overrides.items():
         if key not in _FIELDS:
-            raise ConfigError(f"unknown setting {key!r}. Valid: {', '.join(sorted(_FIELDS))}.")
+            raise ConfigError(
+                f"unknown setting {key!r}.{_did_you_mean(key, _FIELDS)} "
+                f"Valid: {', '.join(sorted(_FIELDS))}."
+            )
         if raw is not None:
-            values[key] = raw if not isinstance(raw, str) else _coerce(key, raw, "argument")
-    return _validate(Settings(**values))
+            values[key] = _coerce(key, raw, "argument")
+    return Settings(**values)  # validated in Settings.__post_init__
