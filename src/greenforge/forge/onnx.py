@@ -70,14 +70,23 @@ class OnnxModel:
         self.precision = precision
         self.reference = reference
         """The torch model this was converted from (parameters and MACs are counted on it)."""
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
+        self.threads = threads
         if threads is not None:
-            opts.intra_op_num_threads = threads
+            from greenforge.forge.protocol import ort_session_options
+
+            opts = ort_session_options(threads)
+        else:
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
         self.session = ort.InferenceSession(
             str(self.path), opts, providers=["CPUExecutionProvider"]
         )
         self.input_name = self.session.get_inputs()[0].name
+
+    def with_threads(self, threads: int) -> OnnxModel:
+        """The same model file in a session with ``threads`` intra-op threads and one
+        inter-op thread (the serving spec's), without spinning workers."""
+        return OnnxModel(self.path, self.precision, self.reference, threads=threads)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         arr = np.ascontiguousarray(x.detach().float().numpy())
@@ -96,6 +105,7 @@ class OnnxModel:
             "path": self.path,
             "precision": self.precision,
             "reference": self.reference,
+            "threads": self.threads,
             "bytes": self.path.read_bytes(),
         }
 
@@ -106,4 +116,12 @@ class OnnxModel:
 
             path = Path(tempfile.mkdtemp(prefix="greenforge-onnx-")) / path.name
             path.write_bytes(state["bytes"])
-        self.__init__(path, state["precision"], state["reference"])  # type: ignore[misc]
+        self.__init__(  # type: ignore[misc]
+            path, state["precision"], state["reference"], state.get("threads")
+        )
+
+
+def export_fp32(model: nn.Module, example_inputs: torch.Tensor, path: Path) -> OnnxModel:
+    """``model`` exported to ONNX (fp32) as an :class:`OnnxModel` whose ``reference`` is it."""
+    export(model, example_inputs, path)
+    return OnnxModel(path, precision="fp32", reference=model)

@@ -1,0 +1,680 @@
+"""The forge's one measurement protocol: attribution, thread limits, interleaving, statistics.
+
+Every energy figure ``greenforge forge`` reports comes through this module:
+
+- **Attribution** (:class:`Attribution`): the energy of a measured call is the *process's own
+  share*, so other work on the machine does not change it.
+
+  - ``process`` (default, ``model:cpu-time-x-core-power+model:ram-w-per-gb``): CPU seconds of
+    this process (all its threads, :func:`time.process_time`) x the modelled power of one
+    logical CPU at full load (:func:`greenforge.hardware.catalog.cpu_power_model` full-load
+    power / logical CPUs; its low/high curves give the bounds), plus resident memory x W/GB x
+    wall time (as :mod:`greenforge.meters.model` does).
+  - ``counter-share`` (RAPL readable): the counter's energy delta x this process's share of
+    the machine's busy CPU time in the call (``+process-share``).
+  - ``meters`` (injected meters, tests): the meters' readings as they are.
+
+- **Threads** (:func:`thread_limit`): torch intra-op threads are set inside a block and restored
+  after it; ONNX Runtime sessions are built with ``intra_op_num_threads`` = serving threads and
+  ``inter_op_num_threads = 1``. With one thread no worker spins while waiting for a core, so the
+  CPU time of a prediction does not grow on a busy machine.
+
+- **Interleaved repeats** (:func:`measure_interleaved`): all workloads are measured together,
+  round-robin (A B C A B C ...), each repeat a fixed amount of work sized once so it takes about
+  ``repeat_s``; one warm-up round is discarded. Rounds continue from ``min_rounds`` until every
+  workload's bootstrap 95 % interval half-width is below ``rel_half_width`` of its median, or
+  ``max_rounds``, or the time budget is spent.
+
+- **Estimator** (:func:`bootstrap_median`): the median of the per-repeat cost, with a seeded
+  (deterministic) bootstrap 95 % percentile interval.
+
+- **Noise** (:class:`LoadProbe`): the machine's busy CPU time minus this process's, per CPU and
+  second of wall time, is the *background load* (0..1). Above :data:`BUSY_LOAD` the run is called
+  busy, said so, and every measurement interval's half-widths are multiplied by
+  ``1 + BUSY_WIDEN * background_load`` (:func:`widen`): the number is less certain, and the
+  output must not look precise.
+
+Intervals have two parts, kept apart: the *measurement* spread (bootstrap, widened when busy) and
+the *meter* bounds (the per-core power curve's low/high). Ratios between candidates measured
+with the same meter use only the measurement spread: the per-core power bound is common to both
+and cancels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from greenforge.config import Settings
+from greenforge.errors import ConfigError
+
+CpuClock = Callable[[], float]
+"""Cumulative CPU seconds (user + system) of this process, all threads."""
+WallClock = Callable[[], float]
+MachineTimes = Callable[[], tuple[float, float]]
+"""Cumulative machine-wide (busy_s, total_s) over all CPUs."""
+
+METHOD_CPU = "model:cpu-time-x-core-power"
+METHOD_RAM = "model:ram-w-per-gb"
+BYTES_PER_GB = 1e9
+BUSY_LOAD = 0.2
+"""Background load (fraction of the other CPUs' time) above which a run is called busy."""
+BUSY_WIDEN = 2.0
+"""When busy, measurement half-widths are multiplied by ``1 + BUSY_WIDEN * background_load``."""
+CONFIDENCE = 0.95
+BOOTSTRAP_SAMPLES = 2000
+
+
+# --------------------------------------------------------------------------- power per core
+
+
+@dataclasses.dataclass(frozen=True)
+class CorePower:
+    """Modelled power of one busy logical CPU (W), with bounds and where it came from."""
+
+    power_w: float
+    low_w: float
+    high_w: float
+    source: str
+
+
+def core_power(settings: Settings, cpuinfo: Any | None = None) -> CorePower:
+    """Full-load power of one logical CPU in W: the machine's CPU power model at full load
+    divided by its logical CPUs; the curve's low/high full-load values give the bounds."""
+    from greenforge.hardware.catalog import cpu_power_model
+    from greenforge.hardware.cpuinfo import read_cpuinfo
+
+    cpu = cpuinfo if cpuinfo is not None else read_cpuinfo()
+    model = cpu_power_model(settings, cpu)
+    n = max(int(cpu.logical_cpus), 1)
+    return CorePower(
+        power_w=model.max_w / n,
+        low_w=min(model.max_low_w / n, model.max_w / n),
+        high_w=max(model.max_high_w / n, model.max_w / n),
+        source=f"{model.method}: {model.provenance}; full-load power / {n} logical CPUs",
+    )
+
+
+# --------------------------------------------------------------------------- attribution
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """What one attributed call cost: energy (J) with meter bounds, wall and CPU seconds."""
+
+    energy_j: float
+    low_j: float
+    high_j: float
+    wall_s: float
+    cpu_s: float
+    method: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Mark:
+    """Clocks at the start of a call (opaque to callers)."""
+
+    wall_s: float
+    cpu_s: float
+    machine_busy_s: float = 0.0
+
+
+class Attribution(Protocol):
+    """How the energy of a call is attributed to it: ``begin()`` before, ``end(mark)`` after."""
+
+    @property
+    def name(self) -> str:
+        """``process``, ``counter-share`` or ``meters``."""
+        ...
+
+    @property
+    def method(self) -> str:
+        """The ``+``-joined method string every reading carries."""
+        ...
+
+    @property
+    def provenance(self) -> str:
+        """Where the figures come from, in words."""
+        ...
+
+    def begin(self) -> Mark:
+        """Read the clocks (and counters) before a call."""
+        ...
+
+    def end(self, mark: Mark) -> Reading:
+        """The call's reading since ``mark``."""
+        ...
+
+
+def own_rss_bytes() -> float:
+    """Resident memory of this process in bytes."""
+    import psutil
+
+    return float(psutil.Process().memory_info().rss)
+
+
+class ProcessCpuAttribution:
+    """CPU seconds of this process x per-core power, plus RSS x W/GB x wall (``process``)."""
+
+    name = "process"
+
+    def __init__(
+        self,
+        power: CorePower,
+        ram_w_per_gb: float = 0.375,
+        *,
+        cpu_clock: CpuClock = time.process_time,
+        wall_clock: WallClock = time.perf_counter,
+        rss_bytes: Callable[[], float] = own_rss_bytes,
+    ) -> None:
+        from greenforge.meters.model import RAM_W_PER_GB_HIGH, RAM_W_PER_GB_LOW
+
+        self.power = power
+        self.ram_w_per_gb = ram_w_per_gb
+        self.ram_low_w_per_gb = min(RAM_W_PER_GB_LOW, ram_w_per_gb)
+        self.ram_high_w_per_gb = max(RAM_W_PER_GB_HIGH, ram_w_per_gb)
+        self._cpu = cpu_clock
+        self._wall = wall_clock
+        self._rss = rss_bytes
+
+    @property
+    def method(self) -> str:
+        return f"{METHOD_CPU}+{METHOD_RAM}"
+
+    @property
+    def provenance(self) -> str:
+        return (
+            f"CPU seconds of this process (all threads) x {self.power.power_w:.3g} W per busy "
+            f"logical CPU (bounds {self.power.low_w:.3g}-{self.power.high_w:.3g} W; "
+            f"{self.power.source}) + resident memory x {self.ram_w_per_gb:g} W/GB "
+            f"(bounds {self.ram_low_w_per_gb:g}-{self.ram_high_w_per_gb:g}) x wall time"
+        )
+
+    def begin(self) -> Mark:
+        return Mark(self._wall(), self._cpu())
+
+    def end(self, mark: Mark) -> Reading:
+        wall = max(self._wall() - mark.wall_s, 0.0)
+        cpu = max(self._cpu() - mark.cpu_s, 0.0)
+        gb_s = self._rss() / BYTES_PER_GB * wall
+        p = self.power
+        return Reading(
+            energy_j=cpu * p.power_w + gb_s * self.ram_w_per_gb,
+            low_j=cpu * p.low_w + gb_s * self.ram_low_w_per_gb,
+            high_j=cpu * p.high_w + gb_s * self.ram_high_w_per_gb,
+            wall_s=wall,
+            cpu_s=cpu,
+            method=self.method,
+        )
+
+
+class _ReadingMeter(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+
+    def read(self) -> Sequence[Any]: ...
+
+
+def _read_meters(meters: Sequence[_ReadingMeter]) -> tuple[float, float, float, set[str]]:
+    energy = low = high = 0.0
+    methods: set[str] = set()
+    for m in meters:
+        try:
+            for r in m.read():
+                energy += r.energy_j
+                low += r.low_j
+                high += r.high_j
+                methods.add(r.method)
+        except Exception as exc:  # a meter problem never fails the workload
+            methods.add(f"unmeasured ({getattr(m, 'name', m)}: {exc})")
+    return energy, low, high, methods
+
+
+class MeterAttribution:
+    """Injected meters read directly around each call, as they are (``meters``; tests)."""
+
+    name = "meters"
+
+    def __init__(
+        self,
+        meters: Sequence[_ReadingMeter],
+        *,
+        cpu_clock: CpuClock = time.process_time,
+        wall_clock: WallClock = time.perf_counter,
+    ) -> None:
+        self.meters = list(meters)
+        self._cpu = cpu_clock
+        self._wall = wall_clock
+        self._started: list[_ReadingMeter] = []
+        self._failed: list[str] = []
+
+    @property
+    def method(self) -> str:
+        return "+".join(sorted({str(getattr(m, "method", m.name)) for m in self.meters}))
+
+    @property
+    def provenance(self) -> str:
+        return "injected meters: " + ", ".join(m.name for m in self.meters)
+
+    def begin(self) -> Mark:
+        self._started = []
+        self._failed = []
+        for m in self.meters:
+            try:
+                m.start()
+                self._started.append(m)
+            except Exception as exc:
+                self._failed.append(f"unmeasured ({getattr(m, 'name', m)}: {exc})")
+        return Mark(self._wall(), self._cpu())
+
+    def end(self, mark: Mark) -> Reading:
+        cpu = max(self._cpu() - mark.cpu_s, 0.0)
+        wall = max(self._wall() - mark.wall_s, 0.0)
+        energy, low, high, methods = _read_meters(self._started)
+        methods.update(self._failed)
+        return Reading(energy, low, high, wall, cpu, "+".join(sorted(methods)) or "unmeasured")
+
+
+class CounterShareAttribution:
+    """A machine-wide energy counter (RAPL) x this process's share of the machine's busy CPU
+    time during the call (``counter-share``)."""
+
+    name = "counter-share"
+
+    def __init__(
+        self,
+        meters: Sequence[_ReadingMeter],
+        *,
+        cpu_clock: CpuClock = time.process_time,
+        wall_clock: WallClock = time.perf_counter,
+        machine_times: MachineTimes | None = None,
+    ) -> None:
+        from greenforge.meters.model import machine_cpu_times
+
+        self.meters = list(meters)
+        self._cpu = cpu_clock
+        self._wall = wall_clock
+        self._machine = machine_times or machine_cpu_times
+
+    @property
+    def method(self) -> str:
+        names = sorted({str(getattr(m, "method", m.name)) for m in self.meters})
+        return "+".join(f"{n}+process-share" for n in names)
+
+    @property
+    def provenance(self) -> str:
+        return (
+            "energy counters ("
+            + ", ".join(m.name for m in self.meters)
+            + ") x this process's share of the machine's busy CPU time"
+        )
+
+    def begin(self) -> Mark:
+        for m in self.meters:
+            with contextlib.suppress(Exception):
+                m.start()
+        return Mark(self._wall(), self._cpu(), self._machine()[0])
+
+    def end(self, mark: Mark) -> Reading:
+        from greenforge.meters.model import process_share
+
+        cpu = max(self._cpu() - mark.cpu_s, 0.0)
+        wall = max(self._wall() - mark.wall_s, 0.0)
+        busy = max(self._machine()[0] - mark.machine_busy_s, 0.0)
+        share = process_share(cpu, busy)
+        energy, low, high, methods = _read_meters(self.meters)
+        method = "+".join(sorted(f"{m}+process-share" for m in methods)) or "unmeasured"
+        return Reading(energy * share, low * share, high * share, wall, cpu, method)
+
+
+def select_attribution(settings: Settings, meters: Sequence[Any] | None = None) -> Attribution:
+    """The attribution for this machine: injected ``meters`` as they are; else RAPL counters
+    apportioned by this process's CPU share when readable; else CPU time x per-core power."""
+    if meters is not None:
+        return MeterAttribution(meters)
+    from greenforge.meters import rapl
+
+    with contextlib.suppress(Exception):
+        if rapl.probe().available:
+            return CounterShareAttribution([rapl.RaplMeter()])
+    return ProcessCpuAttribution(core_power(settings), settings.ram_w_per_gb)
+
+
+# --------------------------------------------------------------------------- threads
+
+
+@contextlib.contextmanager
+def thread_limit(threads: int) -> Iterator[None]:
+    """Run the block with torch using ``threads`` intra-op threads; the previous value is
+    restored after it (no global change leaks out)."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads {threads!r} must be an integer >= 1.")
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def ort_session_options(threads: int) -> Any:
+    """ONNX Runtime session options for serving: ``threads`` intra-op, one inter-op thread,
+    sequential execution, no spinning worker threads."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return opts
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A robust estimate: the median of ``n`` per-repeat values and its 95 % interval."""
+
+    median: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def rel_half_width(self) -> float:
+        """Half the interval's width over the median (``inf`` when the median is 0)."""
+        if self.median <= 0:
+            return 0.0 if self.high <= self.low else math.inf
+        return (self.high - self.low) / 2.0 / self.median
+
+    def scaled(self, factor: float) -> Estimate:
+        """The same estimate with every value multiplied by ``factor`` (>= 0)."""
+        return Estimate(self.median * factor, self.low * factor, self.high * factor, self.n)
+
+
+def bootstrap_median(
+    values: Sequence[float], *, seed: int = 0, samples: int = BOOTSTRAP_SAMPLES
+) -> Estimate:
+    """Median of ``values`` and its seeded bootstrap 95 % percentile interval (same unit)."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError("bootstrap_median needs at least one value.")
+    med = float(np.median(arr))
+    if arr.size == 1:
+        return Estimate(med, med, med, 1)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, arr.size, size=(samples, arr.size))
+    meds = np.median(arr[idx], axis=1)
+    alpha = (1.0 - CONFIDENCE) / 2.0
+    lo, hi = np.quantile(meds, [alpha, 1.0 - alpha])
+    return Estimate(med, min(float(lo), med), max(float(hi), med), int(arr.size))
+
+
+def widen(est: Estimate, background_load: float) -> Estimate:
+    """``est`` with its half-widths multiplied by ``1 + BUSY_WIDEN * background_load`` when the
+    load is above :data:`BUSY_LOAD` (unchanged otherwise); the low end stays >= 0."""
+    if background_load <= BUSY_LOAD:
+        return est
+    f = 1.0 + BUSY_WIDEN * min(background_load, 1.0)
+    low = max(est.median - (est.median - est.low) * f, 0.0)
+    high = est.median + (est.high - est.median) * f
+    return Estimate(est.median, low, high, est.n)
+
+
+# --------------------------------------------------------------------------- background load
+
+
+def background_load(d_machine_busy_s: float, d_own_cpu_s: float, ncpu: int, wall_s: float) -> float:
+    """Other processes' share of the machine's CPU capacity over ``wall_s`` (0..1)."""
+    if wall_s <= 0 or ncpu < 1:
+        return 0.0
+    other = max(d_machine_busy_s - d_own_cpu_s, 0.0)
+    return min(other / (ncpu * wall_s), 1.0)
+
+
+class LoadProbe:
+    """Measures the background load over a window: ``start()``, then ``stop()`` -> load."""
+
+    def __init__(
+        self,
+        *,
+        machine_times: MachineTimes | None = None,
+        cpu_clock: CpuClock = time.process_time,
+        wall_clock: WallClock = time.perf_counter,
+        ncpu: int | None = None,
+    ) -> None:
+        from greenforge.meters.model import machine_cpu_times
+
+        self._machine = machine_times or machine_cpu_times
+        self._cpu = cpu_clock
+        self._wall = wall_clock
+        self.ncpu = ncpu if ncpu is not None else (os.cpu_count() or 1)
+        self._start: tuple[float, float, float] | None = None
+
+    def start(self) -> None:
+        self._start = (self._wall(), self._machine()[0], self._cpu())
+
+    def stop(self) -> float:
+        """Background load (0..1) since :meth:`start`."""
+        if self._start is None:
+            return 0.0
+        w0, b0, c0 = self._start
+        wall, busy, own = self._wall() - w0, self._machine()[0] - b0, self._cpu() - c0
+        return background_load(busy, own, self.ncpu, wall)
+
+    def idle_sample(self, seconds: float, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Background load while this process sleeps for ``seconds`` (before measuring)."""
+        self.start()
+        sleep(seconds)
+        return self.stop()
+
+
+# --------------------------------------------------------------------------- interleaving
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """One thing to measure: ``run(units)`` does ``units`` units of work and returns how many
+    predictions it made; ``unit_predictions`` predictions per unit (e.g. the batch size)."""
+
+    key: str
+    run: Callable[[int], int]
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolConfig:
+    """Settings of :func:`measure_interleaved` (durations in seconds)."""
+
+    repeat_s: float = 0.06
+    """Target duration of one repeat (fixed work, sized once per workload)."""
+    min_rounds: int = 5
+    max_rounds: int = 30
+    rel_half_width: float = 0.05
+    """Stop when every workload's 95 % interval half-width is below this share of its median."""
+    budget_s: float = 25.0
+    """Stop after this much measuring (the minimum rounds always run)."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.repeat_s > 0:
+            raise ConfigError(f"repeat_s {self.repeat_s!r} must be > 0.")
+        if not 1 <= self.min_rounds <= self.max_rounds:
+            raise ConfigError(
+                f"rounds: need 1 <= min_rounds ({self.min_rounds}) <= max_rounds "
+                f"({self.max_rounds})."
+            )
+        if not self.budget_s > 0:
+            raise ConfigError(f"budget_s {self.budget_s!r} must be > 0 (seconds).")
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadCost:
+    """A workload's measured cost: per-repeat energy and time per 1,000 predictions."""
+
+    key: str
+    units: int
+    """Units of work per repeat (fixed)."""
+    predictions: int
+    """Predictions per repeat."""
+    energy_j_per_1k: tuple[float, ...]
+    wall_s_per_1k: tuple[float, ...]
+    cpu_s_per_1k: tuple[float, ...]
+    bound_low: float
+    """Meter low bound / central (summed over repeats): scales the estimate to the low bound."""
+    bound_high: float
+    method: str
+
+    def estimate(self, seed: int = 0) -> Estimate:
+        """Median energy per 1k predictions (J) with its bootstrap 95 % interval."""
+        return bootstrap_median(self.energy_j_per_1k, seed=seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class InterleavedRun:
+    """All workloads' costs, the rounds run, why it stopped and the background load."""
+
+    costs: dict[str, WorkloadCost]
+    rounds: int
+    stopped: str
+    wall_s: float
+    background_load: float
+
+
+def _size_units(
+    w: Workload, wall_clock: WallClock, repeat_s: float, max_units: int = 100_000
+) -> int:
+    """Units per repeat so one repeat takes about ``repeat_s`` (growing from 1 unit)."""
+    units = 1
+    while True:
+        t0 = wall_clock()
+        w.run(units)
+        dt = max(wall_clock() - t0, 0.0)
+        if dt >= repeat_s / 4 or units >= max_units:
+            if dt <= 0:
+                return units
+            return max(1, min(max_units, round(units * repeat_s / dt)))
+        grow = 16 if dt <= 0 else min(16, max(2, math.ceil(repeat_s / (4 * dt))))
+        units = min(max_units, units * grow)
+
+
+def measure_interleaved(
+    workloads: Sequence[Workload],
+    attribution: Attribution,
+    config: ProtocolConfig = ProtocolConfig(),
+    *,
+    wall_clock: WallClock = time.perf_counter,
+    probe: LoadProbe | None = None,
+    units: dict[str, int] | None = None,
+) -> InterleavedRun:
+    """Measure every workload round-robin until the intervals are tight or the budget is spent.
+
+    Each workload's repeat size is fixed once (``units``, or sized to ``config.repeat_s``); a
+    warm-up round is run and discarded. Returns per-repeat costs per 1,000 predictions.
+    """
+    keys = [w.key for w in workloads]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"workload keys must be unique: {keys}")
+    sizes = dict(units or {})
+    for w in workloads:
+        if w.key not in sizes:
+            sizes[w.key] = _size_units(w, wall_clock, config.repeat_s)
+    for w in workloads:  # warm-up round, discarded
+        w.run(sizes[w.key])
+    probe = probe if probe is not None else LoadProbe(wall_clock=wall_clock)
+    probe.start()
+    started = wall_clock()
+    energy: dict[str, list[float]] = {k: [] for k in keys}
+    wall: dict[str, list[float]] = {k: [] for k in keys}
+    cpu: dict[str, list[float]] = {k: [] for k in keys}
+    low: dict[str, float] = dict.fromkeys(keys, 0.0)
+    high: dict[str, float] = dict.fromkeys(keys, 0.0)
+    central: dict[str, float] = dict.fromkeys(keys, 0.0)
+    preds: dict[str, int] = dict.fromkeys(keys, 0)
+    methods: dict[str, set[str]] = {k: set() for k in keys}
+    rounds = 0
+    stopped = f"max_rounds ({config.max_rounds})"
+    while rounds < config.max_rounds:
+        for w in workloads:
+            mark = attribution.begin()
+            n = w.run(sizes[w.key])
+            r = attribution.end(mark)
+            k = 1000.0 / max(n, 1)
+            preds[w.key] = n
+            energy[w.key].append(r.energy_j * k)
+            wall[w.key].append(r.wall_s * k)
+            cpu[w.key].append(r.cpu_s * k)
+            central[w.key] += r.energy_j
+            low[w.key] += r.low_j
+            high[w.key] += r.high_j
+            methods[w.key].add(r.method)
+        rounds += 1
+        if rounds < config.min_rounds:
+            continue
+        if all(
+            bootstrap_median(energy[k], seed=config.seed).rel_half_width < config.rel_half_width
+            for k in keys
+        ):
+            stopped = f"intervals within {config.rel_half_width:.0%} of the median"
+            break
+        if wall_clock() - started >= config.budget_s:
+            stopped = f"time budget ({config.budget_s:g} s) spent"
+            break
+    load = probe.stop()
+    costs = {
+        k: WorkloadCost(
+            key=k,
+            units=sizes[k],
+            predictions=preds[k],
+            energy_j_per_1k=tuple(energy[k]),
+            wall_s_per_1k=tuple(wall[k]),
+            cpu_s_per_1k=tuple(cpu[k]),
+            bound_low=low[k] / central[k] if central[k] > 0 else 1.0,
+            bound_high=high[k] / central[k] if central[k] > 0 else 1.0,
+            method="+".join(sorted(methods[k])),
+        )
+        for k in keys
+    }
+    return InterleavedRun(costs, rounds, stopped, wall_clock() - started, load)
+
+
+__all__ = [
+    "BUSY_LOAD",
+    "BUSY_WIDEN",
+    "METHOD_CPU",
+    "METHOD_RAM",
+    "Attribution",
+    "CorePower",
+    "CounterShareAttribution",
+    "Estimate",
+    "InterleavedRun",
+    "LoadProbe",
+    "Mark",
+    "MeterAttribution",
+    "ProcessCpuAttribution",
+    "ProtocolConfig",
+    "Reading",
+    "Workload",
+    "WorkloadCost",
+    "background_load",
+    "bootstrap_median",
+    "core_power",
+    "measure_interleaved",
+    "ort_session_options",
+    "select_attribution",
+    "thread_limit",
+    "widen",
+]
