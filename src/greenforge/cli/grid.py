@@ -82,6 +82,12 @@ def _settings(providers: str | None, basis: str | None, fill: str | None) -> Set
     return load_settings(intensity_providers=providers, intensity_basis=basis, intensity_fill=fill)
 
 
+_ZONE_HELP = (
+    "Grid zone, e.g. DE, GB, US-CAL-CISO (default: GREENFORGE_ZONE, the config file's zone, "
+    "else the cloud region)."
+)
+
+
 def _print_series(series: IntensitySeries, title: str) -> None:
     console = Console()
     values = series.values_g_per_kwh
@@ -99,8 +105,8 @@ def _print_series(series: IntensitySeries, title: str) -> None:
     elif series.kind == "profile":
         console.print("[yellow]typical profile (median of 2021-2023), not a measurement[/]")
     table = Table()
-    table.add_column("time (UTC)")
-    table.add_column("g CO2e/kWh", justify="right")
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("g CO2e/kWh", justify="right", no_wrap=True)
     table.add_column("flags")
     for i in range(min(len(series), _TABLE_ROWS)):
         flags = ",".join(
@@ -122,17 +128,49 @@ def _print_series(series: IntensitySeries, title: str) -> None:
     )
 
 
+def _matches(pattern: str | None, *texts: str) -> bool:
+    """``True`` when ``pattern`` (case-insensitive; a substring, or a glob with ``*``/``?``)
+    matches any of ``texts``; no pattern matches everything."""
+    if not pattern:
+        return True
+    import fnmatch
+
+    want = pattern.strip().lower()
+    if any(c in want for c in "*?["):
+        return any(fnmatch.fnmatchcase(t.lower(), want) for t in texts)
+    return any(want in t.lower() for t in texts)
+
+
+_ZONES_NOTE = (
+    "2-letter and grid zones: Electricity Maps yearly average, life-cycle (lca). A 3-letter "
+    "code is Ember's figure for the same country: direct combustion, its own latest year, so "
+    "ZW and ZWE differ by design; prefer the 2-letter zone."
+)
+
+
 @grid_app.command("zones")
 def zones_cmd(
+    pattern: str | None = typer.Argument(
+        None,
+        metavar="[PATTERN]",
+        help="Only zones whose code or name contains PATTERN (case-insensitive; * and ? glob).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
     cloud: bool = typer.Option(False, "--cloud", help="List cloud regions and their zones."),
+    show_all: bool = typer.Option(
+        False, "--all", help="One row per code: list 3-letter Ember codes as rows of their own."
+    ),
 ) -> None:
     """List the zones GreenForge knows offline (annual average; hourly profile where marked)."""
     from greenforge.grid.profile import has_profile
-    from greenforge.grid.zones import annual_intensity, cloud_regions, known_zones
+    from greenforge.grid.zones import annual_intensity, cloud_regions, country_aliases, known_zones
 
     if cloud:
-        regions = cloud_regions()
+        regions = [
+            r
+            for r in cloud_regions()
+            if _matches(pattern, r.provider, r.region, r.location, r.zone)
+        ]
         if as_json:
             typer.echo(
                 json.dumps(
@@ -150,42 +188,75 @@ def zones_cmd(
                 )
             )
             return
-        table = Table(title="Cloud regions -> grid zones")
-        for col in ("provider", "region", "location", "zone"):
-            table.add_column(col)
+        table = Table(title=f"Cloud regions -> grid zones ({len(regions)})")
+        table.add_column("provider", no_wrap=True)
+        table.add_column("region", no_wrap=True)
+        table.add_column("location", overflow="fold")
+        table.add_column("zone", no_wrap=True)
         for reg in regions:
-            table.add_row(reg.provider, reg.region, reg.location, reg.zone)
+            table.add_row(reg.provider, reg.region, escape(reg.location), reg.zone)
         Console().print(table)
         return
+    aliases = country_aliases()
     rows: list[dict[str, Any]] = []
+    by_zone: dict[str, dict[str, Any]] = {}
     for zone in known_zones():
         a = annual_intensity(zone)
-        rows.append(
-            {
-                "zone": zone,
-                "name": a.name,
-                "annual_g_per_kwh": a.intensity_g_per_kwh,
-                "year": a.year,
-                "dataset": a.dataset,
-                "hourly_profile": has_profile(zone),
-            }
-        )
+        row = {
+            "zone": zone,
+            "name": a.name,
+            "annual_g_per_kwh": a.intensity_g_per_kwh,
+            "year": a.year,
+            "dataset": a.dataset,
+            "basis": a.basis,
+            "hourly_profile": has_profile(zone),
+            "same_country_as": aliases.get(zone),
+        }
+        by_zone[zone] = row
+        if _matches(pattern, zone, a.name):
+            rows.append(row)
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return
+    if not rows:
+        raise ConfigError(
+            f"no zone matches {pattern!r}: try part of a country name or code "
+            "(e.g. `greenforge grid zones germ`), or `greenforge grid zones` for all."
+        )
+    if not show_all:
+        # one row a country: the 3-letter Ember code is shown beside its 2-letter zone
+        shown = {r["zone"] for r in rows}
+        rows = [r for r in rows if r["same_country_as"] not in shown]
+    also: dict[str, dict[str, Any]] = {}
+    for a3, a2 in aliases.items():
+        also[a2] = by_zone[a3]
     table = Table(title=f"Grid zones ({len(rows)}; * = typical hourly profile)")
-    for col in ("zone", "name", "g/kWh", "year", "dataset"):
-        table.add_column(col, justify="right" if col == "g/kWh" else "left")
+    table.add_column("zone", no_wrap=True, min_width=4)
+    table.add_column("name", overflow="fold", min_width=10)
+    table.add_column("g/kWh", justify="right", no_wrap=True)
+    table.add_column("basis", no_wrap=True)
+    table.add_column("year", no_wrap=True)
+    table.add_column("Ember code", overflow="fold")
     for r in rows:
         mark = "*" if r["hourly_profile"] else ""
+        other = also.get(r["zone"]) if not show_all else None
+        if other is None or other["zone"] == r["zone"]:
+            alias = ""
+        elif other["dataset"] == r["dataset"]:
+            alias = f"{other['zone']} (same figure)"
+        else:
+            alias = f"{other['zone']} {other['annual_g_per_kwh']:.0f} ({other['year']})"
         table.add_row(
             f"{r['zone']}{mark}",
-            str(r["name"]),
+            escape(str(r["name"])),
             f"{r['annual_g_per_kwh']:.0f}",
+            str(r["basis"]),
             str(r["year"]),
-            str(r["dataset"]),
+            alias,
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print(_ZONES_NOTE, highlight=False, soft_wrap=not console.is_terminal)
 
 
 def _range(
@@ -221,7 +292,7 @@ def _range(
 
 @grid_app.command("show")
 def show_cmd(
-    zone: str = typer.Argument(..., help="Grid zone, e.g. DE, GB, US-CAL-CISO."),
+    zone: str | None = typer.Argument(None, help=_ZONE_HELP),
     at: str | None = typer.Option(None, "--at", help="One time (ISO 8601, UTC if no offset)."),
     start: str | None = typer.Option(None, "--from", help="Start time (default: 24 h ago)."),
     end: str | None = typer.Option(None, "--to", help="End time (default: now)."),
@@ -240,20 +311,22 @@ def show_cmd(
     """Intensity of ZONE over a period (or at one time)."""
     from greenforge.grid.chain import intensity_for
     from greenforge.grid.providers.files import FilesProvider
+    from greenforge.grid.zones import resolve_zone
 
     settings = _settings(providers, basis, fill)
     if files:
+        # the file names its zone; a zone given anywhere (same order as below) still wins
+        given = zone is not None or settings.zone is not None or settings.cloud_region
+        fz = resolve_zone(settings, zone) if given else None
         provider = FilesProvider(
-            files, basis=settings.intensity_basis, fill=settings.intensity_fill, zone=zone
+            files, basis=settings.intensity_basis, fill=settings.intensity_fill, zone=fz
         )
         if at is None and start is None and end is None:
             series = provider.series()
         else:
             s, e = _range(at, start, end, 24.0)
-            series = provider.history(zone, s, e)
+            series = provider.history(fz or provider.series().zone, s, e)
     else:
-        from greenforge.grid.zones import resolve_zone
-
         z = resolve_zone(settings, zone)
         s, e = _range(at, start, end, 24.0)
         with _fallback_notes():
@@ -266,7 +339,7 @@ def show_cmd(
 
 @grid_app.command("forecast")
 def forecast_cmd(
-    zone: str = typer.Argument(..., help="Grid zone, e.g. DE."),
+    zone: str | None = typer.Argument(None, help=_ZONE_HELP),
     hours: float = typer.Option(48.0, "--hours", help="Horizon in hours."),
     providers: str | None = typer.Option(None, "--providers", help="Provider chain."),
     basis: str | None = typer.Option(None, "--basis", help="lca (default) or direct."),
@@ -324,22 +397,36 @@ def compare_cmd(
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return
+    # a source is one long token (no spaces): in a cell it would be split mid-word, so the
+    # table numbers the sources (zone suffix dropped: it is in the zone column) and lists them
+    # in full below
+    sources: dict[str, int] = {}
     table = Table(title=f"Zones compared, {utc_iso_seconds(s)} to {utc_iso_seconds(e)}")
-    for col in ("zone", "mean", "min", "max", "kind"):
-        table.add_column(col, justify="right" if col in ("mean", "min", "max") else "left")
-    table.add_column("source", overflow="fold")
+    table.add_column("zone", no_wrap=True)
+    for col in ("mean", "min", "max"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("source", justify="right", no_wrap=True)
     for r in rows:
+        src = str(r["source"]).removesuffix(f":{r['zone']}")
+        number = sources.setdefault(src, len(sources) + 1)
         table.add_row(
-            str(r["zone"]),
+            escape(str(r["zone"])),
             f"{r['mean_g_per_kwh']:.1f}",
             f"{r['min_g_per_kwh']:.1f}",
             f"{r['max_g_per_kwh']:.1f}",
             str(r["kind"]),
-            escape(str(r["source"])),
+            f"[{number}]",
         )
-    Console().print(table)
     console = Console()
-    console.print("g CO2e/kWh; annual = yearly average, profile = typical day, not measured.")
+    console.print(table)
+    for src, number in sources.items():
+        console.print(escape(f"[{number}] {src}"), highlight=False, soft_wrap=True)
+    console.print(
+        "g CO2e/kWh; annual = yearly average, profile = typical day, not measured.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -313,3 +313,13 @@ def resolve_zone_source(
         "cloud_provider + cloud_region (e.g. GREENFORGE_CLOUD_PROVIDER=aws "
         "GREENFORGE_CLOUD_REGION=eu-west-2). `greenforge grid zones` lists the zones."
     )
+
+
+@functools.lru_cache(maxsize=1)
+def country_aliases() -> dict[str, str]:
+    """Ember's ISO alpha-3 country code -> the 2-letter zone of the same country (``ZWE`` ->
+    ``ZW``). Both codes are known zones but not the same figure when Electricity Maps has the
+    2-letter zone: Electricity Maps is life-cycle (``lca``) for its latest year, Ember is direct
+    combustion for its own latest year, so ``ZW`` and ``ZWE`` differ by design."""
+    table = _annual()
+    return {a3: a2 for a2, a3 in table["alpha2_to_alpha3"].items() if a3 in table["ember"]}

@@ -1,0 +1,98 @@
+"""CLI polish: zones resolved the same way everywhere, searchable zone list, tables that never
+cut the columns that matter at 80 columns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from greenforge.cli.app import main
+
+
+@pytest.fixture(autouse=True)
+def _eighty_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> object:
+    capsys.readouterr()
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_grid_show_and_forecast_take_the_zone_from_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GREENFORGE_ZONE", "de")
+    out = _json(capsys, ["grid", "show", "--at", "2024-06-01T12:00Z", "--json"])
+    assert isinstance(out, dict)
+    assert out["zone"] == "DE"
+    out = _json(capsys, ["grid", "forecast", "--hours", "2", "--json"])
+    assert isinstance(out, dict)
+    assert out["zone"] == "DE"
+
+
+def test_grid_show_takes_the_zone_from_the_config_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "greenforge.toml"
+    cfg.write_text('[greenforge]\nzone = "FR"\n', encoding="utf-8")
+    monkeypatch.setenv("GREENFORGE_CONFIG", str(cfg))
+    out = _json(capsys, ["grid", "show", "--json"])
+    assert isinstance(out, dict)
+    assert out["zone"] == "FR"
+    out = _json(capsys, ["grid", "show", "PL", "--json"])  # explicit wins
+    assert isinstance(out, dict)
+    assert out["zone"] == "PL"
+
+
+def test_grid_show_without_any_zone_explains_where_to_set_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["grid", "forecast"]) == 2
+    err = capsys.readouterr().err
+    assert "GREENFORGE_ZONE" in err
+    assert "Traceback" not in err
+
+
+def test_grid_zones_filters_by_code_or_name(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _json(capsys, ["grid", "zones", "zimbabwe", "--json"])
+    assert isinstance(rows, list)
+    assert {r["zone"] for r in rows} == {"ZW", "ZWE"}
+    by_zone = {r["zone"]: r for r in rows}
+    assert by_zone["ZWE"]["same_country_as"] == "ZW"
+    assert by_zone["ZW"]["basis"] == "lca"
+    assert by_zone["ZWE"]["basis"] == "direct"
+    rows = _json(capsys, ["grid", "zones", "US-CAL-*", "--json"])
+    assert isinstance(rows, list)
+    assert rows
+    assert all(r["zone"].startswith("US-CAL-") for r in rows)
+
+
+def test_grid_zones_table_folds_the_ember_alias_into_its_country(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    capsys.readouterr()
+    assert main(["grid", "zones", "zimbabwe"]) == 0
+    out = capsys.readouterr().out
+    assert "Grid zones (1;" in out
+    assert "ZWE 298 (2023)" in out  # the alias, with its own figure and year
+    assert "differ by design" in out
+    assert main(["grid", "zones", "zimbabwe", "--all"]) == 0
+    assert "Grid zones (2;" in capsys.readouterr().out
+
+
+def test_grid_zones_without_a_match_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["grid", "zones", "atlantis"]) == 2
+    assert "no zone matches 'atlantis'" in capsys.readouterr().err
+
+
+def test_grid_compare_never_splits_a_source_name(capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["grid", "compare", "FR", "US-CAL-CISO", "DE"]) == 0
+    out = capsys.readouterr().out
+    assert "[1] embedded:electricitymaps-yearly-2025" in out
+    assert "[2] embedded:profile-2021-2023" in out
+    assert all(len(line) <= 80 for line in out.splitlines())
