@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import platformdirs
 
 from greenforge.errors import ConfigError
+from greenforge.redact import redact_argv as redact_argv  # re-exported: one place for redaction
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -61,33 +61,6 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
-
-
-_SECRET_WORDS = re.compile(r"(token|secret|passw(or)?d|api[-_]?key|auth|credential)", re.I)
-
-
-def redact_argv(argv: list[str]) -> list[str]:
-    """A command line safe to store: values of secret-looking options become ``***``.
-
-    Catches ``--api-key VALUE``, ``--token=VALUE``, ``PASSWORD=VALUE`` and
-    ``https://user:pass@host`` forms; everything else is kept as typed.
-    """
-    out: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            out.append("***")
-            hide_next = False
-            continue
-        name, eq, _value = arg.partition("=")
-        if eq and _SECRET_WORDS.search(name):
-            out.append(f"{name}=***")
-        elif arg.startswith("-") and _SECRET_WORDS.search(arg):
-            out.append(arg)
-            hide_next = True
-        else:
-            out.append(re.sub(r"(://[^/\s:@]+):[^/\s@]+@", r"\1:***@", arg))
-    return out
 
 
 @dataclasses.dataclass(frozen=True)
