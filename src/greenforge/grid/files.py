@@ -9,13 +9,26 @@ Portal exports (hourly, or 5/15/30-minute; ``.csv`` or ``.csv.gz``) have the hea
 A generic file has a ``timestamp`` column (ISO 8601; with an offset such as ``+01:00`` or ``Z``;
 timestamps without one are read as UTC) and a ``value`` column (g/kWh).
 
+A file whose header is separated by ``;`` only (a European spreadsheet export) is read with
+``;`` between fields and a decimal comma in the values.
+
 Several files (e.g. one per year) are concatenated in time order. Every problem is a
 :class:`~greenforge.errors.DataError` that names ``file:line`` and what to do; gaps are reported,
 and filled only under an explicit fill policy (``ffill``, ``interpolate``, ``profile``).
+
+Files are read as a stream, row by row, with :func:`datetime.datetime.fromisoformat` for the
+timestamps (any UTC offset is converted; portal times without one are UTC): memory grows with
+the number of rows only. Limits, each a clear error: lines of at most :data:`MAX_LINE_CHARS`
+characters, fields of at most :data:`MAX_FIELD_CHARS`, at most :data:`MAX_DECOMPRESSED_BYTES`
+decompressed from a ``.gz``, :data:`MAX_ROWS` rows per file, intensities in [0,
+:data:`MAX_INTENSITY_G_PER_KWH`] g/kWh and timestamps in the years
+:data:`FIRST_YEAR`-:data:`LAST_YEAR`.
 """
 
 from __future__ import annotations
 
+import array
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -23,8 +36,12 @@ import difflib
 import gzip
 import io
 import itertools
-from collections.abc import Callable, Sequence
+import math
+import re
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +70,25 @@ UNKNOWN_ZONE = "unknown"
 """Zone of a generic CSV loaded without ``zone=``: the files provider serves it for any zone."""
 
 
+MAX_LINE_CHARS = 65_536
+"""Longest line accepted (characters); a portal row is about 150."""
+MAX_FIELD_CHARS = 4_096
+"""Longest field accepted (characters)."""
+MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024
+"""Largest decompressed size of a ``.gz`` file (counted while reading)."""
+MAX_ROWS = 10_000_000
+"""Most data rows in one file (5-minute data for 95 years)."""
+MAX_INTENSITY_G_PER_KWH = 5000.0
+"""Largest plausible intensity (g/kWh); the dirtiest grids are about 1,000-1,200."""
+FIRST_YEAR, LAST_YEAR = 1990, 2100
+"""Timestamps must lie in these years (inclusive, UTC)."""
+_FIRST_S = dt.datetime(FIRST_YEAR, 1, 1, tzinfo=dt.timezone.utc).timestamp()
+_END_S = dt.datetime(LAST_YEAR + 1, 1, 1, tzinfo=dt.timezone.utc).timestamp()
+_EPOCH_NAIVE = dt.datetime(1970, 1, 1)
+_EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_LONG_YEAR = re.compile(r"[+-]?\d{5,}-")
+
+
 @dataclasses.dataclass(frozen=True)
 class _Part:
     """One parsed file: UTC times, values, flags and the line number of each row."""
@@ -67,251 +103,277 @@ class _Part:
     portal: bool
 
 
-BytesArray = npt.NDArray[np.bytes_]
+class _CappedGzip(io.RawIOBase):
+    """A gzip stream that refuses to decompress past :data:`MAX_DECOMPRESSED_BYTES`."""
+
+    def __init__(self, path: Path, raw: BinaryIO, cap: int) -> None:
+        super().__init__()
+        self._path = path
+        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        self._cap = cap
+        self._total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._gz.readinto(buffer)
+        self._total += n
+        if self._total > self._cap:
+            raise DataError(
+                f"{self._path}: decompresses to more than {self._cap // 2**20} MiB; an "
+                "intensity file is far smaller (a year of hourly portal data is about 1.5 MiB). "
+                "Is it the right file? Split it, e.g. one file per year."
+            )
+        return n
 
 
-def _read_bytes(path: Path) -> bytes:
+class _Lines:
+    """Text lines of an open file, counted and checked (length, UTF-8) as they are read."""
+
+    def __init__(self, path: Path, text: io.TextIOBase) -> None:
+        self.path = path
+        self.number = 0
+        self._text = text
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._text.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            raise StopIteration
+        self.number += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise DataError(
+                f"{self.path}:{self.number}: line is longer than {MAX_LINE_CHARS} characters "
+                "(a portal row is about 150). Is this an intensity CSV? Fix or remove the line."
+            )
+        if not line.isascii():
+            try:
+                line.encode("utf-8")  # bytes that were not UTF-8 decode to lone surrogates
+            except UnicodeEncodeError as exc:
+                what = "header" if self.number == 1 else "line"
+                raise DataError(
+                    f"{self.path}:{self.number}: {what} is not UTF-8 text (character "
+                    f"{exc.start + 1}). Save the CSV as UTF-8."
+                ) from None
+        if self.number > 2 * MAX_ROWS:
+            raise DataError(
+                f"{self.path}:{self.number}: more than {2 * MAX_ROWS:,} lines in one file. "
+                "Split it (e.g. one file per year) or resample it to a coarser step."
+            )
+        return line
+
+
+def _open_text(path: Path, stack: contextlib.ExitStack) -> io.TextIOBase:
+    """The file as UTF-8 text (BOM dropped, any line ends), decompressing ``.gz`` as it reads."""
     try:
-        raw = path.read_bytes()
+        raw = stack.enter_context(path.open("rb"))
+        magic = raw.peek(4)[:4]
     except OSError as exc:
         raise DataError(
             f"cannot read intensity file {str(path)!r}: {exc.strerror or exc}. Check the path."
         ) from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataError(
-                f"{path}: not a readable gzip file ({exc}). Download it again."
-            ) from None
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    crs = raw.count(b"\r")
-    if crs and crs != raw.count(b"\r\n"):  # old Mac line ends: make them \n
-        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    return raw
+    if magic.startswith(b"PK\x03\x04"):
+        raise DataError(f"{path}: is a zip archive; unzip it and pass the CSV inside.")
+    binary: BinaryIO = raw
+    if magic.startswith(b"\x1f\x8b"):
+        capped = _CappedGzip(path, raw, MAX_DECOMPRESSED_BYTES)
+        binary = stack.enter_context(io.BufferedReader(capped))
+    return stack.enter_context(
+        io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline=None)
+    )
 
 
-def _text(value: bytes | np.bytes_) -> str:
-    return bytes(value).decode("utf-8", errors="replace")
-
-
-class _Table:
-    """Header, row line numbers and lazily extracted columns (as byte strings)."""
-
-    def __init__(
-        self, header: list[str], lines: npt.NDArray[np.int64], get: Callable[[int], BytesArray]
-    ) -> None:
-        self.header = header
-        self.lines = lines
-        self._get = get
-        self._cache: dict[int, BytesArray] = {}
-
-    def column(self, index: int) -> BytesArray:
-        if index not in self._cache:
-            self._cache[index] = self._get(index)
-        return self._cache[index]
-
-
-def _slice_bytes(
-    body: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
-) -> BytesArray:
-    """Fields ``body[starts[i]:ends[i]]`` as a fixed-width byte-string array (vectorised)."""
-    width = max(int(np.max(ends - starts)), 1)
-    idx = starts[:, None] + np.arange(width)
-    gathered = np.where(idx < ends[:, None], body[np.minimum(idx, body.size - 1)], 0)
-    out: BytesArray = np.ascontiguousarray(gathered.astype(np.uint8)).view(f"S{width}").ravel()
-    return np.char.strip(out) if out.size and (out[0][:1] == b" " or out[0][-1:] == b" ") else out
-
-
-def _columns(path: Path, raw: bytes) -> _Table:
-    """Split a CSV into header and columns; each row keeps its line number."""
-    head_bytes, _, body_bytes = raw.partition(b"\n")
-    head_bytes = head_bytes.rstrip(b"\r")
-    try:
-        head = head_bytes.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}:1: header is not UTF-8 (byte {exc.start}). Save as UTF-8."
-        ) from None
-    if not head.strip():
-        raise DataError(
-            f"{path}:1: empty file (no header). Expected an Electricity Maps portal export or "
-            f"a CSV with the header {GENERIC_HEADER!r}."
-        )
-    header = [h.strip() for h in next(csv.reader([head]))]
-    ncol = len(header)
-    body_bytes = body_bytes.rstrip(b"\r\n")
-    if not body_bytes.strip():
-        raise DataError(f"{path}:2: no data rows after the header. Is the download complete?")
-    # Fast path: no quoting, no blank lines, every line has the header's number of fields.
-    if b'"' not in body_bytes and b"\n\n" not in body_bytes and b"\n\r\n" not in body_bytes:
-        body = np.frombuffer(body_bytes, dtype=np.uint8)
-        ends = np.append(np.flatnonzero(body == 10), body.size).astype(np.int64)
-        commas = np.flatnonzero(body == 44).astype(np.int64)
-        per_line = np.diff(np.searchsorted(commas, ends), prepend=0)
-        if np.all(per_line == ncol - 1):
-            starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
-            # Windows line ends: the last field stops before the \r
-            ends = ends - (body[np.maximum(ends - 1, 0)] == 13).astype(np.int64)
-            grid = commas.reshape(-1, ncol - 1) if ncol > 1 else np.zeros((ends.size, 0), np.int64)
-            field_starts = np.column_stack([starts, grid + 1])
-            field_ends = np.column_stack([grid, ends])
-
-            def get(i: int) -> BytesArray:
-                return _slice_bytes(body, field_starts[:, i], field_ends[:, i])
-
-            lines = np.arange(2, 2 + ends.size, dtype=np.int64)
-            return _Table(header, lines, get)
-    try:
-        body_text = body_bytes.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = body_bytes[: exc.start].count(b"\n") + 2
-        raise DataError(f"{path}:{line}: not UTF-8 text. Save the CSV as UTF-8.") from None
-    rows: list[list[str]] = []
-    line_numbers: list[int] = []
-    reader = csv.reader(io.StringIO(body_text))
-    for row in reader:
-        line = reader.line_num + 1
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) != ncol:
-            raise DataError(
-                f"{path}:{line}: {len(row)} field(s), but the header has {ncol}. Fix or remove "
-                "this line."
-            )
-        rows.append(row)
-        line_numbers.append(line)
-    if not rows:
-        raise DataError(f"{path}:2: no data rows after the header. Is the download complete?")
-    cols = [list(c) for c in zip(*rows, strict=True)]
-
-    def get_slow(i: int) -> BytesArray:
-        return np.array([c.strip().encode("utf-8") for c in cols[i]], dtype=np.bytes_)
-
-    return _Table(header, np.array(line_numbers, dtype=np.int64), get_slow)
+def _delimiter(head: str) -> str:
+    """``','``, or ``';'`` for a header separated by semicolons only (European spreadsheets)."""
+    return ";" if ";" in head and "," not in head else ","
 
 
 def _missing_column(path: Path, header: list[str], wanted: str, expected: str) -> DataError:
     close = difflib.get_close_matches(wanted, header, n=1, cutoff=0.6)
     hint = f" (found {close[0]!r} - renamed?)" if close else ""
+    if any(";" in h for h in header):
+        hint += " The header looks ';'-separated mixed with ','; use one separator"
     return DataError(
         f"{path}:1: missing column {wanted!r}{hint}. Expected the header {expected!r}; "
         f"found {','.join(header)!r}. Restore the original header."
     )
 
 
-def _floats(path: Path, column: BytesArray, lines: npt.NDArray[np.int64], name: str) -> FloatArray:
+def _intensity(path: Path, line: int, text: str, name: str, decimal_comma: bool) -> float:
+    """One intensity in g/kWh, checked to be a finite number in [0, 5000]."""
+    number = text.replace(",", ".") if decimal_comma and "." not in text else text
     try:
-        values = column.astype(np.float64)
+        value = float(number)
     except ValueError:
-        values = np.full(column.size, np.nan)
-        for i, text in enumerate(column):
-            try:
-                values[i] = float(text)
-            except ValueError:
-                raise DataError(
-                    f"{path}:{lines[i]}: {name} {_text(text)!r} is not a number. Fix or remove "
-                    "the line."
-                ) from None
-    bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
-    if bad.size:
-        i = int(bad[0])
+        hint = ""
+        if not decimal_comma and "," in text:
+            hint = " It has a decimal comma: use '.' or separate the fields with ';'."
         raise DataError(
-            f"{path}:{lines[i]}: {name} {_text(column[i])!r} is not a non-negative finite number "
-            f"(g/kWh); {bad.size} such row(s). Fix or remove them."
+            f"{path}:{line}: {name} {text!r} is not a number.{hint} Fix or remove the line."
+        ) from None
+    if not (value >= 0.0 and math.isfinite(value)):
+        raise DataError(
+            f"{path}:{line}: {name} {text!r} is not a non-negative finite number (g/kWh). "
+            "Fix or remove the line (remove it and choose a --fill policy to treat it as missing)."
         )
-    return values
+    if value > MAX_INTENSITY_G_PER_KWH:
+        raise DataError(
+            f"{path}:{line}: {name} {text!r} is above {MAX_INTENSITY_G_PER_KWH:g} g/kWh, "
+            "implausible for a grid (the dirtiest are about 1,200). Check the unit (g/kWh, "
+            "not g/MWh or lb/MWh) and the column."
+        )
+    return value
 
 
-def _portal_times(path: Path, column: BytesArray, lines: npt.NDArray[np.int64]) -> FloatArray:
-    texts = column
-    if texts.size and bytes(texts[0]).endswith(b"Z"):
-        texts = np.char.rstrip(texts, b"Z")
+def _timestamp(path: Path, line: int, text: str, example: str) -> tuple[float, bool]:
+    """(unix seconds, had no offset) of an ISO 8601 timestamp; no offset is read as UTC."""
+    if not text:
+        raise DataError(f"{path}:{line}: empty timestamp. Fix or remove the line.")
+    iso = text[:-1] + "+00:00" if text[-1] in "Zz" else text
     try:
-        parsed = texts.astype("datetime64[s]")
+        stamp = dt.datetime.fromisoformat(iso)
     except ValueError:
-        for i, text in enumerate(texts):
-            try:
-                np.datetime64(_text(text), "s")
-            except ValueError:
-                raise DataError(
-                    f"{path}:{lines[i]}: bad timestamp {_text(column[i])!r} in {PORTAL_TIME!r}; "
-                    "expected e.g. '2023-01-01 00:00:00' (UTC)."
-                ) from None
-        raise
-    if np.any(np.isnat(parsed)):
-        i = int(np.flatnonzero(np.isnat(parsed))[0])
-        raise DataError(f"{path}:{lines[i]}: empty timestamp. Fix or remove the line.")
-    return parsed.astype(np.int64).astype(np.float64)
+        if _LONG_YEAR.match(text):
+            raise _out_of_range(path, line, text) from None
+        raise DataError(f"{path}:{line}: bad timestamp {text!r}; {example}") from None
+    naive = stamp.tzinfo is None
+    seconds = ((stamp - _EPOCH_NAIVE) if naive else (stamp - _EPOCH_UTC)).total_seconds()
+    if not _FIRST_S <= seconds < _END_S:
+        raise _out_of_range(path, line, text)
+    return seconds, naive
 
 
-def _generic_times(
-    path: Path, column: BytesArray, lines: npt.NDArray[np.int64]
-) -> tuple[FloatArray, bool]:
-    out = np.empty(column.size, dtype=np.float64)
-    naive_flags: set[bool] = set()
-    for i, raw in enumerate(column):
-        text = _text(raw)
-        try:
-            stamp = dt.datetime.fromisoformat(text.strip())
-        except ValueError:
-            raise DataError(
-                f"{path}:{lines[i]}: bad timestamp {text!r}; use ISO 8601, e.g. "
-                "'2023-01-01T00:00:00Z' or '2023-01-01T01:00:00+01:00'."
-            ) from None
-        naive = stamp.tzinfo is None
-        naive_flags.add(naive)
-        if len(naive_flags) > 1:
-            raise DataError(
-                f"{path}:{lines[i]}: timestamp {text!r} mixes timestamps with and without a UTC "
-                "offset. Give every timestamp an offset (e.g. 'Z' or '+01:00')."
-            )
-        if naive:
-            stamp = stamp.replace(tzinfo=dt.timezone.utc)
-        out[i] = stamp.timestamp()
-    return out, naive_flags == {True}
+def _out_of_range(path: Path, line: int, text: str) -> DataError:
+    return DataError(
+        f"{path}:{line}: timestamp {text!r} is outside the years {FIRST_YEAR}-{LAST_YEAR} "
+        "that intensity data can cover. Check the year (and that the column holds dates)."
+    )
+
+
+_PORTAL_EXAMPLE = f"expected e.g. '2023-01-01 00:00:00' (UTC) in {PORTAL_TIME!r}."
+_GENERIC_EXAMPLE = "use ISO 8601, e.g. '2023-01-01T00:00:00Z' or '2023-01-01T01:00:00+01:00'."
 
 
 def _parse_file(path: Path, basis: str) -> _Part:
-    table = _columns(path, _read_bytes(path))
-    header, lines = table.header, table.lines
+    """Read one file row by row (bounded memory: O(rows) numbers, never the whole text)."""
+    try:
+        with contextlib.ExitStack() as stack:
+            return _parse_stream(path, basis, _Lines(path, _open_text(path, stack)))
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(
+            f"{path}: not a readable gzip file ({exc}): it is corrupt or truncated. "
+            "Download it again."
+        ) from None
+    except OSError as exc:
+        raise DataError(
+            f"cannot read intensity file {str(path)!r}: {exc.strerror or exc}. Check the path."
+        ) from None
+
+
+def _parse_stream(path: Path, basis: str, lines: _Lines) -> _Part:
+    head = next(lines, "").rstrip("\n")
+    if not head.strip():
+        raise DataError(
+            f"{path}:1: empty file (no header). Expected an Electricity Maps portal export or "
+            f"a CSV with the header {GENERIC_HEADER!r}."
+        )
+    delimiter = _delimiter(head)
+    decimal_comma = delimiter == ";"
+    header = [h.strip() for h in next(csv.reader([head], delimiter=delimiter))]
+    ncol = len(header)
     index = {name: i for i, name in enumerate(header)}
     portal = PORTAL_TIME in index or any(h.startswith("Carbon Intensity") for h in header)
+    est_col: int | None = None
+    zone_col: int | None = None
     if portal:
         for wanted in (PORTAL_TIME, PORTAL_ZONE, PORTAL_VALUE[basis]):
             if wanted not in index:
                 raise _missing_column(path, header, wanted, PORTAL_HEADER)
-        times = _portal_times(path, table.column(index[PORTAL_TIME]), lines)
-        value_name = PORTAL_VALUE[basis]
-        values = _floats(path, table.column(index[value_name]), lines, value_name)
-        zone_col = table.column(index[PORTAL_ZONE])
-        zones = np.unique(zone_col)
-        if zones.size > 1:
-            i = int(np.flatnonzero(zone_col != zone_col[0])[0])
-            raise DataError(
-                f"{path}:{lines[i]}: zone {_text(zone_col[i])!r} differs from "
-                f"{_text(zone_col[0])!r} above. Use one file per zone."
-            )
-        zone: str | None = _text(zones[0]).strip()
-        if PORTAL_ESTIMATED in index:
-            flags = table.column(index[PORTAL_ESTIMATED])
-            estimated = np.asarray(np.char.lower(flags) == b"true", dtype=np.bool_)
-        else:
-            estimated = np.zeros(times.size, dtype=np.bool_)
-        naive = False
+        tcol, vcol, value_name = index[PORTAL_TIME], index[PORTAL_VALUE[basis]], PORTAL_VALUE[basis]
+        zone_col = index[PORTAL_ZONE]
+        est_col = index.get(PORTAL_ESTIMATED)
+        example = _PORTAL_EXAMPLE
     else:
-        tcol = next((index[n] for n in GENERIC_TIME if n in index), None)
-        vcol = next((index[n] for n in GENERIC_VALUE if n in index), None)
-        if tcol is None:
+        t_found = next((index[n] for n in GENERIC_TIME if n in index), None)
+        v_found = next((index[n] for n in GENERIC_VALUE if n in index), None)
+        if t_found is None:
             raise _missing_column(path, header, "timestamp", GENERIC_HEADER)
-        if vcol is None:
+        if v_found is None:
             raise _missing_column(path, header, "value", GENERIC_HEADER)
-        times, naive = _generic_times(path, table.column(tcol), lines)
-        values = _floats(path, table.column(vcol), lines, "value")
-        estimated = np.zeros(times.size, dtype=np.bool_)
-        zone = None
-    return _Part(path, times, values, estimated, lines, zone, naive, portal)
+        tcol, vcol, value_name, example = t_found, v_found, "value", _GENERIC_EXAMPLE
+    times = array.array("d")
+    values = array.array("d")
+    line_numbers = array.array("q")
+    estimated = bytearray()
+    zone: str | None = None
+    naive_kinds: set[bool] = set()
+    reader = csv.reader(lines, delimiter=delimiter)
+    while True:
+        try:
+            row = next(reader, None)
+        except csv.Error as exc:
+            raise DataError(
+                f"{path}:{lines.number}: unreadable CSV ({exc}). Check the quoting of this line."
+            ) from None
+        if row is None:
+            break
+        line = lines.number
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != ncol:
+            hint = ""
+            if delimiter == "," and ";" in "".join(row):
+                hint = " It looks ';'-separated while the header is ','-separated; use one."
+            raise DataError(
+                f"{path}:{line}: {len(row)} field(s), but the header has {ncol}.{hint} Fix or "
+                "remove this line."
+            )
+        if max(map(len, row)) > MAX_FIELD_CHARS:
+            raise DataError(
+                f"{path}:{line}: a field is longer than {MAX_FIELD_CHARS} characters. Is this "
+                "an intensity CSV? Fix or remove the line."
+            )
+        t, naive = _timestamp(path, line, row[tcol].strip(), example)
+        if not portal:  # portal times are UTC by definition; generic ones must agree
+            naive_kinds.add(naive)
+            if len(naive_kinds) > 1:
+                raise DataError(
+                    f"{path}:{line}: timestamp {row[tcol].strip()!r} mixes timestamps with and "
+                    "without a UTC offset. Give every timestamp an offset (e.g. 'Z' or '+01:00')."
+                )
+        values.append(_intensity(path, line, row[vcol].strip(), value_name, decimal_comma))
+        times.append(t)
+        line_numbers.append(line)
+        if len(times) > MAX_ROWS:
+            raise DataError(
+                f"{path}:{line}: more than {MAX_ROWS:,} data rows in one file. Split it (e.g. "
+                "one file per year) or resample it to a coarser step."
+            )
+        if zone_col is not None:
+            row_zone = row[zone_col].strip()
+            if zone is None:
+                zone = row_zone
+            elif row_zone != zone:
+                raise DataError(
+                    f"{path}:{line}: zone {row_zone!r} differs from {zone!r} above. Use one "
+                    "file per zone."
+                )
+        estimated.append(est_col is not None and row[est_col].strip().lower() == "true")
+    if not times:
+        raise DataError(f"{path}:2: no data rows after the header. Is the download complete?")
+    return _Part(
+        path,
+        np.array(times, dtype=np.float64),
+        np.array(values, dtype=np.float64),
+        np.frombuffer(bytes(estimated), dtype=np.bool_).copy(),
+        np.array(line_numbers, dtype=np.int64),
+        zone,
+        naive_kinds == {True},
+        portal,
+    )
 
 
 _DST_HINT = (
