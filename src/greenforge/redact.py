@@ -194,12 +194,12 @@ def _redact_arg(arg: str, attached_p: bool) -> str:
         name, eq, value = arg.partition("=")
         if eq and name in _HEADER_OPTIONS:
             return f"{name}={_redact_header(value) or redact_text(value)}"
-        if eq and is_secret_name(name.lstrip("-")):
-            return f"{name}={REDACTED}"
         if arg[:2] == "-H" and len(arg) > 2 and not arg.startswith("--"):
             return "-H" + (_redact_header(arg[2:]) or redact_text(arg[2:]))
         if attached_p and arg[:2] == "-p" and len(arg) > 2 and not arg.startswith("--"):
             return f"-p{REDACTED}"
+        if eq and re.fullmatch(r"--?[\w.-]+", name) and is_secret_name(name.lstrip("-")):
+            return f"{name}={REDACTED}"
     name, eq, _value = arg.partition("=")
     if eq and re.fullmatch(r"[A-Za-z_][\w.-]*", name) and is_secret_name(name):
         return f"{name}={REDACTED}"  # the whole value, spaces and all: it may be the secret

@@ -63,7 +63,7 @@ secret_text = st.text(
 ).filter(lambda s: not s.startswith("--"))
 url_secret = st.text(
     alphabet=string.ascii_letters + string.digits + "-._~!$*+,%", min_size=4, max_size=40
-)
+).filter(lambda s: not s.startswith("--"))
 
 
 def _fill(template: list[str], secret: str) -> list[str]:
