@@ -7,6 +7,7 @@ torch and the forge modules are imported only when the command runs.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ def _forge(
         None, "--example", help="Bundled example task: digits or mnist5k (offline)."
     ),
     config: Path | None = typer.Option(
-        None, "--config", help="Task file (TOML) with [task], [data], [model], [recipe.*]."
+        None,
+        "--config",
+        help=escape("Task file (TOML) with [task], [data], [model], [recipe.*], [pretrained]."),
     ),
     out: Path | None = typer.Option(
         None, "--out", help="Output directory (default: ./greenforge-forge/<task>)."
@@ -159,60 +162,73 @@ def _forge(
 
 def _print_table(console: Any, result: Any, out_dir: Path) -> None:
     from rich.table import Table
+    from rich.text import Text
+
+    from greenforge.forge.output import (
+        candidate_rows,
+        fmt_g,
+        fmt_interval,
+        runtime_label,
+        search_basis,
+        summary_lines,
+    )
 
     spec = result.task.spec
     table = Table(
         title=f"forge {spec.name}: {spec.expected_inferences:,} predictions in "
         f"{result.deploy_zone} ({result.deploy_intensity_g_per_kwh:.0f} g/kWh)",
         show_lines=False,
-        caption="P = on the Pareto front (accuracy vs lifetime CO2e); <target = below the "
-        "accuracy target; g = grams CO2e; * training lineage + expected inference, before the "
-        "search share",
+        caption="g = grams CO2e; [low-high] = interval (measurement spread + meter bounds); "
+        "life g = training lineage + expected inference, WITHOUT the search share (the ranking "
+        "basis); search g = the rest of the search, carried by the chosen model only; "
+        "P = on the Pareto front; dim rows are below the accuracy target",
     )
     for col, justify in (
         ("candidate", "left"),
+        ("runtime", "left"),
         ("prec.", "left"),
         ("acc %", "right"),
         ("params", "right"),
         ("MFLOP", "right"),
-        ("kB", "right"),
         ("train g", "right"),
-        ("ms/1k b1", "right"),
         (f"ms/1k b{spec.serving_batch_size}", "right"),
         ("g/1k", "right"),
-        ("life g*", "right"),
+        ("life g", "right"),
+        ("search g", "right"),
         ("", "left"),
     ):
         table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    for r in result.results:
-        ev = r.evaluation
-        if ev is None:
-            continue
-        flag = (
-            ("chosen " if r.name == result.chosen else "")
-            + ("P" if r.pareto else "")
-            + ("" if r.meets_target else " <target")
-        )
-        table.add_row(
-            r.name,
-            r.candidate.precision,
-            f"{100 * r.accuracy:.2f}",
-            f"{ev.parameters:,}",
-            f"{ev.flops / 1e6:.3g}",
-            f"{ev.size_bytes / 1000:.1f}",
-            f"{r.train_co2e_g:.3g}",
-            f"{1000 * ev.batch1.latency_s_per_1k:.3g}",
-            f"{1000 * ev.serving.latency_s_per_1k:.3g}",
-            f"{r.inference_co2e_g_per_1k:.3g}",
-            f"{r.lifetime_co2e_g - r.search_share_co2e_g:.3g}",
-            flag.strip(),
-        )
+    for row in candidate_rows(result):
+        flags = ("chosen " if row.chosen else "") + ("P " if row.pareto else "")
+        flags += "below target" if row.below_target else ""
+        cells = [
+            row.name,
+            runtime_label(row),
+            row.precision,
+            f"{row.accuracy_pct:.2f}",
+            f"{row.parameters:,}",
+            f"{row.mflop:.3g}",
+            fmt_g(row.train_g),
+            f"{row.serving_ms_per_1k:.3g}",
+            fmt_interval(
+                row.inference_g_per_1k, row.inference_low_g_per_1k, row.inference_high_g_per_1k
+            ),
+            fmt_interval(row.lifetime_g, row.lifetime_low_g, row.lifetime_high_g),
+            "-" if row.search_share_g is None else fmt_g(row.search_share_g),
+            flags.strip(),
+        ]
+        style = "bold green" if row.chosen else "dim" if row.below_target else None
+        table.add_row(*(Text(c) for c in cells), style=style)
     console.print(table)
     s = result.search
+    get = s.get if isinstance(s, dict) else lambda k, d=None: getattr(s, k, d)
     console.print(
-        f"search: {s['total_co2e_g']:.3g} gCO2e, {s['total_energy_j']:.3g} J "
-        f"{s.get('energy_basis', 'measured')} ({s['methods']}; intensity "
-        f"{s['intensity_source']}) over {s['wall_s']:.0f} s"
+        Text(
+            f"search: {fmt_g(get('total_co2e_g', math.nan))} gCO2e, "
+            f"{fmt_g(get('total_energy_j', math.nan))} J {search_basis(s)} "
+            f"({get('methods', '')}; intensity {get('intensity_source', '')}) over "
+            f"{get('wall_s', 0.0):.0f} s"
+        )
     )
     if result.target_accuracy is not None:
         console.print(f"target accuracy: {100 * result.target_accuracy:.2f} %")
@@ -226,13 +242,10 @@ def _print_table(console: Any, result: Any, out_dir: Path) -> None:
         ch = result.result(result.chosen)
         console.print(
             f"chosen model's lifetime CO2e with the whole search charged to it: "
-            f"{ch.lifetime_co2e_g:.3g} g (search share {ch.search_share_co2e_g:.3g} g)"
+            f"{fmt_g(ch.lifetime_co2e_g)} g (search share {fmt_g(ch.search_share_co2e_g)} g)"
         )
-        comp = result.comparison()
-        if "lifetime_reduction_factor" in comp:
-            from greenforge.forge.output import versus_baseline
-
-            console.print(f"vs fp32 baseline (search included): {versus_baseline(comp)}")
+    for line in summary_lines(result):
+        console.print(Text(line))
     if result.failures:
         for f in result.failures:
             console.print(

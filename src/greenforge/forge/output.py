@@ -1,27 +1,46 @@
-"""The output directory of a forge search.
+"""The output directory of a forge search, and the rows and lines a user reads.
 
 - ``forge.json`` - every candidate's figures and provenance (rewritten after every step).
 - ``model.safetensors`` (+ ``model.json`` with the architecture and tensor shapes) - the chosen
-  model; ``model.onnx`` as well when the chosen model is an ONNX Runtime int8 model.
-- ``pareto.png`` - accuracy vs lifetime CO2e, Pareto front and target.
+  model; ``model.onnx`` as well when the chosen model runs in ONNX Runtime.
+- ``pareto.png`` - accuracy vs lifetime CO2e with intervals, Pareto front and target
+  (:mod:`greenforge.forge.plot`).
 - ``README.md`` - a Hugging Face model card with ``co2_eq_emissions`` metadata.
+
+Every file is written atomically (a temporary file in the same folder, then renamed) with one
+permission policy: created with mode ``0o666`` minus the process umask, like ``touch`` or a
+shell redirect (``0644`` under the usual ``022`` umask).
+
+:func:`candidate_rows` and :func:`summary_lines` are the one source of what the model card and
+the terminal table show: one basis per column (lifetime CO2e *without* the search share; the
+search share in its own column, carried by the chosen model only), intervals as
+``12.3 [11.1-13.9]``, the runtime and serving threads as a dimension, and candidates below the
+target marked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import secrets
 import shutil
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greenforge.errors import DataError
 
 if TYPE_CHECKING:
-    from greenforge.forge.recipes.base import ForgeContext
-    from greenforge.forge.search import ForgeResult
+    from greenforge.forge.context import ForgeContext
+    from greenforge.forge.result import CandidateResult, ForgeResult
+
+FILE_MODE = 0o666
+"""Mode every output file is created with; the process umask is applied by the OS."""
+
+
+# --------------------------------------------------------------------------- writing files
 
 
 def _clean(value: Any) -> Any:
@@ -34,26 +53,54 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
+    """Returns ``path`` after ``write(tmp)`` filled a temporary file that then replaced it.
+
+    The temporary file is created (exclusively, in ``path``'s folder) with :data:`FILE_MODE`
+    minus the umask, and that mode is restored after ``write`` (writers that recreate the file
+    would otherwise leave their own), so every forge output has the same permissions. Readers
+    never see a half-written file; on failure the temporary file is removed.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".forge-", suffix=".json", dir=path.parent)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        except FileExistsError:  # pragma: no cover - 48 random bits collided
+            continue
+        break
+    else:  # pragma: no cover
+        raise DataError(f"cannot create a temporary file beside {str(path)!r}.")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_clean(data), fh, indent=2, sort_keys=False, allow_nan=False)
-        Path(tmp).replace(path)
+        mode = os.fstat(fd).st_mode & 0o777
+        os.close(fd)
+        write(tmp)
+        tmp.chmod(mode)
+        tmp.replace(path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-
-
-def write_forge_json(out_dir: Path, result: ForgeResult) -> Path:
-    path = out_dir / "forge.json"
-    write_json_atomic(path, result.to_dict())
     return path
 
 
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Returns ``path`` after writing ``text`` (UTF-8) to it atomically."""
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json_atomic(path: Path, data: Any) -> Path:
+    """Returns ``path`` after writing ``data`` as JSON (non-finite floats as ``null``)."""
+    text = json.dumps(_clean(data), indent=2, sort_keys=False, allow_nan=False)
+    return write_text_atomic(path, text)
+
+
+def write_forge_json(out_dir: Path, result: ForgeResult) -> Path:
+    """Returns the path of ``forge.json`` after writing the result's document to it."""
+    return write_json_atomic(out_dir / "forge.json", result.to_dict())
+
+
 def save_model(out_dir: Path, model: Any, name: str) -> dict[str, str]:
-    """Save the chosen model: safetensors (+ ONNX for ONNX Runtime models)."""
+    """Returns ``{role: file name}`` after saving the chosen model: safetensors (+ ONNX)."""
     from safetensors.torch import save_file
     from torch import nn
 
@@ -62,13 +109,14 @@ def save_model(out_dir: Path, model: Any, name: str) -> dict[str, str]:
     files: dict[str, str] = {}
     onnx_path = getattr(model, "path", None)
     if onnx_path is not None and Path(onnx_path).is_file():
-        shutil.copyfile(onnx_path, out_dir / "model.onnx")
+        write_atomic(out_dir / "model.onnx", lambda tmp: shutil.copyfile(onnx_path, tmp))
         files["onnx"] = "model.onnx"
     module = torch_module(model)
     if isinstance(module, nn.Module):
         state = {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
-        save_file(
-            state, str(out_dir / "model.safetensors"), metadata={"greenforge_candidate": name}
+        write_atomic(
+            out_dir / "model.safetensors",
+            lambda tmp: save_file(state, str(tmp), metadata={"greenforge_candidate": name}),
         )
         files["safetensors"] = "model.safetensors"
         meta = {
@@ -76,8 +124,8 @@ def save_model(out_dir: Path, model: Any, name: str) -> dict[str, str]:
             "module": type(module).__name__,
             "repr": repr(module),
             "tensors": {k: list(v.shape) for k, v in state.items()},
-            "note": "ONNX model is int8 (serve it with onnxruntime); the safetensors hold the "
-            "fp32 weights it was quantized from"
+            "note": "serve model.onnx with onnxruntime; the safetensors hold the torch weights "
+            "it was exported (and, for int8, quantized) from"
             if "onnx" in files
             else "load with safetensors.torch.load_file into a module of this architecture",
         }
@@ -86,70 +134,133 @@ def save_model(out_dir: Path, model: Any, name: str) -> dict[str, str]:
     return files
 
 
-def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
-    """Accuracy vs lifetime CO2e (log scale), Pareto front, target and choice."""
-    import matplotlib
+# --------------------------------------------------------------------------- what users read
 
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
 
-    done = [r for r in result.results if r.evaluation is not None]
-    if not done:
-        return None
-    fig = Figure(figsize=(8, 5.5), dpi=110)
-    ax = fig.add_subplot(1, 1, 1)
-    xs = [max(r.lifetime_co2e_g - r.search_share_co2e_g, 1e-12) for r in done]
-    ys = [100 * r.accuracy for r in done]
-    ax.scatter(xs, ys, c=["tab:green" if r.pareto else "tab:gray" for r in done], zorder=3)
-    front = sorted((x, y) for x, y, r in zip(xs, ys, done, strict=True) if r.pareto)
-    if front:
-        ax.plot(
-            [p[0] for p in front],
-            [p[1] for p in front],
-            "-",
-            color="tab:green",
-            alpha=0.6,
-            label="Pareto front",
-        )
-    for x, y, r in zip(xs, ys, done, strict=True):
-        ax.annotate(r.name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-        if r.name == result.chosen:
-            ax.scatter(
-                [x],
-                [y],
-                marker="*",
-                s=260,
-                c="gold",
-                edgecolors="black",
-                zorder=4,
-                label=f"chosen: {r.name}",
-            )
-    if result.target_accuracy is not None:
-        ax.axhline(
-            100 * result.target_accuracy,
-            color="tab:red",
-            ls="--",
-            lw=1,
-            label=f"target {100 * result.target_accuracy:.2f} %",
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel(
-        f"lifetime CO2e (g): training + {result.task.spec.expected_inferences:,} predictions "
-        f"in {result.deploy_zone}"
+def fmt_g(value: float) -> str:
+    """Returns grams (or any quantity) with 3 significant digits; ``-`` when not finite."""
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:.3g}"
+
+
+def fmt_interval(value: float, low: float, high: float) -> str:
+    """Returns ``"12.3 [11.1-13.9]"``, or just ``"12.3"`` when the bounds are unknown."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return fmt_g(value)
+    return f"{fmt_g(value)} [{fmt_g(low)}-{fmt_g(high)}]"
+
+
+@dataclasses.dataclass(frozen=True)
+class CandidateRow:
+    """One evaluated candidate as the table and the model card show it (grams CO2e)."""
+
+    name: str
+    recipe: str
+    precision: str
+    runtime: str
+    threads: int
+    accuracy_pct: float
+    parameters: int
+    mflop: float
+    size_kb: float
+    train_g: float
+    serving_ms_per_1k: float
+    inference_g_per_1k: float
+    inference_low_g_per_1k: float
+    inference_high_g_per_1k: float
+    lifetime_g: float
+    """Training lineage + expected inferences, without the search share (the ranking basis)."""
+    lifetime_low_g: float
+    lifetime_high_g: float
+    search_share_g: float | None
+    """Only the chosen model carries the search share; ``None`` for the others."""
+    chosen: bool
+    pareto: bool
+    below_target: bool
+    baseline: bool
+
+    @property
+    def flags(self) -> str:
+        """``chosen``, ``Pareto`` and ``below target``, as they apply."""
+        parts = [
+            "chosen" if self.chosen else "",
+            "Pareto" if self.pareto else "",
+            "below target" if self.below_target else "",
+        ]
+        return ", ".join(p for p in parts if p)
+
+
+def _f(obj: Any, name: str, default: float = math.nan) -> float:
+    value = getattr(obj, name, default)
+    return float(value) if value is not None else default
+
+
+def candidate_row(result: ForgeResult, r: CandidateResult) -> CandidateRow:
+    """Returns the row of an evaluated candidate (``r.evaluation`` must be set)."""
+    ev = r.evaluation
+    assert ev is not None
+    own = r.lifetime_co2e_g - r.search_share_co2e_g
+    below = getattr(r, "below_target", result.target_accuracy is not None and not r.meets_target)
+    serving = getattr(result, "serving", None)
+    threads = int(getattr(serving, "threads", 0) or 0)
+    chosen = r.name == result.chosen
+    return CandidateRow(
+        name=r.name,
+        recipe=r.candidate.recipe,
+        precision=r.candidate.precision,
+        runtime=r.candidate.runtime,
+        threads=threads,
+        accuracy_pct=100.0 * r.accuracy,
+        parameters=int(ev.parameters),
+        mflop=ev.flops / 1e6,
+        size_kb=ev.size_bytes / 1000.0,
+        train_g=r.train_co2e_g,
+        serving_ms_per_1k=1000.0 * ev.serving.latency_s_per_1k,
+        inference_g_per_1k=r.inference_co2e_g_per_1k,
+        inference_low_g_per_1k=_f(r, "inference_co2e_g_per_1k_low"),
+        inference_high_g_per_1k=_f(r, "inference_co2e_g_per_1k_high"),
+        lifetime_g=own,
+        lifetime_low_g=_f(r, "lifetime_co2e_low_g"),
+        lifetime_high_g=_f(r, "lifetime_co2e_high_g"),
+        search_share_g=r.search_share_co2e_g if chosen else None,
+        chosen=chosen,
+        pareto=r.pareto,
+        below_target=bool(below),
+        baseline=r.name == "baseline",
     )
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"greenforge forge: {result.task.spec.name}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = out_dir / "pareto.png"
-    fig.savefig(str(path))
-    return path
+
+
+def candidate_rows(result: ForgeResult) -> list[CandidateRow]:
+    """Returns the rows of every evaluated candidate, in the order they were made."""
+    return [candidate_row(result, r) for r in result.results if r.evaluation is not None]
+
+
+def runtime_label(row: CandidateRow) -> str:
+    """Returns ``torch, 1 thr`` / ``onnxruntime, 1 thr``: the runtime a row was served in."""
+    return f"{row.runtime}, {row.threads} thr" if row.threads else row.runtime
+
+
+def _search_value(search: Any, key: str, default: Any) -> Any:
+    """A field of the search summary (a typed ``SearchSummary``; older results: a dict)."""
+    if isinstance(search, dict):
+        return search.get(key, default)
+    return getattr(search, key, default)
+
+
+def search_basis(search: Any) -> str:
+    """Returns ``measured`` / ``modelled`` / ``partly modelled``: how the search was metered."""
+    from greenforge.forge.measure import energy_basis
+
+    return str(
+        _search_value(search, "energy_basis", "")
+        or energy_basis(str(_search_value(search, "methods", "")))
+    )
 
 
 def versus_baseline(comp: dict[str, Any]) -> str:
-    """``4.1x less lifetime CO2e, 0.89 accuracy points lost`` - or ``1.1x more`` / ``gained``
-    when the chosen model (which carries the whole search) is worse or more accurate."""
+    """Returns ``4.1x less lifetime CO2e, 0.89 accuracy points lost`` - or ``1.1x more`` /
+    ``gained`` when the chosen model (which carries the whole search) is worse or more accurate."""
     factor = float(comp["lifetime_reduction_factor"])
     if factor >= 1.0:
         co2 = f"{factor:.1f}x less lifetime CO2e"
@@ -160,31 +271,108 @@ def versus_baseline(comp: dict[str, Any]) -> str:
     return f"{co2}, {acc}"
 
 
-def _basis(search: dict[str, Any]) -> str:
-    """``measured`` / ``modelled`` / ``partly modelled``: how the search's energy was obtained."""
-    from greenforge.forge.measure import energy_basis
+def headline_line(result: ForgeResult) -> str | None:
+    """Returns the headline sentence (baseline / chosen lifetime CO2e with its interval, and
+    whether both ran in the same runtime), or ``None`` when there is no chosen model or baseline.
+    """
+    comp = result.comparison()
+    if "lifetime_reduction_factor" not in comp:
+        return None
+    head = getattr(result, "headline", None)
+    loss = float(comp["accuracy_loss_points"])
+    acc = f"{loss:.2f} accuracy points lost" if loss >= 0 else f"{-loss:.2f} accuracy points gained"
+    if head is None:
+        return f"versus the fp32 baseline (search included): {versus_baseline(comp)}"
+    ratio, low, high = float(head.ratio), float(head.ratio_low), float(head.ratio_high)
+    interval = f" [{low:.1f}-{high:.1f}]" if math.isfinite(low) and math.isfinite(high) else ""
+    if ratio >= 1.0:
+        co2 = f"{ratio:.1f}x{interval} less lifetime CO2e"
+    else:
+        inv = f" [{1 / high:.1f}-{1 / low:.1f}]" if interval and low > 0 and high > 0 else ""
+        co2 = f"{1 / ratio:.1f}x{inv} MORE lifetime CO2e" if ratio > 0 else "more lifetime CO2e"
+    runtime = "same runtime" if head.same_runtime else "different runtimes"
+    note = str(getattr(head, "runtime_note", "") or "").rstrip(".")
+    return f"versus the fp32 baseline: {co2}, {acc} ({runtime}{': ' + note if note else ''})"
 
-    return str(search.get("energy_basis") or energy_basis(str(search.get("methods", ""))))
+
+def summary_lines(result: ForgeResult) -> list[str]:
+    """Returns the plain-text lines under the table: serving spec, headline, noise, decision."""
+    lines: list[str] = []
+    serving = getattr(result, "serving", None)
+    if serving is not None:
+        runtimes = ", ".join(serving.runtimes)
+        batches = ", ".join(str(b) for b in serving.batch_sizes)
+        training = getattr(result, "training_threads", None)
+        lines.append(
+            f"serving spec: runtimes {runtimes}; {serving.threads} thread(s); batch sizes "
+            f"{batches}" + (f"; training used {training} thread(s)" if training else "")
+        )
+    noise = getattr(result, "noise", None)
+    if noise is not None and noise.busy:
+        lines.append(
+            f"busy machine: {100 * noise.background_load:.0f} % background CPU load while "
+            f"measuring; intervals were widened. {str(noise.note).rstrip('.')}."
+        )
+    decision = getattr(result, "decision", None)
+    if decision is not None and decision.within_noise:
+        others = [c for c in decision.contenders if c != result.chosen]
+        lines.append(
+            f"within measurement noise: {result.chosen} and {', '.join(others) or 'others'} "
+            "have overlapping lifetime CO2e intervals; tie-break: "
+            f"{decision.tie_break or 'fewer FLOPs, then smaller size'}"
+        )
+    head = headline_line(result)
+    if head is not None:
+        lines.append(head)
+    return lines
+
+
+# --------------------------------------------------------------------------- the model card
+
+
+def _card_table(result: ForgeResult) -> list[str]:
+    rows = candidate_rows(result)
+    lines = [
+        "| candidate | recipe | runtime | precision | test acc. | params | train CO2e (g) "
+        "| inference CO2e per 1k (g) | lifetime CO2e (g), no search share | search share (g) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        name = f"**{row.name}** (chosen)" if row.chosen else row.name
+        per_1k = fmt_interval(
+            row.inference_g_per_1k, row.inference_low_g_per_1k, row.inference_high_g_per_1k
+        )
+        acc = f"{row.accuracy_pct:.2f} %"
+        if row.below_target:
+            acc += " (below target)"
+        lines.append(
+            f"| {name} | {row.recipe} | {runtime_label(row)} | {row.precision} | {acc} "
+            f"| {row.parameters:,} | {fmt_g(row.train_g)} "
+            f"| {per_1k} "
+            f"| {fmt_interval(row.lifetime_g, row.lifetime_low_g, row.lifetime_high_g)} "
+            f"| {'-' if row.search_share_g is None else fmt_g(row.search_share_g)} |"
+        )
+    return lines
 
 
 def model_card(result: ForgeResult) -> str:
-    """A Hugging Face model card (README.md) with ``co2_eq_emissions`` metadata."""
-    from greenforge.forge.search import machine_description
+    """Returns a Hugging Face model card (README.md) with ``co2_eq_emissions`` metadata."""
+    from greenforge.forge.result import machine_description
 
     search = result.search
     chosen = None if result.chosen is None else result.result(result.chosen)
-    emissions_g = float(search.get("total_co2e_g", 0.0))
+    emissions_g = float(_search_value(search, "total_co2e_g", 0.0))
+    methods = _search_value(search, "methods", "unknown") or "unknown"
+    intensity_source = _search_value(search, "intensity_source", "unknown") or "unknown"
     types = []
     if chosen is not None:
         for name in chosen.lineage[::-1]:
             cand = next(r for r in result.results if r.name == name).candidate
             types.append(cand.recipe)
     training_type = " -> ".join(types) if types else "search (no model chosen)"
-    basis = _basis(search)
-    source = (
-        f"GreenForge forge: {basis} with {search.get('methods', 'unknown')}; intensity "
-        f"{search.get('intensity_source', 'unknown')}"
-    )
+    basis = search_basis(search)
+    source = f"GreenForge forge: {basis} with {methods}; intensity {intensity_source}"
+    n = result.task.spec.expected_inferences
     lines = [
         "---",
         "library_name: pytorch",
@@ -210,35 +398,29 @@ def model_card(result: ForgeResult) -> str:
     lines += [
         f"- `co2_eq_emissions.emissions` ({emissions_g:.4g} g) is the whole search's {basis} "
         "CO2e (every candidate trained and evaluated), not only the chosen model's own training.",
-        f"- Deployment: {result.task.spec.expected_inferences:,} predictions in zone "
-        f"{result.deploy_zone} at {result.deploy_intensity_g_per_kwh:.1f} gCO2e/kWh "
-        f"({result.deploy_intensity_source}).",
-        "",
-        "| candidate | recipe | precision | test acc. | params | train CO2e (g) "
-        "| inference CO2e per 1k (g) | lifetime CO2e (g) |",
-        "|---|---|---|---|---|---|---|---|",
+        f"- Deployment: {n:,} predictions in zone {result.deploy_zone} at "
+        f"{result.deploy_intensity_g_per_kwh:.1f} gCO2e/kWh ({result.deploy_intensity_source}).",
     ]
-    for r in result.results:
-        if r.evaluation is None:
-            continue
-        lines.append(
-            f"| {r.name}{' (chosen)' if r.name == result.chosen else ''} | {r.candidate.recipe} "
-            f"| {r.candidate.precision} | {100 * r.accuracy:.2f} % | {r.evaluation.parameters:,} "
-            f"| {r.train_co2e_g:.4g} | {r.inference_co2e_g_per_1k:.4g} "
-            f"| {r.lifetime_co2e_g:.4g} |"
-        )
-    comp = result.comparison()
-    if "lifetime_reduction_factor" in comp:
-        lines += [
-            "",
-            f"Versus the fp32 baseline alone: {versus_baseline(comp)}.",
-        ]
-    lines += ["", "Figures and provenance: `forge.json`. Accuracy vs CO2e: `pareto.png`.", ""]
+    lines += [f"- {line[0].upper()}{line[1:].rstrip('.')}." for line in summary_lines(result)]
+    lines += [
+        "",
+        "Lifetime CO2e = the candidate's training lineage + "
+        f"{n:,} predictions at its measured inference CO2e; the search's own CO2e is in its own "
+        "column, carried by the chosen model only. Intervals `[low-high]`: measurement spread "
+        "and meter bounds. Runtime: where the candidate was measured, with the serving threads.",
+        "",
+        *_card_table(result),
+        "",
+        "Figures and provenance: `forge.json`. Accuracy vs CO2e: `pareto.png`.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def write_outputs(out_dir: Path, result: ForgeResult, ctx: ForgeContext) -> None:
-    """Chosen model, plot and model card (forge.json is written by the search itself)."""
+    """Writes the chosen model, plot and model card (forge.json is written by the search)."""
+    from greenforge.forge.plot import plot_pareto
+
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {"results": "forge.json"}
     if result.chosen is not None:
@@ -249,6 +431,6 @@ def write_outputs(out_dir: Path, result: ForgeResult, ctx: ForgeContext) -> None
     plot = plot_pareto(out_dir, result)
     if plot is not None:
         files["plot"] = plot.name
-    (out_dir / "README.md").write_text(model_card(result), encoding="utf-8")
+    write_text_atomic(out_dir / "README.md", model_card(result))
     files["model_card"] = "README.md"
     result.files = files
