@@ -4,6 +4,8 @@ cut the columns that matter at 80 columns."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,49 @@ def test_grid_compare_never_splits_a_source_name(capsys: pytest.CaptureFixture[s
     assert "[1] embedded:electricitymaps-yearly-2025" in out
     assert "[2] embedded:profile-2021-2023" in out
     assert all(len(line) <= 80 for line in out.splitlines())
+
+
+def test_errors_are_one_unbroken_line_when_piped(capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["grid", "forecast"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no grid zone")
+    assert err.count("\n") == 1  # not hard-wrapped at 80 columns
+
+
+def test_python_warnings_print_once_as_plain_lines() -> None:
+    # a child process: pytest records warnings in-process, so they would never print here
+    code = (
+        "import warnings\n"
+        "from greenforge.cli.app import _plain_warnings\n"
+        "before = warnings.formatwarning\n"
+        "with _plain_warnings():\n"
+        "    for _ in range(3):\n"
+        "        warnings.warn('the disk is slow', UserWarning, stacklevel=1)\n"
+        "assert warnings.formatwarning is before\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stderr == "warning: the disk is slow\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "present"),
+    [
+        (["schedule", "--help"], ["ZONE...", "TEXT", "FLOAT"]),
+        (["grid", "show", "--help"], ["FILE...", "TEXT"]),
+        (["runs", "list", "--help"], ["INTEGER"]),
+        (["--help"], ["--version"]),
+    ],
+)
+def test_help_uses_conventional_types(
+    capsys: pytest.CaptureFixture[str], argv: list[str], present: list[str]
+) -> None:
+    capsys.readouterr()
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for word in present:
+        assert word in out
+    for odd in ("<bool>", "<str>", "<list[", "<int>", "<float>"):
+        assert odd not in out
