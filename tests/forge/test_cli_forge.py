@@ -39,7 +39,7 @@ def test_forge_with_a_task_file_writes_the_results(
     assert code == 0
     doc = json.loads((out / "forge.json").read_text())
     assert doc["deployment"]["zone"] == "FR"
-    assert doc["chosen"] in {"baseline", "baseline+int8-dynamic"}
+    assert doc["chosen"] in {"baseline", "baseline+int8-dynamic", "baseline+onnx"}
     assert doc["candidates"][0]["inference_serving"]["method"].startswith("model:")
     printed = capsys.readouterr().out
     assert "chosen:" in printed
@@ -125,7 +125,11 @@ def test_the_digits_example_runs_offline_with_chosen_recipes(
 
     doc = json.loads((out / "forge.json").read_text())
     assert code in (0, NO_CANDIDATE_EXIT_CODE)
-    assert [c["name"] for c in doc["candidates"]] == ["baseline", "baseline+int8-dynamic"]
+    assert [c["name"] for c in doc["candidates"]] == [
+        "baseline",
+        "baseline+int8-dynamic",
+        "baseline+onnx",
+    ]
     assert doc["deployment"]["zone"] == "DE"
     assert doc["data"]["input_shape"] == [1, 8, 8]
     assert doc["candidates"][1]["precision"] == "int8-dynamic"

@@ -8,26 +8,39 @@
   ``bits / 32`` (fp32 1, bf16 0.5, int8 0.25): an index of arithmetic + memory cost per
   prediction, for comparison only - the energy figures below are measured, not derived from it.
   Unstructured sparsity leaves FLOPs unchanged (dense kernels still multiply the zeros).
-- **Inference**: the model predicts test inputs in a loop for at least ``min_duration_s`` at
-  batch size 1 and at the serving batch size, inside :func:`greenforge.forge.measure.measure`;
-  energy and latency per 1,000 predictions are the measured totals scaled by ``1000 / n``.
+- **Inference**: :func:`measure_serving` measures *all* candidates together with the protocol
+  of :mod:`greenforge.forge.protocol` (serving threads, interleaved fixed-work repeats, median
+  with a bootstrap interval, the process's own CPU time x per-core power) at batch size 1 and at
+  the serving batch size; figures are per 1,000 predictions.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tempfile
-import time
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from greenforge.config import Settings
-from greenforge.forge.measure import Measurement, measure
-from greenforge.forge.recipes.base import Candidate
+from greenforge.forge.candidate import Candidate
+from greenforge.forge.protocol import (
+    BUSY_LOAD,
+    BUSY_WIDEN,
+    Attribution,
+    InterleavedRun,
+    LoadProbe,
+    ProtocolConfig,
+    Workload,
+    WorkloadCost,
+    bootstrap_median,
+    measure_interleaved,
+    thread_limit,
+    widen,
+)
+from greenforge.forge.result import NoiseReport
 
 PRECISION_WEIGHT: dict[str, float] = {
     "fp32": 1.0,
@@ -41,55 +54,101 @@ PRECISION_WEIGHT: dict[str, float] = {
 
 @dataclasses.dataclass(frozen=True)
 class InferenceCost:
-    """Measured inference at one batch size."""
+    """Measured inference at one batch size (per 1,000 predictions; J and s)."""
 
     batch_size: int
     predictions: int
+    """Predictions per repeat (fixed work)."""
     energy_j_per_1k: float
+    """Median over the repeats."""
     latency_s_per_1k: float
-    measurement: Measurement
-    """The median repeat's measurement (the one the per-1k figures come from)."""
-    repeats: int = 1
+    """Median wall time."""
+    energy_j_per_1k_low: float
+    """Bootstrap 95 % low end (widened when busy) x the meter's low bound."""
+    energy_j_per_1k_high: float
+    spread_low_j_per_1k: float
+    """Bootstrap 95 % interval of the median (widened when busy), measurement spread only."""
+    spread_high_j_per_1k: float
+    cpu_s_per_1k: float
+    repeats: int
+    method: str
     energy_j_per_1k_range: tuple[float, float] | None = None
-    """Lowest and highest energy per 1k over the repeats: the spread a reader should see."""
+    """Lowest and highest repeat."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "batch_size": self.batch_size,
-            "predictions": self.predictions,
-            "energy_j_per_1k": self.energy_j_per_1k,
-            "latency_s_per_1k": self.latency_s_per_1k,
-            "repeats": self.repeats,
-            "energy_j_per_1k_range": None
-            if self.energy_j_per_1k_range is None
-            else list(self.energy_j_per_1k_range),
-            "method": self.measurement.method,
-            "duration_s": self.measurement.duration_s,
-            "energy_j": self.measurement.energy_j,
-            "low_j": self.measurement.low_j,
-            "high_j": self.measurement.high_j,
-        }
+        out = dataclasses.asdict(self)
+        out["energy_j_per_1k_range"] = (
+            None if self.energy_j_per_1k_range is None else list(self.energy_j_per_1k_range)
+        )
+        return out
+
+    @staticmethod
+    def from_cost(
+        batch_size: int, cost: WorkloadCost, background_load: float, seed: int = 0
+    ) -> InferenceCost:
+        """Summarise one workload's repeats: median, widened bootstrap interval, meter bounds."""
+        est = widen(cost.estimate(seed), background_load)
+        return InferenceCost(
+            batch_size=batch_size,
+            predictions=cost.predictions,
+            energy_j_per_1k=est.median,
+            latency_s_per_1k=bootstrap_median(cost.wall_s_per_1k, seed=seed).median,
+            energy_j_per_1k_low=est.low * cost.bound_low,
+            energy_j_per_1k_high=est.high * cost.bound_high,
+            spread_low_j_per_1k=est.low,
+            spread_high_j_per_1k=est.high,
+            cpu_s_per_1k=bootstrap_median(cost.cpu_s_per_1k, seed=seed).median,
+            repeats=est.n,
+            method=cost.method,
+            energy_j_per_1k_range=(min(cost.energy_j_per_1k), max(cost.energy_j_per_1k)),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
-class Evaluation:
-    """Everything measured about one candidate."""
+class Quality:
+    """What a candidate is, independent of the machine: accuracy, size, FLOPs."""
 
     accuracy: float
     parameters: int
     size_bytes: int
     flops: int
     precision_weighted_flops: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """Everything measured about one candidate: its quality and its inference cost."""
+
+    quality: Quality
     batch1: InferenceCost
     serving: InferenceCost
 
+    @property
+    def accuracy(self) -> float:
+        return self.quality.accuracy
+
+    @property
+    def parameters(self) -> int:
+        return self.quality.parameters
+
+    @property
+    def size_bytes(self) -> int:
+        return self.quality.size_bytes
+
+    @property
+    def flops(self) -> int:
+        return self.quality.flops
+
+    @property
+    def precision_weighted_flops(self) -> float:
+        return self.quality.precision_weighted_flops
+
     def to_dict(self) -> dict[str, Any]:
         return {
-            "accuracy": self.accuracy,
-            "parameters": self.parameters,
-            "size_bytes": self.size_bytes,
-            "flops": self.flops,
-            "precision_weighted_flops": self.precision_weighted_flops,
+            **self.quality.to_dict(),
             "inference_batch1": self.batch1.to_dict(),
             "inference_serving": self.serving.to_dict(),
         }
@@ -140,116 +199,97 @@ def size_on_disk(model: Any) -> int:
         return path.stat().st_size
 
 
-def _predict_loop(
-    model: Any, pool: torch.Tensor, batch_size: int, min_duration_s: float, min_batches: int
-) -> int:
-    n = 0
-    batches = [pool[i : i + batch_size] for i in range(0, pool.shape[0], batch_size)]
-    batches = [b for b in batches if b.shape[0] == batch_size] or [pool[:batch_size]]
-    start = time.perf_counter()
-    i = 0
-    with torch.inference_mode():
-        while i < min_batches or time.perf_counter() - start < min_duration_s:
-            b = batches[i % len(batches)]
-            model(b)
-            n += int(b.shape[0])
-            i += 1
-    return n
+def assess(candidate: Candidate, test_loader: Any, pool: torch.Tensor) -> Quality:
+    """Accuracy (fraction), parameters, bytes on disk and FLOPs of a candidate."""
+    from greenforge.forge.training import accuracy
+
+    model = candidate.model
+    flops = count_flops(model, pool)
+    weight = PRECISION_WEIGHT.get(candidate.precision, candidate.flops_weight)
+    return Quality(
+        accuracy=accuracy(model, test_loader),
+        parameters=count_parameters(model),
+        size_bytes=size_on_disk(model),
+        flops=flops,
+        precision_weighted_flops=flops * weight,
+    )
 
 
-def inference_cost(
-    model: Any,
-    pool: torch.Tensor,
-    batch_size: int,
-    settings: Settings,
-    *,
-    min_duration_s: float = 0.5,
-    measure_fn: Callable[..., tuple[Any, Measurement]] | None = None,
-    label: str = "inference",
-    repeats: int = 3,
-) -> InferenceCost:
-    """Measure energy and latency of predicting ``pool`` rows at ``batch_size``.
-
-    The loop runs ``repeats`` times for ``min_duration_s / repeats`` each; the figures are
-    those of the median repeat (by energy per prediction), so one disturbed sample on a busy
-    machine does not decide a candidate's lifetime CO2e. The spread is kept.
-    """
-    if repeats < 1:
-        raise ValueError(f"repeats {repeats!r} must be >= 1.")
+def predict_workload(key: str, model: Any, pool: torch.Tensor, batch_size: int) -> Workload:
+    """A workload predicting ``batch_size`` rows of ``pool`` per unit (cycling through it)."""
     if isinstance(model, nn.Module):
         model.eval()
     if pool.shape[0] < batch_size:
         reps = -(-batch_size // pool.shape[0])
         pool = pool.repeat(reps, *([1] * (pool.dim() - 1)))
-    with torch.inference_mode():  # warm-up (allocations, ONNX Runtime first-run costs)
-        for _ in range(3):
-            model(pool[:batch_size])
+    batches = [pool[i : i + batch_size] for i in range(0, pool.shape[0], batch_size)]
+    batches = [b.contiguous() for b in batches if b.shape[0] == batch_size] or [pool[:batch_size]]
+    state = {"i": 0}
 
-    def run() -> int:
-        return _predict_loop(model, pool, batch_size, min_duration_s / repeats, min_batches=3)
+    def run(units: int) -> int:
+        i = state["i"]
+        with torch.inference_mode():
+            for j in range(units):
+                model(batches[(i + j) % len(batches)])
+        state["i"] = (i + units) % len(batches)
+        return units * batch_size
 
-    runs: list[tuple[float, int, Measurement]] = []
-    for _ in range(repeats):
-        if measure_fn is None:
-            n, m = measure(run, settings, name=label)
-        else:
-            n, m = measure_fn(label, run)
-        runs.append((m.energy_j * 1000.0 / max(n, 1), n, m))
-    runs.sort(key=lambda r: r[0])
-    per_1k, n, m = runs[len(runs) // 2]
-    scale = 1000.0 / max(n, 1)
-    return InferenceCost(
-        batch_size,
-        n,
-        per_1k,
-        m.duration_s * scale,
-        m,
-        repeats=repeats,
-        energy_j_per_1k_range=(runs[0][0], runs[-1][0]),
-    )
+    return Workload(key, run)
 
 
-def evaluate(
-    candidate: Candidate,
-    test_loader: Any,
+@dataclasses.dataclass(frozen=True)
+class ServingRun:
+    """Inference costs of every model at every batch size, and how the measurement went."""
+
+    costs: dict[tuple[str, int], InferenceCost]
+    run: InterleavedRun
+    noise: NoiseReport
+
+
+def measure_serving(
+    models: Mapping[str, Any],
     pool: torch.Tensor,
-    serving_batch_size: int,
-    settings: Settings,
+    batch_sizes: Sequence[int],
+    attribution: Attribution,
     *,
-    min_duration_s: float = 0.5,
-    measure_fn: Callable[..., tuple[Any, Measurement]] | None = None,
-) -> Evaluation:
-    """Measure accuracy, size, FLOPs and inference cost of a candidate."""
-    from greenforge.forge.training import accuracy
-
-    model = candidate.model
-    acc = accuracy(model, test_loader)
-    flops = count_flops(model, pool)
-    weight = PRECISION_WEIGHT.get(candidate.precision, candidate.flops_weight)
-    b1 = inference_cost(
-        model,
-        pool,
-        1,
-        settings,
-        min_duration_s=min_duration_s,
-        measure_fn=measure_fn,
-        label=f"infer:{candidate.name}:b1",
+    threads: int,
+    config: ProtocolConfig = ProtocolConfig(),
+    probe: LoadProbe | None = None,
+    idle_probe_s: float = 0.5,
+) -> ServingRun:
+    """Measure every model at every batch size together (interleaved), under ``threads`` torch
+    threads (ONNX models must already have sessions with ``threads``). Returns per-1k costs
+    with intervals, widened when the background load is above the busy threshold."""
+    probe = probe if probe is not None else LoadProbe()
+    before = probe.idle_sample(idle_probe_s) if idle_probe_s > 0 else 0.0
+    workloads = [
+        predict_workload(f"{name}@b{bs}", model, pool, bs)
+        for name, model in models.items()
+        for bs in dict.fromkeys(batch_sizes)
+    ]
+    with thread_limit(threads):
+        run = measure_interleaved(workloads, attribution, config, probe=probe)
+    load = max(before, run.background_load)
+    busy = load > BUSY_LOAD
+    factor = 1.0 + BUSY_WIDEN * min(load, 1.0) if busy else 1.0
+    note = (
+        f"the machine was busy: other processes used {load:.0%} of its CPU time while the forge "
+        f"measured; intervals widened x{factor:.2g}. The figures are this process's own CPU "
+        "time, so they stay comparable, but repeat on a quiet machine for a precise number."
+        if busy
+        else f"background load {load:.0%} of the CPU time (quiet)"
     )
-    bs = inference_cost(
-        model,
-        pool,
-        serving_batch_size,
-        settings,
-        min_duration_s=min_duration_s,
-        measure_fn=measure_fn,
-        label=f"infer:{candidate.name}:b{serving_batch_size}",
+    noise = NoiseReport(
+        background_load=load,
+        busy=busy,
+        note=note,
+        before_load=before,
+        during_load=run.background_load,
+        widen_factor=factor,
     )
-    return Evaluation(
-        accuracy=acc,
-        parameters=count_parameters(model),
-        size_bytes=size_on_disk(model),
-        flops=flops,
-        precision_weighted_flops=flops * weight,
-        batch1=b1,
-        serving=bs,
-    )
+    costs = {
+        (name, bs): InferenceCost.from_cost(bs, run.costs[f"{name}@b{bs}"], load, config.seed)
+        for name in models
+        for bs in dict.fromkeys(batch_sizes)
+    }
+    return ServingRun(costs, run, noise)

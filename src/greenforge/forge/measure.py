@@ -1,31 +1,34 @@
-"""The one place ``greenforge forge`` measures energy: :func:`measure` runs a function measured.
+"""The one place ``greenforge forge`` measures a step's energy: :func:`measure` runs a function
+measured with a :class:`Metering` (attribution + intensity + PUE, each with its source).
 
-With the defaults it uses GreenForge's tracker (:class:`greenforge.tracker.Tracker`, which picks
-the machine's meters and the grid intensity). Tests and callers can inject ``meters`` (e.g.
-:class:`greenforge.testing.FakeMeter`) and an ``intensity_g_per_kwh``/``provider``; then the
-meters are read directly around the call. A measurement problem never fails the workload: the
-function's result is returned, and the measurement says ``method="unmeasured"`` with the reason.
+The attribution is the forge's protocol (:mod:`greenforge.forge.protocol`): by default the
+process's own CPU time x the modelled per-core power plus its resident memory, so other work on
+the machine does not change a step's figure. Tests and callers inject meters (``meters``) and an
+intensity (``intensity_g_per_kwh`` + ``intensity_source``) as plain parameters. A meter problem
+never fails the workload: the function's result is returned and the method says
+``unmeasured (...)``. An unknown intensity is an error (:class:`~greenforge.errors.ConfigError`),
+never 0 g.
 
 Inference CO2e is computed at the *deployment* zone with :func:`deployment_intensity` (mean of
-:func:`greenforge.grid.chain.intensity_for` over a year), not where the search ran.
+:func:`greenforge.grid.chain.intensity_for` over a year); training CO2e at the training zone's
+mean over the last day (:func:`training_intensity`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib.util
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from greenforge.config import Settings
-from greenforge.errors import GreenForgeError
-from greenforge.meters.base import Meter
+from greenforge.errors import ConfigError, GreenForgeError
+from greenforge.forge.protocol import Attribution, select_attribution
 from greenforge.units import S_PER_YEAR, co2e_g
 
 T = TypeVar("T")
+S_PER_DAY = 86_400.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,10 +41,12 @@ class Measurement:
     duration_s: float
     co2e_g: float
     method: str
-    """Meter method(s), e.g. ``model:cpu-tdp+model:ram``, ``rapl``, ``fake``."""
+    """Method(s), e.g. ``model:cpu-time-x-core-power+model:ram-w-per-gb``, ``rapl``, ``fake``."""
     intensity_source: str
     intensity_g_per_kwh: float
     cpu_time_s: float = 0.0
+    attribution: str = ""
+    """``process``, ``counter-share`` or ``meters`` (see :mod:`greenforge.forge.protocol`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -51,12 +56,38 @@ class Measurement:
         return Measurement(**data)
 
 
+@dataclasses.dataclass(frozen=True)
+class Intensity:
+    """A carbon intensity (g/kWh) and where it came from."""
+
+    g_per_kwh: float
+    source: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Pue:
+    """A power usage effectiveness and where it came from."""
+
+    value: float
+    source: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Metering:
+    """How a step is measured: the attribution, the intensity and the PUE to apply."""
+
+    attribution: Attribution
+    intensity: Intensity
+    pue: Pue
+
+
 def _sum_measurements(ms: Sequence[Measurement]) -> Measurement:
     if not ms:
         return Measurement(0.0, 0.0, 0.0, 0.0, 0.0, "none", "none", 0.0)
     energy = sum(m.energy_j for m in ms)
-    methods = sorted({m.method for m in ms})
+    methods = sorted({p for m in ms for p in m.method.split("+") if p})
     sources = sorted({m.intensity_source for m in ms})
+    attributions = sorted({m.attribution for m in ms if m.attribution})
     co2 = sum(m.co2e_g for m in ms)
     return Measurement(
         energy_j=energy,
@@ -68,6 +99,7 @@ def _sum_measurements(ms: Sequence[Measurement]) -> Measurement:
         intensity_source="; ".join(sources),
         intensity_g_per_kwh=(co2 / (energy / 3.6e6)) if energy > 0 else ms[0].intensity_g_per_kwh,
         cpu_time_s=sum(m.cpu_time_s for m in ms),
+        attribution="+".join(attributions),
     )
 
 
@@ -80,7 +112,7 @@ def energy_basis(methods: str) -> str:
     ...), ``modelled`` (only ``model:*`` estimates, e.g. CPU TDP x utilisation), ``partly
     modelled`` (both), or ``unmeasured``. Reports say this instead of calling a modelled
     figure "measured"."""
-    parts = [p for p in methods.split("+") if p and p != "none"]
+    parts = [p for p in methods.split("+") if p and p not in ("none", "process-share")]
     measured = [p for p in parts if not p.startswith(("model:", "unmeasured"))]
     modelled = [p for p in parts if p.startswith("model:")]
     if measured and not modelled and len(measured) == len(parts):
@@ -90,9 +122,24 @@ def energy_basis(methods: str) -> str:
     return "modelled" if modelled else "unmeasured"
 
 
-def tracker_available() -> bool:
-    """Whether GreenForge's tracker module is installed (it is part of the core package)."""
-    return importlib.util.find_spec("greenforge.tracker") is not None
+def metering_for(
+    settings: Settings,
+    *,
+    zone: str | None = None,
+    meters: Sequence[Any] | None = None,
+    intensity: Intensity | None = None,
+    pue: Pue | None = None,
+) -> Metering:
+    """The metering for ``settings``: injected ``meters`` or this machine's attribution, the
+    given ``intensity`` or the training zone's (raises ConfigError when unknown), the PUE from
+    :func:`greenforge.hardware.catalog.default_pue` with its source."""
+    from greenforge.hardware.catalog import default_pue
+
+    if intensity is None:
+        intensity = training_intensity(settings, zone)
+    if pue is None:
+        pue = Pue(*default_pue(settings))
+    return Metering(select_attribution(settings, meters), intensity, pue)
 
 
 def measure(
@@ -100,171 +147,46 @@ def measure(
     settings: Settings,
     *,
     name: str = "forge",
-    meters: Sequence[Meter] | None = None,
+    metering: Metering | None = None,
+    meters: Sequence[Any] | None = None,
     intensity_g_per_kwh: float | None = None,
     intensity_source: str = "injected",
     zone: str | None = None,
 ) -> tuple[T, Measurement]:
     """Run ``fn()`` and measure it. Returns ``(fn's result, Measurement)``.
 
-    - ``meters``: meters to read directly (tests); default: the tracker's own selection.
-    - ``intensity_g_per_kwh``: a fixed intensity (tests); default: the tracker's grid chain for
-      ``zone`` (else the settings' zone).
+    - ``metering``: how to measure (the forge builds one per search); else one is built from
+      ``meters`` (default: this machine's attribution) and ``intensity_g_per_kwh`` with its
+      ``intensity_source`` (default: the training zone's intensity, ``zone`` or the settings').
     """
-    if tracker_available():
-        provider: Any = None
-        if intensity_g_per_kwh is not None:
-            from greenforge.testing import StaticIntensity
-
-            provider = StaticIntensity(intensity_g_per_kwh, name=intensity_source)
-        return _measure_with_tracker(fn, settings, name, zone, meters, provider)
-    if meters is None:
-        from greenforge.meters.select import select_meters
-
-        meters = select_meters(settings).meters
-    return _measure_with_meters(fn, meters, intensity_g_per_kwh, intensity_source, settings, zone)
-
-
-def _cpu_time_s() -> float:
-    t = time.process_time()
-    return t
-
-
-def _measure_with_tracker(
-    fn: Callable[[], T],
-    settings: Settings,
-    name: str,
-    zone: str | None,
-    meters: Sequence[Meter] | None,
-    provider: Any,
-) -> tuple[T, Measurement]:
-    from greenforge import tracker as tracker_mod
-
-    kwargs: dict[str, Any] = {"settings": settings, "name": name, "persist": False}
-    if zone is not None:
-        kwargs["zone"] = zone
-    if meters is not None:
-        kwargs["meters"] = meters
-    if provider is not None:
-        kwargs["provider"] = provider
-    tr: Any = None
-    t0 = time.time()
-    c0 = _cpu_time_s()
-    try:
-        tr = _make_tracker(tracker_mod, kwargs)
-        tr.start()
-    except Exception as exc:  # never fail the workload because measuring failed
-        _warn_once(f"forge: the tracker could not start ({exc}); this step is unmeasured.")
-        tr = None
-    try:
-        result = fn()
-    except BaseException:
-        # the workload's own error propagates; the tracker (and its sampling thread) stops
-        if tr is not None:
-            with contextlib.suppress(Exception):
-                tr.stop()
-        raise
-    c1 = _cpu_time_s()
-    if tr is None:
-        return result, _unmeasured(time.time() - t0, c1 - c0, "tracker failed to start")
-    try:
-        record = tr.stop()
-    except Exception as exc:
-        _warn_once(f"forge: the tracker failed to stop ({exc}); this step is unmeasured.")
-        return result, _unmeasured(time.time() - t0, c1 - c0, "tracker failed")
-    methods = sorted({c.method for c in record.components}) or ["unmeasured (no meter reading)"]
-    if record.emissions is not None:
-        co2 = record.emissions.co2e_g
-        src = record.emissions.intensity.source
-        mean_i = record.emissions.mean_intensity_g_per_kwh
-    else:
-        co2, src, mean_i = 0.0, "none (no intensity)", 0.0
-    return result, Measurement(
-        energy_j=record.energy_j,
-        low_j=record.energy_low_j,
-        high_j=record.energy_high_j,
-        duration_s=record.duration_s,
-        co2e_g=co2,
-        method="+".join(methods),
-        intensity_source=src,
-        intensity_g_per_kwh=mean_i,
-        cpu_time_s=c1 - c0,
-    )
-
-
-def _make_tracker(tracker_mod: Any, kwargs: dict[str, Any]) -> Any:
-    """Create a Tracker, dropping keyword arguments this tracker version does not take."""
-    import inspect
-
-    cls = tracker_mod.Tracker
-    params = inspect.signature(cls).parameters
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    usable = {k: v for k, v in kwargs.items() if accepts_any or k in params}
-    return cls(**usable)
-
-
-def _measure_with_meters(
-    fn: Callable[[], T],
-    meters: Sequence[Meter],
-    intensity_g_per_kwh: float | None,
-    intensity_source: str,
-    settings: Settings,
-    zone: str | None,
-) -> tuple[T, Measurement]:
-    started: list[Meter] = []
-    for m in meters:
-        try:
-            m.start()
-            started.append(m)
-        except Exception as exc:
-            _warn_once(f"forge: meter {getattr(m, 'name', m)!r} could not start: {exc}")
-    t0 = time.time()
-    c0 = _cpu_time_s()
+    if metering is None:
+        given = (
+            None
+            if intensity_g_per_kwh is None
+            else Intensity(float(intensity_g_per_kwh), intensity_source)
+        )
+        metering = metering_for(settings, zone=zone, meters=meters, intensity=given)
+    att = metering.attribution
+    mark = att.begin()
     result = fn()
-    c1 = _cpu_time_s()
-    duration = time.time() - t0
-    energy = low = high = 0.0
-    methods: set[str] = set()
-    for m in started:
-        try:
-            for r in m.read():
-                energy += r.energy_j
-                low += r.low_j
-                high += r.high_j
-                methods.add(r.method)
-        except Exception as exc:
-            _warn_once(f"forge: meter {getattr(m, 'name', m)!r} failed to read: {exc}")
-    if intensity_g_per_kwh is None:
-        intensity, source = deployment_intensity(settings, zone)
-    else:
-        intensity, source = intensity_g_per_kwh, intensity_source
-    pue = settings.pue if settings.pue is not None else 1.0
+    r = att.end(mark)
+    if r.energy_j == 0.0 and r.method.startswith("unmeasured"):
+        _warn_once(f"forge: step {name!r} is unmeasured: {r.method}")
     return result, Measurement(
-        energy_j=energy,
-        low_j=low,
-        high_j=high,
-        duration_s=duration,
-        co2e_g=co2e_g(energy, intensity, pue),
-        method="+".join(sorted(methods)) or "unmeasured",
-        intensity_source=source,
-        intensity_g_per_kwh=intensity,
-        cpu_time_s=c1 - c0,
+        energy_j=r.energy_j,
+        low_j=r.low_j,
+        high_j=r.high_j,
+        duration_s=r.wall_s,
+        co2e_g=co2e_g(r.energy_j, metering.intensity.g_per_kwh, metering.pue.value),
+        method=r.method,
+        intensity_source=metering.intensity.source,
+        intensity_g_per_kwh=metering.intensity.g_per_kwh,
+        cpu_time_s=r.cpu_s,
+        attribution=att.name,
     )
 
 
-def _unmeasured(duration_s: float, cpu_s: float, why: str) -> Measurement:
-    return Measurement(0.0, 0.0, 0.0, duration_s, 0.0, f"unmeasured ({why})", "none", 0.0, cpu_s)
-
-
-def deployment_intensity(settings: Settings, zone: str | None) -> tuple[float, str]:
-    """Mean carbon intensity (g/kWh) of the deployment zone over the coming year, and its source.
-
-    Uses :func:`greenforge.grid.chain.intensity_for` (the settings' provider chain, by default the
-    embedded annual/profile data). Raises :class:`~greenforge.errors.ConfigError` when no zone is
-    known (no silent default location).
-    """
-    from greenforge.errors import ConfigError
-
+def _zone(settings: Settings, zone: str | None) -> str:
     z = zone or settings.zone
     if z is None:
         try:
@@ -278,19 +200,46 @@ def deployment_intensity(settings: Settings, zone: str | None) -> tuple[float, s
             "no deployment zone: pass --zone (e.g. --zone DE) or set `zone` in the task file "
             "or GREENFORGE_ZONE."
         )
-    from greenforge.grid import chain
+    return z
 
-    now = time.time()
-    series = chain.intensity_for(settings, z, now - S_PER_YEAR, now)
-    values = series.values_g_per_kwh
-    if values.size == 0:
-        raise ConfigError(f"no carbon intensity for zone {z!r}; try another provider or zone.")
+
+def zone_intensity(
+    settings: Settings, zone: str | None, window_s: float, what: str
+) -> tuple[float, str]:
+    """Mean carbon intensity (g/kWh) of ``zone`` over the last ``window_s`` seconds, and its
+    source. Raises ConfigError when no zone is known or no provider has data (never 0 g)."""
     import numpy as np
 
+    from greenforge.grid import chain
     from greenforge.grid.ops import mean_intensity
 
-    mean = mean_intensity(series, np.array([now - S_PER_YEAR]), np.array([now]))
-    return float(np.asarray(mean).ravel()[0]), series.source
+    z = _zone(settings, zone)
+    now = time.time()
+    series = chain.intensity_for(settings, z, now - window_s, now)
+    if series.values_g_per_kwh.size == 0:
+        raise ConfigError(f"no carbon intensity for zone {z!r}; try another provider or zone.")
+    mean = float(
+        np.asarray(mean_intensity(series, np.array([now - window_s]), np.array([now]))).ravel()[0]
+    )
+    if not np.isfinite(mean):
+        raise ConfigError(f"no carbon intensity for zone {z!r} ({what}); try another provider.")
+    return mean, series.source
+
+
+def training_intensity(settings: Settings, zone: str | None) -> Intensity:
+    """Mean intensity of the training zone over the last day, with its source."""
+    value, source = zone_intensity(settings, zone, S_PER_DAY, "training")
+    return Intensity(value, f"{source} (mean of the last 24 h)")
+
+
+def deployment_intensity(settings: Settings, zone: str | None) -> tuple[float, str]:
+    """Mean carbon intensity (g/kWh) of the deployment zone over the coming year, and its source.
+
+    Uses :func:`greenforge.grid.chain.intensity_for` (the settings' provider chain, by default the
+    embedded annual/profile data) over the past year. Raises
+    :class:`~greenforge.errors.ConfigError` when no zone is known (no silent default location).
+    """
+    return zone_intensity(settings, zone, S_PER_YEAR, "deployment")
 
 
 _WARNED: set[str] = set()
@@ -305,10 +254,15 @@ def _warn_once(message: str) -> None:
 
 __all__ = [
     "GreenForgeError",
+    "Intensity",
     "Measurement",
+    "Metering",
+    "Pue",
     "deployment_intensity",
     "energy_basis",
     "measure",
+    "metering_for",
     "total",
-    "tracker_available",
+    "training_intensity",
+    "zone_intensity",
 ]

@@ -18,8 +18,9 @@ OUTPUT_NAME = "logits"
 
 
 def export(model: nn.Module, example_inputs: torch.Tensor, path: Path) -> Path:
-    """Export ``model`` to ONNX with a dynamic batch dimension (torch.export-based exporter,
-    falling back to the TorchScript exporter for graphs it cannot handle)."""
+    """Export ``model`` to ONNX with a dynamic batch dimension; returns ``path`` (the
+    TorchScript exporter, falling back to the torch.export-based one for graphs it cannot
+    handle)."""
     model = model.eval()
     example = example_inputs[:2].float()
     with warnings.catch_warnings():
@@ -36,18 +37,18 @@ def export(model: nn.Module, example_inputs: torch.Tensor, path: Path) -> Path:
                 **options,
             )
 
-        try:
+        try:  # the TorchScript exporter: ~10x faster for the MLP/CNN graphs of the zoo
+            export_with(
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                dynamo=False,
+            )
+        except Exception:  # graphs it cannot handle: the torch.export-based exporter
             export_with(
                 dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
                 dynamo=True,
                 verbose=False,
                 report=False,
                 external_data=False,
-            )
-        except Exception:
-            export_with(
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                dynamo=False,
             )
     return path
 

@@ -12,6 +12,17 @@ Lifetime CO2e of a candidate (grams)::
   lineage (the other candidates, the evaluations) is charged to the **chosen** model; the other
   candidates carry none (their figure is what their recipe alone would cost). The ranking uses
   ``train_lineage + inference`` - the search share is the same sunk cost whichever model wins.
+
+Decisions under uncertainty: each candidate's ranking figure carries a *measurement-spread*
+interval ``[low, high]`` (the meter's per-core power bound is common to every candidate and left
+out: it cannot change their order). When the interval of a qualifying candidate overlaps the
+best one's, they are *within measurement noise*; among these contenders the choice is made by a
+stated, deterministic tie-break (:data:`TIE_BREAK`): fewer precision-weighted FLOPs, then the
+smaller size on disk, then the lower central estimate, then the name.
+
+The headline ratio ``baseline / chosen`` gets the interval
+``[baseline_low / chosen_high, baseline_high / chosen_low]`` (:func:`ratio_interval`), again
+from the measurement spread only.
 """
 
 from __future__ import annotations
@@ -51,6 +62,9 @@ def pareto_front(accuracy: npt.ArrayLike, cost: npt.ArrayLike) -> npt.NDArray[np
     return np.logical_not(dominated)
 
 
+TIE_BREAK = "fewer precision-weighted FLOPs, then smaller size on disk"
+
+
 @dataclasses.dataclass(frozen=True)
 class Choice:
     """The chosen index (or ``None``), why, and the closest misses when nothing qualified."""
@@ -58,6 +72,27 @@ class Choice:
     index: int | None
     reason: str
     closest: tuple[int, ...] = ()
+    contenders: tuple[int, ...] = ()
+    """Qualifying candidates within measurement noise of the best (the chosen one first)."""
+    within_noise: bool = False
+    tie_break: str | None = None
+
+
+def ratio_interval(
+    base: float,
+    base_low: float,
+    base_high: float,
+    chosen: float,
+    chosen_low: float,
+    chosen_high: float,
+) -> tuple[float, float, float]:
+    """``(base / chosen, low, high)``: the ratio and its interval from the two intervals
+    (``base_low / chosen_high`` .. ``base_high / chosen_low``; ``inf`` where a divisor is 0)."""
+
+    def div(a: float, b: float) -> float:
+        return a / b if b > 0 else (float("inf") if a > 0 else float("nan"))
+
+    return div(base, chosen), div(base_low, chosen_high), div(base_high, chosen_low)
 
 
 def choose(
@@ -66,8 +101,16 @@ def choose(
     lifetime_g: Sequence[float],
     target: float,
     n_closest: int = 3,
+    *,
+    low_g: Sequence[float] | None = None,
+    high_g: Sequence[float] | None = None,
+    flops: Sequence[float] | None = None,
+    size_bytes: Sequence[float] | None = None,
 ) -> Choice:
-    """Least lifetime CO2e among candidates reaching ``target`` accuracy (ties: higher accuracy).
+    """Least lifetime CO2e among candidates reaching ``target`` accuracy (ties: higher accuracy,
+    then the name). With intervals (``low_g``/``high_g``), qualifying candidates whose interval
+    overlaps the best one's are within noise, and :data:`TIE_BREAK` (``flops``, ``size_bytes``)
+    chooses among them.
 
     When none qualifies: ``index=None`` and the ``n_closest`` by accuracy.
     """
@@ -82,11 +125,26 @@ def choose(
             f"no candidate met the target accuracy {target:.4f}; the closest reached {best:.4f}",
             tuple(int(i) for i in order),
         )
-    key = np.lexsort((-acc[ok], life[ok]))
-    i = int(ok[key[0]])
-    others = ok[ok != i]
-    if others.size:
-        runner = int(others[np.argmin(life[others])])
+    ranked = sorted(ok.tolist(), key=lambda j: (life[j], -acc[j], names[j]))
+    best_i = ranked[0]
+    i = best_i
+    contenders: list[int] = [best_i]
+    tie: str | None = None
+    if low_g is not None and high_g is not None:
+        lo = np.asarray(low_g, dtype=np.float64)
+        hi = np.asarray(high_g, dtype=np.float64)
+        contenders = [j for j in ranked if lo[j] <= hi[best_i] and lo[best_i] <= hi[j]]
+        if best_i not in contenders:  # a degenerate interval: the best always contends
+            contenders.insert(0, best_i)
+    if len(contenders) > 1:
+        fl = np.zeros(len(names)) if flops is None else np.asarray(flops, dtype=np.float64)
+        sz = np.zeros(len(names)) if size_bytes is None else np.asarray(size_bytes, np.float64)
+        contenders.sort(key=lambda j: (fl[j], sz[j], life[j], names[j]))
+        i = contenders[0]
+        tie = TIE_BREAK
+    others = [j for j in ranked if j != i]
+    if others:
+        runner = min(others, key=lambda j: (life[j], names[j]))
         with np.errstate(over="ignore", divide="ignore"):
             ratio = float(life[runner] / life[i]) if life[i] > 0 else float("inf")
         extra = (
@@ -95,10 +153,20 @@ def choose(
         )
     else:
         extra = ""
+    if tie is not None:
+        rest = ", ".join(repr(names[j]) for j in contenders if j != i)
+        noise = (
+            f"; within measurement noise of {rest} (overlapping intervals), so the tie-break "
+            f"({tie}) decided"
+        )
+    else:
+        noise = ""
     reason = (
         f"{names[i]!r} has the least lifetime CO2e (training lineage + expected inference: "
         f"{life[i]:.4g} g) of the "
         f"{ok.size} candidate(s) reaching the target accuracy {target:.4f} "
-        f"(its test accuracy: {acc[i]:.4f}){extra}"
+        f"(its test accuracy: {acc[i]:.4f}){extra}{noise}"
     )
-    return Choice(i, reason)
+    if tie is not None:
+        reason = reason.replace("has the least lifetime CO2e", "is chosen", 1)
+    return Choice(i, reason, (), tuple(contenders), tie is not None, tie)

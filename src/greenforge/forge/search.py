@@ -1,15 +1,23 @@
 """The forge search: run the recipes, measure every candidate, choose, and write the results.
 
 :func:`run_forge` is the whole job behind ``greenforge forge``. It writes ``forge.json`` after
-every step (partial results are kept if a later step fails) and returns a :class:`ForgeResult`.
+every step (partial results are kept if a later step fails) and returns a
+:class:`~greenforge.forge.result.ForgeResult`.
+
+Order of work: the recipes train their candidates (under ``training_threads``); every fp32
+torch candidate is also exported to ONNX Runtime (``<name>+onnx``) when the task's
+``serving_runtimes`` include ``onnxruntime``; then *all* candidates' inference is measured
+together with the protocol of :mod:`greenforge.forge.protocol` (serving threads, interleaved
+repeats, median with a bootstrap interval, the process's own CPU time); last the accounting,
+the decision under uncertainty and the headline.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
-import platform
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,226 +27,50 @@ import torch
 
 from greenforge.config import Settings
 from greenforge.errors import ConfigError, GreenForgeError
+from greenforge.forge.candidate import Candidate
+from greenforge.forge.context import ForgeContext
 from greenforge.forge.datasets import TaskData, load_data, load_example
-from greenforge.forge.evaluate import Evaluation, evaluate
-from greenforge.forge.measure import Measurement, deployment_intensity, energy_basis, total
-from greenforge.forge.pareto import choose, lifetime_co2e_g, pareto_front
-from greenforge.forge.recipes.base import Candidate, ForgeContext, Recipe, create_recipe
+from greenforge.forge.evaluate import Evaluation, Quality, assess, measure_serving
+from greenforge.forge.measure import (
+    Intensity,
+    Measurement,
+    Metering,
+    deployment_intensity,
+    energy_basis,
+    metering_for,
+    total,
+    training_intensity,
+)
+from greenforge.forge.pareto import choose, lifetime_co2e_g, pareto_front, ratio_interval
+from greenforge.forge.protocol import ProtocolConfig, thread_limit
+from greenforge.forge.recipes.base import Recipe, create_recipe
+from greenforge.forge.result import (
+    CandidateResult,
+    Decision,
+    ForgeResult,
+    Headline,
+    ProtocolReport,
+    SearchStep,
+    SearchSummary,
+    ServingSpec,
+)
 from greenforge.forge.task import ForgeTask
 from greenforge.units import co2e_g
 
 Executor = Literal["local", "ray"]
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 EventFn = Callable[[str, Mapping[str, Any]], None]
-SCHEMA_VERSION = 1
-
-
-@dataclasses.dataclass
-class CandidateResult:
-    """A candidate with its evaluation and accounting."""
-
-    candidate: Candidate
-    evaluation: Evaluation | None = None
-    lineage: tuple[str, ...] = ()
-    train_co2e_g: float = 0.0
-    inference_co2e_g_per_1k: float = float("nan")
-    search_share_co2e_g: float = 0.0
-    lifetime_co2e_g: float = float("nan")
-    meets_target: bool = False
-    pareto: bool = False
-    error: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.candidate.name
-
-    @property
-    def accuracy(self) -> float:
-        return float("nan") if self.evaluation is None else self.evaluation.accuracy
-
-    def to_dict(self, expected_inferences: int) -> dict[str, Any]:
-        c = self.candidate
-        out: dict[str, Any] = {
-            "name": c.name,
-            "recipe": c.recipe,
-            "config": dict(c.config),
-            "parent": c.parent,
-            "lineage": list(self.lineage),
-            "precision": c.precision,
-            "runtime": c.runtime,
-            "notes": list(c.notes),
-            "epochs_run": c.epochs_run,
-            "val_accuracy": c.val_accuracy,
-            "accuracy": self.accuracy,
-            "own_train": None if c.train is None else c.train.to_dict(),
-            "own_train_co2e_g": c.train_co2e_g,
-            "train_co2e_g": self.train_co2e_g,
-            "inference_co2e_g_per_1k": self.inference_co2e_g_per_1k,
-            "inference_lifetime_co2e_g": expected_inferences
-            / 1000.0
-            * self.inference_co2e_g_per_1k,
-            "search_share_co2e_g": self.search_share_co2e_g,
-            "lifetime_co2e_g": self.lifetime_co2e_g,
-            "meets_target": self.meets_target,
-            "pareto": self.pareto,
-            "error": self.error,
-        }
-        if self.evaluation is not None:
-            out.update(self.evaluation.to_dict())
-            out["inference_energy_j_per_1k"] = self.evaluation.serving.energy_j_per_1k
-            out["latency_s_per_1k"] = self.evaluation.serving.latency_s_per_1k
-        return out
-
-
-@dataclasses.dataclass
-class ForgeResult:
-    """The outcome of a search."""
-
-    task: ForgeTask
-    data: TaskData
-    results: list[CandidateResult]
-    status: Literal["running", "chosen", "no-candidate", "failed"]
-    target_accuracy: float | None
-    chosen: str | None
-    reason: str
-    closest: list[str]
-    deploy_zone: str
-    deploy_intensity_g_per_kwh: float
-    deploy_intensity_source: str
-    pue: float
-    search: dict[str, Any]
-    out_dir: Path | None
-    executor: str
-    failures: list[dict[str, str]]
-    files: dict[str, str] = dataclasses.field(default_factory=dict)
-    training_zone: str | None = None
-    """Where the search ran (its training CO2e uses this zone's intensity)."""
-
-    def result(self, name: str) -> CandidateResult:
-        for r in self.results:
-            if r.name == name:
-                return r
-        raise KeyError(name)
-
-    @property
-    def baseline(self) -> CandidateResult | None:
-        return next((r for r in self.results if r.name == "baseline"), None)
-
-    def comparison(self) -> dict[str, Any]:
-        """Chosen (with the whole search charged to it) vs the fp32 baseline alone."""
-        base = self.baseline
-        out: dict[str, Any] = {}
-        if base is None or base.evaluation is None:
-            return out
-        out["baseline_lifetime_co2e_g"] = base.train_co2e_g + (
-            self.task.spec.expected_inferences / 1000.0 * base.inference_co2e_g_per_1k
-        )
-        out["baseline_accuracy"] = base.accuracy
-        if self.chosen is not None:
-            ch = self.result(self.chosen)
-            out["chosen_lifetime_co2e_g"] = ch.lifetime_co2e_g
-            out["lifetime_reduction_factor"] = (
-                out["baseline_lifetime_co2e_g"] / ch.lifetime_co2e_g
-                if ch.lifetime_co2e_g > 0
-                else float("inf")
-            )
-            out["accuracy_loss_points"] = 100.0 * (base.accuracy - ch.accuracy)
-        int8 = [
-            r
-            for r in self.results
-            if r.evaluation is not None
-            and r.candidate.precision.startswith("int8")
-            and r.candidate.parent == "baseline"
-        ]
-        if int8:
-            q = int8[0]
-            assert q.evaluation is not None
-            assert base.evaluation is not None
-            out["int8_candidate"] = q.name
-            out["int8_speedup_batch1"] = (
-                base.evaluation.batch1.latency_s_per_1k / q.evaluation.batch1.latency_s_per_1k
-            )
-            out["int8_speedup_serving"] = (
-                base.evaluation.serving.latency_s_per_1k / q.evaluation.serving.latency_s_per_1k
-            )
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        spec = self.task.spec
-        return {
-            "schema": SCHEMA_VERSION,
-            "status": self.status,
-            "task": {
-                "name": spec.name,
-                "target_accuracy": spec.target_accuracy,
-                "tolerance": spec.tolerance,
-                "expected_inferences": spec.expected_inferences,
-                "serving_batch_size": spec.serving_batch_size,
-                "epochs": spec.epochs,
-                "batch_size": spec.batch_size,
-                "lr": spec.lr,
-                "seed": spec.seed,
-                "architecture": spec.architecture,
-                "architecture_options": {
-                    k: list(v) if isinstance(v, tuple) else v
-                    for k, v in spec.architecture_options.items()
-                },
-                "recipes": [r.to_dict() for r in self.task.recipes],
-            },
-            "data": {
-                "name": self.data.name,
-                "source": self.data.source,
-                "num_classes": self.data.num_classes,
-                "input_shape": list(self.data.input_shape),
-                "train": len(self.data.train),  # type: ignore[arg-type]
-                "val": len(self.data.val),  # type: ignore[arg-type]
-                "test": len(self.data.test),  # type: ignore[arg-type]
-            },
-            "target_accuracy": self.target_accuracy,
-            "deployment": {
-                "zone": self.deploy_zone,
-                "intensity_g_per_kwh": self.deploy_intensity_g_per_kwh,
-                "intensity_source": self.deploy_intensity_source,
-                "pue": self.pue,
-                "expected_inferences": spec.expected_inferences,
-                "serving_batch_size": spec.serving_batch_size,
-            },
-            "training": {"zone": self.training_zone},
-            "accounting": (
-                "lifetime_co2e_g = train_co2e_g (the candidate's and its ancestors' measured "
-                "training/conversion) + search_share_co2e_g (the rest of the search, charged to "
-                "the chosen model only) + expected_inferences/1000 x inference_co2e_g_per_1k "
-                "(measured at the serving batch size, deployment-zone intensity)"
-            ),
-            "baseline": "baseline",
-            "chosen": self.chosen,
-            "reason": self.reason,
-            "closest": self.closest,
-            "candidates": [r.to_dict(spec.expected_inferences) for r in self.results],
-            "failures": self.failures,
-            "search": self.search,
-            "comparison": self.comparison(),
-            "executor": self.executor,
-            "machine": machine_description(),
-            "files": self.files,
-        }
-
-
-def machine_description() -> str:
-    """CPU model and core count (for the model card's hardware_used)."""
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{name} ({os.cpu_count()} logical CPUs)"
+SERVING_RUNTIMES: tuple[str, ...] = ("native", "onnxruntime")
+DEFAULT_REPEAT_S = 0.05
+"""Target duration of one inference repeat (s)."""
+BF16_ORT_SKIP = (
+    "bf16 candidates are measured in torch only: ONNX Runtime's CPU provider has no bf16 "
+    "kernels for MatMul/Gemm, so an ORT export would run in fp32 and misstate bf16"
+)
 
 
 def load_task_data(task: ForgeTask) -> TaskData:
+    """The task's data set (a bundled example or the [data] table)."""
     if "example" in task.data:
         return load_example(
             str(task.data["example"]),
@@ -268,36 +100,19 @@ def _pool(data: TaskData, n: int = 512) -> torch.Tensor:
 
 
 def _evaluate_payload(
-    candidate: Candidate,
-    test: Any,
-    pool: torch.Tensor,
-    serving_batch_size: int,
-    settings: Settings,
-    min_duration_s: float,
-    measure_kwargs: Mapping[str, Any],
-) -> tuple[Evaluation, list[tuple[str, Measurement]]]:
-    """Evaluate one candidate, returning the evaluation and the measurements it took."""
+    candidate: Candidate, test: Any, pool: torch.Tensor
+) -> tuple[Quality, list[tuple[str, Measurement]]]:
+    """A candidate's quality (accuracy, size, FLOPs); no energy is measured here (the
+    inference measurement of all candidates runs together, afterwards)."""
     from torch.utils.data import DataLoader
 
-    from greenforge.forge.measure import measure
+    return assess(candidate, DataLoader(test, batch_size=512), pool), []
 
-    taken: list[tuple[str, Measurement]] = []
 
-    def mfn(label: str, fn: Callable[[], Any]) -> tuple[Any, Measurement]:
-        res, m = measure(fn, settings, name=label, **dict(measure_kwargs))
-        taken.append((label, m))
-        return res, m
-
-    ev = evaluate(
-        candidate,
-        DataLoader(test, batch_size=512),
-        pool,
-        serving_batch_size,
-        settings,
-        min_duration_s=min_duration_s,
-        measure_fn=mfn,
-    )
-    return ev, taken
+def _threads(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} {value!r} must be an integer >= 1.")
+    return value
 
 
 def run_forge(
@@ -307,43 +122,79 @@ def run_forge(
     out_dir: Path | None = None,
     executor: Executor = "local",
     measure_kwargs: Mapping[str, Any] | None = None,
-    min_duration_s: float = 0.5,
+    min_duration_s: float = DEFAULT_REPEAT_S,
     on_event: EventFn | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     data: TaskData | None = None,
     ray_init: Mapping[str, Any] | None = None,
     threads: int | None = None,
+    measure_budget_s: float | None = None,
 ) -> ForgeResult:
     """Run the search for ``task`` and write the outputs to ``out_dir`` (when given).
 
-    ``threads`` sets torch's intra-op threads for the search only (restored afterwards); on a
-    busy machine fewer threads than cores avoids oversubscription.
+    - ``threads``: overrides both the task's ``training_threads`` and ``serving_threads``
+      (torch threads are set inside the search only and restored afterwards).
+    - ``min_duration_s``: target duration of one inference repeat (s).
+    - ``measure_budget_s``: time budget of the interleaved inference measurement (s); default
+      the task's ``measure_budget_s``.
+    - ``measure_kwargs``: ``meters`` (injected meters, read as they are) and
+      ``intensity_g_per_kwh`` + ``intensity_source`` (a fixed intensity for training and
+      deployment), for tests and callers without a grid.
     """
+    if executor not in EXECUTORS:
+        from greenforge.errors import UnknownNameError
 
-    def search() -> ForgeResult:
-        return _run_forge(
-            task,
-            settings,
-            out_dir,
-            executor,
-            measure_kwargs,
-            min_duration_s,
-            on_event,
-            progress,
-            data,
-            ray_init,
+        raise UnknownNameError("executor", executor, EXECUTORS)
+    spec = task.spec
+    train_threads = _threads(
+        "threads" if threads is not None else "training_threads",
+        threads if threads is not None else getattr(spec, "training_threads", 1),
+    )
+    serve_threads = _threads(
+        "threads" if threads is not None else "serving_threads",
+        threads if threads is not None else getattr(spec, "serving_threads", 1),
+    )
+    runtimes = tuple(getattr(spec, "serving_runtimes", SERVING_RUNTIMES))
+    bad = [r for r in runtimes if r not in SERVING_RUNTIMES]
+    if bad:
+        from greenforge.errors import UnknownNameError
+
+        raise UnknownNameError("serving runtime", bad[0], SERVING_RUNTIMES)
+    budget = (
+        measure_budget_s
+        if measure_budget_s is not None
+        else float(getattr(spec, "measure_budget_s", 25.0))
+    )
+    config = ProtocolConfig(repeat_s=min_duration_s, budget_s=budget, seed=spec.seed)
+    return _run_forge(
+        task,
+        settings,
+        out_dir,
+        executor,
+        measure_kwargs,
+        config,
+        on_event,
+        progress,
+        data,
+        ray_init,
+        train_threads,
+        serve_threads,
+        runtimes,
+    )
+
+
+def _metering(
+    settings: Settings, deploy_zone: str, mkw: Mapping[str, Any]
+) -> tuple[Metering, Intensity]:
+    """The search's metering (training intensity) and the deployment intensity."""
+    if "intensity_g_per_kwh" in mkw:
+        given = Intensity(
+            float(mkw["intensity_g_per_kwh"]), str(mkw.get("intensity_source", "injected"))
         )
-
-    if threads is None:
-        return search()
-    if threads < 1:
-        raise ConfigError(f"threads {threads!r} must be >= 1.")
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return search()
-    finally:
-        torch.set_num_threads(before)
+        return metering_for(settings, meters=mkw.get("meters"), intensity=given), given
+    deploy = Intensity(*deployment_intensity(settings, deploy_zone))
+    train = training_intensity(settings, settings.zone)
+    return metering_for(settings, meters=mkw.get("meters"), intensity=train), deploy
 
 
 def _run_forge(
@@ -352,16 +203,15 @@ def _run_forge(
     out_dir: Path | None,
     executor: Executor,
     measure_kwargs: Mapping[str, Any] | None,
-    min_duration_s: float,
+    config: ProtocolConfig,
     on_event: EventFn | None,
     progress: Callable[[str, int, int], None] | None,
     data: TaskData | None,
     ray_init: Mapping[str, Any] | None,
+    train_threads: int,
+    serve_threads: int,
+    runtimes: tuple[str, ...],
 ) -> ForgeResult:
-    if executor not in EXECUTORS:
-        from greenforge.errors import UnknownNameError
-
-        raise UnknownNameError("executor", executor, EXECUTORS)
     emit: EventFn = on_event or (lambda kind, info: None)
     started = time.time()
     recipes = _build_recipes(task)
@@ -382,15 +232,7 @@ def _run_forge(
     run_settings = (
         settings if settings.zone is not None else dataclasses.replace(settings, zone=deploy_zone)
     )
-    mkw = dict(measure_kwargs or {})
-    if "intensity_g_per_kwh" in mkw:
-        deploy_i, deploy_src = (
-            float(mkw["intensity_g_per_kwh"]),
-            str(mkw.get("intensity_source", "injected")),
-        )
-    else:
-        deploy_i, deploy_src = deployment_intensity(run_settings, deploy_zone)
-    pue = settings.pue if settings.pue is not None else 1.0
+    metering, deploy = _metering(run_settings, deploy_zone, dict(measure_kwargs or {}))
     data = data or load_task_data(task)
     ctx = ForgeContext(
         train_data=data.train,
@@ -401,11 +243,12 @@ def _run_forge(
         task=task.spec,
         settings=run_settings,
         pretrained=task.pretrained,
-        measure_kwargs=mkw,
+        measure_kwargs={"metering": metering},
         progress=progress,
     )
     pool = _pool(data)
     _check_input_shape(ctx, pool)
+    batch_sizes = tuple(dict.fromkeys((1, task.spec.serving_batch_size)))
     result = ForgeResult(
         task=task,
         data=data,
@@ -416,14 +259,23 @@ def _run_forge(
         reason="search running",
         closest=[],
         deploy_zone=deploy_zone,
-        deploy_intensity_g_per_kwh=deploy_i,
-        deploy_intensity_source=deploy_src,
-        pue=pue,
-        search={},
+        deploy_intensity_g_per_kwh=deploy.g_per_kwh,
+        deploy_intensity_source=deploy.source,
+        pue=metering.pue.value,
+        search=SearchSummary(),
         out_dir=out_dir,
         executor=executor,
         failures=[],
         training_zone=run_settings.zone,
+        pue_source=metering.pue.source,
+        training_intensity_g_per_kwh=metering.intensity.g_per_kwh,
+        training_intensity_source=metering.intensity.source,
+        serving=ServingSpec(runtimes=runtimes, threads=serve_threads, batch_sizes=batch_sizes),
+        training_threads=train_threads,
+        attribution=metering.attribution.name,
+        attribution_method=metering.attribution.method,
+        attribution_provenance=metering.attribution.provenance,
+        warnings=_warnings(settings),
     )
     from greenforge.forge import output
 
@@ -432,54 +284,64 @@ def _run_forge(
         if out_dir is not None:
             output.write_forge_json(out_dir, result)
 
-    eval_args = (data.test, pool, task.spec.serving_batch_size, run_settings, min_duration_s, mkw)
     remote: Any = None
     pending: list[tuple[CandidateResult, Any]] = []
     if executor == "ray":
         remote = _ray_evaluator(ray_init)
 
-    def evaluate_now(cr: CandidateResult) -> None:
-        ev, taken = _evaluate_payload(cr.candidate, *eval_args)
+    def assess_now(cr: CandidateResult) -> None:
+        q, taken = _evaluate_payload(cr.candidate, data.test, pool)
         ctx.measurements.extend(taken)
-        cr.evaluation = ev
-        emit("evaluated", {"name": cr.name, "accuracy": ev.accuracy})
+        cr.quality = q
+        emit("evaluated", {"name": cr.name, "accuracy": q.accuracy})
+
+    def add(cand: Candidate, first: bool) -> CandidateResult:
+        ctx.add(cand)
+        cr = CandidateResult(cand, lineage=tuple(c.name for c in ctx.lineage(cand.name)))
+        result.results.append(cr)
+        if first or remote is None:
+            # the baseline is assessed at once: a tolerance target needs its accuracy
+            assess_now(cr)
+            if cand.name == "baseline":
+                assert cr.quality is not None
+                ctx.baseline = cand
+                ctx.baseline_test_accuracy = cr.quality.accuracy
+                result.target_accuracy = ctx.target_accuracy
+        else:
+            pending.append((cr, remote.remote(cand, data.test, pool)))
+        return cr
 
     try:
-        for i, (spec, recipe) in enumerate(zip(task.recipes, recipes, strict=True)):
-            emit("recipe", {"index": i, "total": len(recipes), "recipe": spec.recipe})
-            try:
-                made = recipe.run(ctx)
-            except GreenForgeError as exc:
-                if i == 0:
-                    raise
-                result.failures.append({"recipe": spec.recipe, "error": str(exc)})
-                emit("failed", {"recipe": spec.recipe, "error": str(exc)})
-                save()
-                continue
-            for cand in made:
-                ctx.add(cand)
-                cr = CandidateResult(cand, lineage=tuple(c.name for c in ctx.lineage(cand.name)))
-                result.results.append(cr)
-                if i == 0 or remote is None:
-                    # the baseline is evaluated at once: a tolerance target needs its accuracy
-                    evaluate_now(cr)
-                    if cand.name == "baseline":
-                        assert cr.evaluation is not None
-                        ctx.baseline = cand
-                        ctx.baseline_test_accuracy = cr.evaluation.accuracy
-                        result.target_accuracy = ctx.target_accuracy
-                else:
-                    pending.append((cr, remote.remote(cand, *eval_args)))
+        with thread_limit(train_threads):
+            for i, (rspec, recipe) in enumerate(zip(task.recipes, recipes, strict=True)):
+                emit("recipe", {"index": i, "total": len(recipes), "recipe": rspec.recipe})
+                try:
+                    made = recipe.run(ctx)
+                except GreenForgeError as exc:
+                    if i == 0:
+                        raise
+                    result.failures.append({"recipe": rspec.recipe, "error": str(exc)})
+                    emit("failed", {"recipe": rspec.recipe, "error": str(exc)})
+                    save()
+                    continue
+                for cand in made:
+                    add(cand, i == 0)
+                    save()
+            if "onnxruntime" in runtimes:
+                skipped = _export_to_onnx(ctx, result, pool, add, emit)
+                result.serving = dataclasses.replace(result.serving, skipped=skipped)
                 save()
         if pending:
             import ray
 
             for cr, ref in pending:
-                ev, taken = ray.get(ref)
+                q, taken = ray.get(ref)
                 ctx.measurements.extend(taken)
-                cr.evaluation = ev
-                emit("evaluated", {"name": cr.name, "accuracy": ev.accuracy})
+                cr.quality = q
+                emit("evaluated", {"name": cr.name, "accuracy": q.accuracy})
                 save()
+        _measure_inference(result, ctx, metering, pool, config, emit)
+        save()
         _decide(result, ctx)
         save()
         if out_dir is not None:
@@ -491,6 +353,130 @@ def _run_forge(
         save()
         raise
     return result
+
+
+def _warnings(settings: Settings) -> list[str]:
+    """The shared-host warnings ``greenforge doctor`` gives, for the forge's output."""
+    from greenforge.meters.select import attribution_warning
+
+    warning = attribution_warning(settings)
+    if warning is None:
+        return []
+    return [f"{warning} (the forge itself charges only its own process's CPU time)"]
+
+
+def _exportable(c: Candidate) -> bool:
+    from torch import nn
+
+    return c.runtime == "torch" and c.precision == "fp32" and isinstance(c.model, nn.Module)
+
+
+def _export_to_onnx(
+    ctx: ForgeContext,
+    result: ForgeResult,
+    pool: torch.Tensor,
+    add: Callable[[Candidate, bool], CandidateResult],
+    emit: EventFn,
+) -> tuple[str, ...]:
+    """Export every fp32 torch candidate to ONNX Runtime as ``<name>+onnx`` (the conversion is
+    measured as its own cost); returns the reasons for candidates not exported."""
+    from greenforge.forge.onnx import export_fp32
+
+    skipped: list[str] = []
+    for cr in list(result.results):
+        c = cr.candidate
+        if c.runtime != "torch":
+            continue
+        if c.precision.startswith("bf16"):
+            skipped.append(f"{c.name}: {BF16_ORT_SKIP}")
+            continue
+        if not _exportable(c):
+            continue
+        name = f"{c.name}+onnx"
+        if name in ctx.candidates:
+            continue
+        path = ctx.scratch(name) / "model.onnx"
+
+        def export(model: Any = c.model, path: Path = path) -> Any:
+            return export_fp32(model, pool[:2], path)
+
+        try:
+            model, m = ctx.measure(f"convert:{name}", export)
+        except Exception as exc:  # an export failure loses one runtime, not the search
+            skipped.append(f"{c.name}: ONNX export failed ({type(exc).__name__}: {exc})")
+            emit("failed", {"recipe": f"onnx-export:{c.name}", "error": str(exc)})
+            continue
+        add(
+            Candidate(
+                name=name,
+                recipe="onnx-export",
+                config={"source": c.name, "runtime": "onnxruntime"},
+                model=model,
+                train=m,
+                parent=c.name,
+                precision="fp32",
+                runtime="onnxruntime",
+                notes=(f"the same fp32 weights as {c.name!r}, served by ONNX Runtime",),
+                epochs_run=c.epochs_run,
+                val_accuracy=c.val_accuracy,
+                flops_weight=c.flops_weight,
+            ),
+            False,
+        )
+    return tuple(skipped)
+
+
+def _serving_model(model: Any, threads: int) -> Any:
+    from greenforge.forge.onnx import OnnxModel
+
+    return model.with_threads(threads) if isinstance(model, OnnxModel) else model
+
+
+def _measure_inference(
+    result: ForgeResult,
+    ctx: ForgeContext,
+    metering: Metering,
+    pool: torch.Tensor,
+    config: ProtocolConfig,
+    emit: EventFn,
+) -> None:
+    """Measure every assessed candidate's inference together (interleaved) and attach it."""
+    todo = [r for r in result.results if r.quality is not None]
+    if not todo:
+        return
+    models = {r.name: _serving_model(r.candidate.model, result.serving.threads) for r in todo}
+    emit("measure", {"candidates": len(models), "budget_s": config.budget_s})
+    run, m = ctx.measure(
+        "measure:inference",
+        lambda: measure_serving(
+            models,
+            pool,
+            result.serving.batch_sizes,
+            metering.attribution,
+            threads=result.serving.threads,
+            config=config,
+        ),
+    )
+    bs = ctx.task.serving_batch_size
+    for r in todo:
+        assert r.quality is not None
+        r.evaluation = Evaluation(r.quality, run.costs[(r.name, 1)], run.costs[(r.name, bs)])
+    result.noise = run.noise
+    result.protocol = ProtocolReport(
+        rounds=run.run.rounds,
+        stopped=run.run.stopped,
+        wall_s=run.run.wall_s,
+        repeat_s=config.repeat_s,
+        budget_s=config.budget_s,
+        rule=(
+            f"round-robin over {len(run.run.costs)} (candidate, batch size) workloads, fixed "
+            f"work per repeat (~{config.repeat_s:g} s), one warm-up round discarded, "
+            f"{config.min_rounds}-{config.max_rounds} rounds until every 95 % bootstrap "
+            f"interval half-width < {config.rel_half_width:.0%} of the median or "
+            f"{config.budget_s:g} s; estimate = median J/1k"
+        ),
+    )
+    emit("measured", {"rounds": run.run.rounds, "busy": run.noise.busy, "energy_j": m.energy_j})
 
 
 def _check_input_shape(ctx: ForgeContext, pool: torch.Tensor) -> None:
@@ -514,60 +500,110 @@ def _check_input_shape(ctx: ForgeContext, pool: torch.Tensor) -> None:
         )
 
 
-def _account(result: ForgeResult, ctx: ForgeContext, started: float) -> None:
-    """Fill lineage costs, per-inference CO2e, lifetimes and the search totals (pure sums)."""
-    steps = [(label, m) for label, m in ctx.measurements]
-    tot = total([m for _, m in steps])
+def _summary(ctx: ForgeContext, started: float) -> SearchSummary:
+    tot = total([m for _, m in ctx.measurements])
     wall = time.time() - started
-    result.search = {
-        "total_energy_j": tot.energy_j,
-        "total_energy_low_j": tot.low_j,
-        "total_energy_high_j": tot.high_j,
-        "total_co2e_g": tot.co2e_g,
-        "measured_s": tot.duration_s,
-        "wall_s": wall,
-        "unmeasured_s": max(wall - tot.duration_s, 0.0),
-        "methods": tot.method,
-        "energy_basis": energy_basis(tot.method),
-        "intensity_source": tot.intensity_source,
-        "steps": [
-            {
-                "label": label,
-                "energy_j": m.energy_j,
-                "co2e_g": m.co2e_g,
-                "duration_s": m.duration_s,
-                "method": m.method,
-            }
-            for label, m in steps
-        ],
-        "note": "every training, conversion and evaluation step is metered with the methods "
-        "named (energy_basis says whether they are hardware readings or model:* estimates); "
-        "unmeasured_s is the wall time outside those steps (data loading, exports, bookkeeping)",
-    }
+    return SearchSummary(
+        total_energy_j=tot.energy_j,
+        total_energy_low_j=tot.low_j,
+        total_energy_high_j=tot.high_j,
+        total_co2e_g=tot.co2e_g,
+        measured_s=tot.duration_s,
+        wall_s=wall,
+        unmeasured_s=max(wall - tot.duration_s, 0.0),
+        methods=tot.method,
+        energy_basis=energy_basis(tot.method),
+        intensity_source=tot.intensity_source,
+        steps=tuple(
+            SearchStep(label, m.energy_j, m.co2e_g, m.duration_s, m.method)
+            for label, m in ctx.measurements
+        ),
+    )
+
+
+def _account(result: ForgeResult, ctx: ForgeContext, started: float) -> None:
+    """Fill lineage costs, per-inference CO2e with intervals, lifetimes and the search totals
+    (pure sums)."""
+    result.search = _summary(ctx, started)
+    total_g = result.search.total_co2e_g
     n = result.task.spec.expected_inferences
+    intensity, pue = result.deploy_intensity_g_per_kwh, result.pue
     for r in result.results:
         r.train_co2e_g = sum(c.train_co2e_g for c in ctx.lineage(r.name))
-        if r.evaluation is not None:
-            r.inference_co2e_g_per_1k = co2e_g(
-                r.evaluation.serving.energy_j_per_1k,
-                result.deploy_intensity_g_per_kwh,
-                result.pue,
-            )
-            r.search_share_co2e_g = (
-                max(tot.co2e_g - r.train_co2e_g, 0.0) if r.name == result.chosen else 0.0
-            )
-            r.lifetime_co2e_g = lifetime_co2e_g(
-                r.train_co2e_g, r.inference_co2e_g_per_1k, n, r.search_share_co2e_g
-            )
         target = result.target_accuracy
         r.meets_target = target is not None and r.accuracy >= target
+        r.below_target = r.quality is not None and target is not None and not r.meets_target
+        if r.evaluation is None:
+            continue
+        s = r.evaluation.serving
+
+        def g(j_per_1k: float) -> float:
+            return co2e_g(j_per_1k, intensity, pue)
+
+        r.inference_co2e_g_per_1k = g(s.energy_j_per_1k)
+        r.inference_co2e_g_per_1k_low = g(s.energy_j_per_1k_low)
+        r.inference_co2e_g_per_1k_high = g(s.energy_j_per_1k_high)
+        r.search_share_co2e_g = (
+            max(total_g - r.train_co2e_g, 0.0) if r.name == result.chosen else 0.0
+        )
+        r.lifetime_co2e_g = lifetime_co2e_g(
+            r.train_co2e_g, r.inference_co2e_g_per_1k, n, r.search_share_co2e_g
+        )
+        r.lifetime_co2e_low_g = lifetime_co2e_g(r.train_co2e_g, r.inference_co2e_g_per_1k_low, n)
+        r.lifetime_co2e_high_g = lifetime_co2e_g(r.train_co2e_g, r.inference_co2e_g_per_1k_high, n)
+        r.lifetime_co2e_spread_low_g = lifetime_co2e_g(r.train_co2e_g, g(s.spread_low_j_per_1k), n)
+        r.lifetime_co2e_spread_high_g = lifetime_co2e_g(
+            r.train_co2e_g, g(s.spread_high_j_per_1k), n
+        )
     done = [r for r in result.results if r.evaluation is not None]
     if done:
-        mask = pareto_front(
-            [r.accuracy for r in done], [r.lifetime_co2e_g - r.search_share_co2e_g for r in done]
-        )
+        mask = pareto_front([r.accuracy for r in done], [r.ranking_co2e_g for r in done])
         for r, p in zip(done, mask, strict=True):
             r.pareto = bool(p)
+    result.headline = _headline(result)
+
+
+def _headline(result: ForgeResult) -> Headline | None:
+    """Baseline (alone) / chosen (with the search) lifetime, with the measurement interval and
+    the runtime's share kept apart."""
+    base = result.baseline
+    if base is None or base.evaluation is None or result.chosen is None:
+        return None
+    ch = result.result(result.chosen)
+    if ch.evaluation is None:
+        return None
+    share = ch.search_share_co2e_g
+    ratio, low, high = ratio_interval(
+        base.ranking_co2e_g,
+        base.lifetime_co2e_spread_low_g,
+        base.lifetime_co2e_spread_high_g,
+        ch.lifetime_co2e_g,
+        ch.lifetime_co2e_spread_low_g + share,
+        ch.lifetime_co2e_spread_high_g + share,
+    )
+    same = ch.candidate.runtime == base.candidate.runtime
+    onnx = result.find("baseline+onnx")
+    runtime_factor = compression = None
+    if onnx is not None and onnx.evaluation is not None and onnx.ranking_co2e_g > 0:
+        runtime_factor = base.ranking_co2e_g / onnx.ranking_co2e_g
+    ref = base if same else onnx
+    if ref is not None and ref.evaluation is not None and ch.lifetime_co2e_g > 0:
+        compression = ref.ranking_co2e_g / ch.lifetime_co2e_g
+    if same:
+        note = f"baseline and {ch.name!r} both run in {base.candidate.runtime}"
+    elif compression is not None and runtime_factor is not None:
+        note = (
+            f"baseline runs in {base.candidate.runtime}, {ch.name!r} in "
+            f"{ch.candidate.runtime}: the runtime alone (baseline -> baseline+onnx) gives "
+            f"{runtime_factor:.2f}x, compression in the same runtime (baseline+onnx -> "
+            f"{ch.name}) {compression:.2f}x"
+        )
+    else:
+        note = (
+            f"baseline runs in {base.candidate.runtime}, {ch.name!r} in "
+            f"{ch.candidate.runtime}: the ratio includes the runtime's difference"
+        )
+    return Headline(ratio, low, high, same, note, runtime_factor, compression)
 
 
 def _decide(result: ForgeResult, ctx: ForgeContext) -> None:
@@ -578,23 +614,35 @@ def _decide(result: ForgeResult, ctx: ForgeContext) -> None:
         result.status = "no-candidate"
         result.reason = "no candidate was evaluated"
         return
+    evs = [r.evaluation for r in done]
     choice = choose(
         [r.name for r in done],
         [r.accuracy for r in done],
-        [r.lifetime_co2e_g for r in done],
+        [r.ranking_co2e_g for r in done],
         target,
+        low_g=[r.lifetime_co2e_spread_low_g for r in done],
+        high_g=[r.lifetime_co2e_spread_high_g for r in done],
+        flops=[e.precision_weighted_flops if e is not None else math.inf for e in evs],
+        size_bytes=[e.size_bytes if e is not None else math.inf for e in evs],
     )
     if choice.index is None:
         result.status = "no-candidate"
         result.chosen = None
         result.reason = choice.reason
         result.closest = [done[i].name for i in choice.closest]
+        result.decision = Decision()
     else:
         result.status = "chosen"
         result.chosen = done[choice.index].name
+        result.decision = Decision(
+            within_noise=choice.within_noise,
+            tie_break=choice.tie_break,
+            contenders=tuple(done[i].name for i in choice.contenders),
+        )
         result.reason = choice.reason + (
             ". The rest of the search's CO2e is then charged to it as its search share."
         )
+    _account(result, ctx, time.time())
 
 
 def _ray_evaluator(ray_init: Mapping[str, Any] | None) -> Any:
