@@ -7,12 +7,14 @@ torch and the forge modules are imported only when the command runs.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from greenforge.forge.result import ForgeResult
 
 NO_CANDIDATE_EXIT_CODE = 10
 
@@ -160,7 +162,7 @@ def _forge(
         raise typer.Exit(NO_CANDIDATE_EXIT_CODE)
 
 
-def _print_table(console: Any, result: Any, out_dir: Path) -> None:
+def _print_table(console: Any, result: ForgeResult, out_dir: Path) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -221,13 +223,11 @@ def _print_table(console: Any, result: Any, out_dir: Path) -> None:
         table.add_row(*(Text(c) for c in cells), style=style)
     console.print(table)
     s = result.search
-    get = s.get if isinstance(s, dict) else lambda k, d=None: getattr(s, k, d)
     console.print(
         Text(
-            f"search: {fmt_g(get('total_co2e_g', math.nan))} gCO2e, "
-            f"{fmt_g(get('total_energy_j', math.nan))} J {search_basis(s)} "
-            f"({get('methods', '')}; intensity {get('intensity_source', '')}) over "
-            f"{get('wall_s', 0.0):.0f} s"
+            f"search: {fmt_g(s.total_co2e_g)} gCO2e, {fmt_g(s.total_energy_j)} J "
+            f"{search_basis(s)} ({s.methods}; intensity {s.intensity_source}) over "
+            f"{s.wall_s:.0f} s"
         )
     )
     if result.target_accuracy is not None:

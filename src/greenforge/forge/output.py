@@ -34,7 +34,7 @@ from greenforge.errors import DataError
 
 if TYPE_CHECKING:
     from greenforge.forge.context import ForgeContext
-    from greenforge.forge.result import CandidateResult, ForgeResult
+    from greenforge.forge.result import CandidateResult, ForgeResult, SearchSummary
 
 FILE_MODE = 0o666
 """Mode every output file is created with; the process umask is applied by the OS."""
@@ -191,26 +191,18 @@ class CandidateRow:
         return ", ".join(p for p in parts if p)
 
 
-def _f(obj: Any, name: str, default: float = math.nan) -> float:
-    value = getattr(obj, name, default)
-    return float(value) if value is not None else default
-
-
 def candidate_row(result: ForgeResult, r: CandidateResult) -> CandidateRow:
     """Returns the row of an evaluated candidate (``r.evaluation`` must be set)."""
     ev = r.evaluation
     assert ev is not None
     own = r.lifetime_co2e_g - r.search_share_co2e_g
-    below = getattr(r, "below_target", result.target_accuracy is not None and not r.meets_target)
-    serving = getattr(result, "serving", None)
-    threads = int(getattr(serving, "threads", 0) or 0)
     chosen = r.name == result.chosen
     return CandidateRow(
         name=r.name,
         recipe=r.candidate.recipe,
         precision=r.candidate.precision,
         runtime=r.candidate.runtime,
-        threads=threads,
+        threads=result.serving.threads,
         accuracy_pct=100.0 * r.accuracy,
         parameters=int(ev.parameters),
         mflop=ev.flops / 1e6,
@@ -218,15 +210,15 @@ def candidate_row(result: ForgeResult, r: CandidateResult) -> CandidateRow:
         train_g=r.train_co2e_g,
         serving_ms_per_1k=1000.0 * ev.serving.latency_s_per_1k,
         inference_g_per_1k=r.inference_co2e_g_per_1k,
-        inference_low_g_per_1k=_f(r, "inference_co2e_g_per_1k_low"),
-        inference_high_g_per_1k=_f(r, "inference_co2e_g_per_1k_high"),
+        inference_low_g_per_1k=r.inference_co2e_g_per_1k_low,
+        inference_high_g_per_1k=r.inference_co2e_g_per_1k_high,
         lifetime_g=own,
-        lifetime_low_g=_f(r, "lifetime_co2e_low_g"),
-        lifetime_high_g=_f(r, "lifetime_co2e_high_g"),
+        lifetime_low_g=r.lifetime_co2e_low_g,
+        lifetime_high_g=r.lifetime_co2e_high_g,
         search_share_g=r.search_share_co2e_g if chosen else None,
         chosen=chosen,
         pareto=r.pareto,
-        below_target=bool(below),
+        below_target=r.below_target,
         baseline=r.name == "baseline",
     )
 
@@ -241,21 +233,11 @@ def runtime_label(row: CandidateRow) -> str:
     return f"{row.runtime}, {row.threads} thr" if row.threads else row.runtime
 
 
-def _search_value(search: Any, key: str, default: Any) -> Any:
-    """A field of the search summary (a typed ``SearchSummary``; older results: a dict)."""
-    if isinstance(search, dict):
-        return search.get(key, default)
-    return getattr(search, key, default)
-
-
-def search_basis(search: Any) -> str:
+def search_basis(search: SearchSummary) -> str:
     """Returns ``measured`` / ``modelled`` / ``partly modelled``: how the search was metered."""
     from greenforge.forge.measure import energy_basis
 
-    return str(
-        _search_value(search, "energy_basis", "")
-        or energy_basis(str(_search_value(search, "methods", "")))
-    )
+    return search.energy_basis or energy_basis(search.methods)
 
 
 def versus_baseline(comp: dict[str, Any]) -> str:
@@ -278,7 +260,7 @@ def headline_line(result: ForgeResult) -> str | None:
     comp = result.comparison()
     if "lifetime_reduction_factor" not in comp:
         return None
-    head = getattr(result, "headline", None)
+    head = result.headline
     loss = float(comp["accuracy_loss_points"])
     acc = f"{loss:.2f} accuracy points lost" if loss >= 0 else f"{-loss:.2f} accuracy points gained"
     if head is None:
@@ -291,30 +273,31 @@ def headline_line(result: ForgeResult) -> str | None:
         inv = f" [{1 / high:.1f}-{1 / low:.1f}]" if interval and low > 0 and high > 0 else ""
         co2 = f"{1 / ratio:.1f}x{inv} MORE lifetime CO2e" if ratio > 0 else "more lifetime CO2e"
     runtime = "same runtime" if head.same_runtime else "different runtimes"
-    note = str(getattr(head, "runtime_note", "") or "").rstrip(".")
-    return f"versus the fp32 baseline: {co2}, {acc} ({runtime}{': ' + note if note else ''})"
+    note = head.runtime_note.rstrip(".")
+    return (
+        f"versus the fp32 baseline (search charged to the chosen model): {co2}, {acc} "
+        f"({runtime}{': ' + note if note else ''})"
+    )
 
 
 def summary_lines(result: ForgeResult) -> list[str]:
     """Returns the plain-text lines under the table: serving spec, headline, noise, decision."""
     lines: list[str] = []
-    serving = getattr(result, "serving", None)
-    if serving is not None:
-        runtimes = ", ".join(serving.runtimes)
-        batches = ", ".join(str(b) for b in serving.batch_sizes)
-        training = getattr(result, "training_threads", None)
-        lines.append(
-            f"serving spec: runtimes {runtimes}; {serving.threads} thread(s); batch sizes "
-            f"{batches}" + (f"; training used {training} thread(s)" if training else "")
-        )
-    noise = getattr(result, "noise", None)
-    if noise is not None and noise.busy:
+    serving = result.serving
+    runtimes = ", ".join(serving.runtimes)
+    batches = ", ".join(str(b) for b in serving.batch_sizes)
+    lines.append(
+        f"serving spec: runtimes {runtimes}; {serving.threads} thread(s); batch sizes {batches}; "
+        f"training used {result.training_threads} thread(s)"
+    )
+    noise = result.noise
+    if noise.busy:
         lines.append(
             f"busy machine: {100 * noise.background_load:.0f} % background CPU load while "
             f"measuring; intervals were widened. {str(noise.note).rstrip('.')}."
         )
-    decision = getattr(result, "decision", None)
-    if decision is not None and decision.within_noise:
+    decision = result.decision
+    if decision.within_noise:
         others = [c for c in decision.contenders if c != result.chosen]
         lines.append(
             f"within measurement noise: {result.chosen} and {', '.join(others) or 'others'} "
@@ -361,9 +344,9 @@ def model_card(result: ForgeResult) -> str:
 
     search = result.search
     chosen = None if result.chosen is None else result.result(result.chosen)
-    emissions_g = float(_search_value(search, "total_co2e_g", 0.0))
-    methods = _search_value(search, "methods", "unknown") or "unknown"
-    intensity_source = _search_value(search, "intensity_source", "unknown") or "unknown"
+    emissions_g = search.total_co2e_g
+    methods = search.methods or "unknown"
+    intensity_source = search.intensity_source or "unknown"
     types = []
     if chosen is not None:
         for name in chosen.lineage[::-1]:

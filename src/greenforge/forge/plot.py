@@ -287,11 +287,8 @@ def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
         fontsize=10,
     )
     ax.tick_params(labelsize=9)
-    serving = getattr(result, "serving", None)
     serving_note = (
-        f"; served with {serving.threads} thread(s), batch {spec.serving_batch_size}"
-        if serving is not None
-        else f"; served at batch {spec.serving_batch_size}"
+        f"; served with {result.serving.threads} thread(s), batch {spec.serving_batch_size}"
     )
     fig.suptitle(f"greenforge forge: {spec.name} - accuracy vs lifetime CO2e", fontsize=12, x=0.39)
     ax.set_title(

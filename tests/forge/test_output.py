@@ -1,0 +1,273 @@
+"""Specification of what a forge search writes and shows: files, model card, table, plot."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from greenforge.config import Settings
+from greenforge.forge.output import (
+    candidate_rows,
+    fmt_interval,
+    model_card,
+    summary_lines,
+    write_atomic,
+    write_text_atomic,
+)
+from greenforge.forge.plot import Box, log_scale, place_labels, plot_pareto
+from greenforge.forge.search import run_forge
+from greenforge.forge.task import load_task
+
+from .conftest import blobs, write_task
+
+TASK = """
+[task]
+name = "blobs"
+tolerance = 0.05
+expected_inferences = 1000000
+zone = "DE"
+epochs = 3
+batch_size = 32
+lr = 0.01
+serving_batch_size = 16
+recipes = ["baseline", { recipe = "quantize", source = "baseline", mode = "int8-dynamic" }]
+"""
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux); 0o022 where it cannot be read."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return 0o022  # pragma: no cover
+
+
+@pytest.fixture(scope="module")
+def forged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    import numpy as np
+
+    from greenforge.testing import FakeMeter
+
+    root = tmp_path_factory.mktemp("forged")
+    x, y = blobs()
+    np.savez(root / "blobs.npz", x=x, y=y)
+    task = load_task(write_task(root, TASK, root / "blobs.npz"))
+    result = run_forge(
+        task,
+        Settings(),
+        out_dir=root / "out",
+        measure_kwargs={
+            "meters": [FakeMeter(20.0)],
+            "intensity_g_per_kwh": 300.0,
+            "intensity_source": "static:test",
+        },
+        min_duration_s=0.02,
+        threads=1,
+    )
+    assert result.chosen is not None
+    return result, root / "out"
+
+
+def test_every_output_file_has_one_permission_policy(forged: tuple[Any, Path]) -> None:
+    _, out = forged
+    names = {p.name for p in out.iterdir()}
+    assert {"forge.json", "README.md", "pareto.png", "model.safetensors", "model.json"} <= names
+    assert not [n for n in names if n.startswith(".")], "temporary files were left behind"
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert set(modes.values()) == {0o666 & ~_umask()}, modes
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_are_written_atomically_with_the_umask_applied(
+    tmp_path: Path, umask: int, mode: int
+) -> None:
+    script = (
+        "import os, sys\nfrom pathlib import Path\n"
+        "from greenforge.forge.output import write_json_atomic\n"
+        f"os.umask({umask})\n"
+        "write_json_atomic(Path(sys.argv[1]), {'a': float('nan')})\n"
+    )
+    path = tmp_path / "sub" / "x.json"
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+    assert json.loads(path.read_text()) == {"a": None}
+    assert [p.name for p in path.parent.iterdir()] == ["x.json"]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    path = write_text_atomic(tmp_path / "README.md", "old")
+
+    def fail(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(path, fail)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
+
+
+def test_a_writer_that_recreates_the_file_still_gets_the_policy_mode(tmp_path: Path) -> None:
+    def recreate(tmp: Path) -> None:
+        tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+
+    path = write_atomic(tmp_path / "model.onnx", recreate)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~_umask()
+
+
+def test_intervals_read_value_then_low_high() -> None:
+    assert fmt_interval(12.34, 11.12, 13.94) == "12.3 [11.1-13.9]"
+    assert fmt_interval(12.34, float("nan"), 13.9) == "12.3"
+    assert fmt_interval(float("nan"), 1.0, 2.0) == "- [1-2]"
+
+
+def _front_matter(card: str) -> dict[str, str]:
+    head = card.split("---\n")[1]
+    block = head.split("co2_eq_emissions:\n", 1)[1]
+    out: dict[str, str] = {}
+    for line in block.splitlines():
+        if not line.startswith("  "):
+            break
+        key, _, value = line.strip().partition(": ")
+        out[key] = value
+    return out
+
+
+def test_the_card_keeps_a_valid_co2_eq_emissions_block(forged: tuple[Any, Path]) -> None:
+    result, out = forged
+    card = (out / "README.md").read_text()
+    meta = _front_matter(card)
+    assert set(meta) == {
+        "emissions",
+        "source",
+        "training_type",
+        "geographical_location",
+        "hardware_used",
+    }
+    assert float(meta["emissions"]) == pytest.approx(result.search.total_co2e_g, rel=1e-5)
+    for key in ("source", "training_type", "geographical_location", "hardware_used"):
+        assert isinstance(json.loads(meta[key]), str)
+    assert json.loads(meta["geographical_location"]) == "DE"
+
+
+def test_the_card_has_one_basis_per_column(forged: tuple[Any, Path]) -> None:
+    result, out = forged
+    card = (out / "README.md").read_text()
+    header = next(line for line in card.splitlines() if line.startswith("| candidate"))
+    assert "lifetime CO2e (g), no search share" in header
+    assert "search share (g)" in header
+    assert "runtime" in header
+    rows = [line for line in card.splitlines() if line.startswith("| ") and "---" not in line]
+    body = rows[1:]
+    assert len(body) == len(candidate_rows(result))
+    share_cells = [row.rstrip(" |").rsplit("| ", 1)[1] for row in body]
+    chosen_cell = next(c for row, c in zip(body, share_cells, strict=True) if "(chosen)" in row)
+    assert chosen_cell != "-"
+    assert sum(c == "-" for c in share_cells) == len(body) - 1
+    for row in candidate_rows(result):
+        assert row.lifetime_g == pytest.approx(
+            result.result(row.name).lifetime_co2e_g - result.result(row.name).search_share_co2e_g
+        )
+        assert (row.search_share_g is not None) == row.chosen
+
+
+def _table(result: Any, out: Path) -> str:
+    from greenforge.cli.forge import _print_table
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=220, color_system=None)
+    _print_table(console, result, out)
+    return buf.getvalue()
+
+
+def test_below_target_candidates_are_marked_in_card_and_table(forged: tuple[Any, Path]) -> None:
+    result, out = forged
+    changed = copy.copy(result)
+    changed.results = [copy.copy(r) for r in result.results]
+    other = next(r for r in changed.results if r.name != result.chosen)
+    other.meets_target = False
+    other.below_target = True
+    card = model_card(changed)
+    row = next(line for line in card.splitlines() if line.startswith(f"| {other.name} |"))
+    assert "(below target)" in row
+    table = _table(changed, out)
+    line = next(line for line in table.splitlines() if line.startswith(f"│ {other.name} "))
+    assert "below target" in line
+    assert "P = on the Pareto front" in table.replace("\n", " ").replace("│", "")
+
+
+def test_the_table_shows_runtime_threads_and_intervals(forged: tuple[Any, Path]) -> None:
+    result, out = forged
+    table = _table(result, out)
+    for col in ("runtime", "life g", "search g", "g/1k"):
+        assert col in table
+    quantized = next(line for line in table.splitlines() if "int8-dynamic" in line)
+    assert "onnxruntime" in quantized
+    if any(r.inference_co2e_g_per_1k_low == r.inference_co2e_g_per_1k_low for r in result.results):
+        assert "[" in quantized  # an interval is shown when the bounds are known
+
+
+def test_noise_and_ties_are_said_in_words(forged: tuple[Any, Path]) -> None:
+    from greenforge.forge.result import Decision, NoiseReport
+
+    result, _ = forged
+    changed = copy.copy(result)
+    other = next(r.name for r in result.results if r.name != result.chosen)
+    changed.decision = Decision(
+        within_noise=True,
+        tie_break="fewer FLOPs, then smaller size",
+        contenders=(result.chosen, other),
+    )
+    changed.noise = NoiseReport(background_load=0.7, busy=True, note="another process ran")
+    text = "\n".join(summary_lines(changed))
+    assert "within measurement noise" in text
+    assert other in text
+    assert "tie-break: fewer FLOPs, then smaller size" in text
+    assert "busy machine: 70 %" in text
+    card = model_card(changed)
+    assert "Within measurement noise" in card
+    assert "Busy machine" in card
+
+
+def test_labels_do_not_overlap_each_other_or_leave_the_plot() -> None:
+    anchors = [(200.0 + 3 * i, 150.0 + 2 * (i % 3)) for i in range(12)]
+    sizes = [(90.0 + 5 * i, 14.0) for i in range(12)]
+    points = [Box(x - 5, y - 5, x + 5, y + 5) for x, y in anchors]
+    bounds = Box(0.0, 0.0, 700.0, 400.0)
+
+    spots = place_labels(anchors, sizes, points, bounds)
+
+    boxes = [Box(x, y, x + w, y + h) for (x, y), (w, h) in zip(spots, sizes, strict=True)]
+    for i, a in enumerate(boxes):
+        assert a.outside(bounds) == 0.0
+        for b in boxes[i + 1 :]:
+            assert a.overlap(b) == 0.0
+        for p in points:
+            assert a.overlap(p) == 0.0
+
+
+def test_the_co2e_axis_turns_logarithmic_beyond_one_and_a_half_decades() -> None:
+    assert not log_scale([1.0, 2.0], [20.0, 30.0])
+    assert log_scale([1.0], [40.0])
+
+
+def test_the_plot_is_drawn_from_the_result(forged: tuple[Any, Path], tmp_path: Path) -> None:
+    result, _ = forged
+    path = plot_pareto(tmp_path, result)
+    assert path is not None
+    assert path.read_bytes()[:4] == b"\x89PNG"
