@@ -11,18 +11,14 @@ from hypothesis import strategies as st
 
 from greenforge.config import Settings
 from greenforge.errors import ConfigError, UnknownNameError
+from greenforge.forge.candidate import Candidate
 from greenforge.forge.compress import ChannelPruneConfig, Int8StaticConfig
-from greenforge.forge.recipes.base import (
-    Candidate,
-    ForgeContext,
-    RecipeConfig,
-    TaskSpec,
-    create_recipe,
-    recipe_names,
-    register_recipe,
-)
+from greenforge.forge.context import ForgeContext
+from greenforge.forge.recipes.base import create_recipe, recipe_names, register_recipe
+from greenforge.forge.recipes.config import RecipeConfig
 from greenforge.forge.recipes.distill import DistillConfig
 from greenforge.forge.recipes.prune import PruneRecipeConfig
+from greenforge.forge.spec import TaskSpec
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,14 +12,11 @@ from torch.utils.data import TensorDataset
 
 from greenforge.config import Settings
 from greenforge.errors import ConfigError, DataError
+from greenforge.forge.context import ForgeContext
 from greenforge.forge.models import MLP, build_model
-from greenforge.forge.recipes.base import (
-    ForgeContext,
-    TaskSpec,
-    create_recipe,
-    recipe_names,
-)
+from greenforge.forge.recipes.base import create_recipe, recipe_names
 from greenforge.forge.recipes.transfer import TransferConfig
+from greenforge.forge.spec import TaskSpec
 from greenforge.testing import FakeMeter
 
 from .conftest import blobs

@@ -12,6 +12,7 @@ import torch
 
 from greenforge.config import Settings
 from greenforge.errors import DataError
+from greenforge.forge.context import ForgeContext
 from greenforge.forge.lora import LoraSpec, add_lora, merge_lora
 from greenforge.forge.pretrained import (
     TextClassifier,
@@ -24,7 +25,8 @@ from greenforge.forge.pretrained import (
     text_splits,
     tokenize_texts,
 )
-from greenforge.forge.recipes.base import ForgeContext, TaskSpec, create_recipe
+from greenforge.forge.recipes.base import create_recipe
+from greenforge.forge.spec import TaskSpec
 from greenforge.testing import FakeMeter
 
 

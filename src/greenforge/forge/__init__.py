@@ -5,7 +5,9 @@ Modules (each imports torch, so import them explicitly; ``import greenforge`` st
 
 - :mod:`greenforge.forge.search` - :func:`~greenforge.forge.search.run_forge`, the whole job.
 - :mod:`greenforge.forge.task` - bundled examples and the TOML task file.
-- :mod:`greenforge.forge.recipes.base` - the recipe contract and registry.
+- :mod:`greenforge.forge.recipes.base` - the recipe protocol and registry; typed configs in
+  :mod:`greenforge.forge.recipes.config`; :mod:`greenforge.forge.spec` (the task),
+  :mod:`greenforge.forge.candidate`, :mod:`greenforge.forge.context` (what recipes see).
 - :mod:`greenforge.forge.compress` - ``prune_``/``quantize`` with typed configs.
 - :mod:`greenforge.forge.evaluate`, :mod:`greenforge.forge.measure`,
   :mod:`greenforge.forge.pareto`, :mod:`greenforge.forge.output`.

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from greenforge.errors import ConfigError
-from greenforge.forge.recipes.base import RecipeConfig
+from greenforge.forge.recipes.config import RecipeConfig
 
 
 @dataclasses.dataclass(frozen=True)

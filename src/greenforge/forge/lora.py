@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from greenforge.errors import ConfigError, MissingExtraError
-from greenforge.forge.recipes.base import RecipeConfig
+from greenforge.forge.recipes.config import RecipeConfig
 
 ATTENTION_PROJECTIONS: tuple[str, ...] = (
     "query",

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from greenforge.errors import ConfigError
-from greenforge.forge.recipes.base import TaskSpec
+from greenforge.forge.spec import TaskSpec
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -7,14 +7,10 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from greenforge.forge.recipes.base import (
-    Candidate,
-    ForgeContext,
-    Precision,
-    RecipeConfig,
-    TrainOutcome,
-    register_recipe,
-)
+from greenforge.forge.candidate import Candidate, TrainOutcome
+from greenforge.forge.context import ForgeContext, Precision
+from greenforge.forge.recipes.base import register_recipe
+from greenforge.forge.recipes.config import RecipeConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,13 +8,11 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from greenforge.forge.recipes.base import (
-    Candidate,
-    ForgeContext,
-    RecipeConfig,
-    register_recipe,
-)
+from greenforge.forge.candidate import Candidate
+from greenforge.forge.context import ForgeContext
+from greenforge.forge.recipes.base import register_recipe
 from greenforge.forge.recipes.baseline import stop_target
+from greenforge.forge.recipes.config import RecipeConfig
 
 
 def default_student(architecture: str, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,13 +6,11 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from greenforge.forge.recipes.base import (
-    Candidate,
-    ForgeContext,
-    RecipeConfig,
-    register_recipe,
-)
+from greenforge.forge.candidate import Candidate
+from greenforge.forge.context import ForgeContext
+from greenforge.forge.recipes.base import register_recipe
 from greenforge.forge.recipes.baseline import stop_target, train_from_scratch
+from greenforge.forge.recipes.config import RecipeConfig
 
 
 @dataclasses.dataclass(frozen=True)

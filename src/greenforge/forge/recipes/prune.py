@@ -9,13 +9,11 @@ import dataclasses
 from typing import ClassVar, Literal
 
 from greenforge.errors import ConfigError
-from greenforge.forge.recipes.base import (
-    Candidate,
-    ForgeContext,
-    RecipeConfig,
-    register_recipe,
-)
+from greenforge.forge.candidate import Candidate
+from greenforge.forge.context import ForgeContext
+from greenforge.forge.recipes.base import register_recipe
 from greenforge.forge.recipes.baseline import stop_target
+from greenforge.forge.recipes.config import RecipeConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,12 +8,10 @@ import dataclasses
 from typing import Any, ClassVar, Literal
 
 from greenforge.errors import ConfigError
-from greenforge.forge.recipes.base import (
-    Candidate,
-    ForgeContext,
-    RecipeConfig,
-    register_recipe,
-)
+from greenforge.forge.candidate import Candidate
+from greenforge.forge.context import ForgeContext
+from greenforge.forge.recipes.base import register_recipe
+from greenforge.forge.recipes.config import RecipeConfig
 
 
 def _is_trainable_torch(c: Candidate) -> bool:

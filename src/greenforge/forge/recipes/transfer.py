@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from greenforge.errors import ConfigError, DataError
-from greenforge.forge.recipes.base import Candidate, ForgeContext, RecipeConfig, register_recipe
+from greenforge.forge.candidate import Candidate
+from greenforge.forge.context import ForgeContext
+from greenforge.forge.recipes.base import register_recipe
+from greenforge.forge.recipes.config import RecipeConfig
 
 StrategyName = Literal["head", "partial", "full", "lora"]
 

@@ -1,0 +1,267 @@
+"""What a recipe sees: the :class:`ForgeContext` (data, task, baseline, measured training).
+
+Training energy is *measured*: recipes train through :meth:`ForgeContext.train`, which runs the
+loop inside :func:`greenforge.forge.measure.measure` and records every measurement on the context
+so the whole search's cost is reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from greenforge.config import Settings
+from greenforge.errors import ConfigError
+from greenforge.forge.candidate import Candidate, TrainOutcome
+from greenforge.forge.spec import TaskSpec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from torch.utils.data import Dataset
+
+    from greenforge.forge.measure import Measurement
+
+Precision = Literal["fp32", "bf16-autocast"]
+"""Training precision: plain fp32, or mixed precision with ``torch.autocast`` in bfloat16."""
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16-autocast")
+
+
+@dataclasses.dataclass
+class ForgeContext:
+    """Everything a recipe needs: data, task, settings, the baseline, and measured training.
+
+    ``train``/``val``/``test`` are ``torch.utils.data.Dataset`` objects yielding
+    ``(x: float32 tensor of input_shape, y: int64 class index)``; for array data they are
+    ``TensorDataset`` instances.
+    """
+
+    train_data: Dataset[Any]
+    val_data: Dataset[Any]
+    test_data: Dataset[Any]
+    num_classes: int
+    input_shape: tuple[int, ...]
+    task: TaskSpec
+    settings: Settings
+    device: str = "cpu"
+    pretrained: Mapping[str, Any] | None = None
+    baseline: Candidate | None = None
+    measure_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Passed to :func:`greenforge.forge.measure.measure` (e.g. injected meters in tests)."""
+    measurements: list[tuple[str, Measurement]] = dataclasses.field(default_factory=list)
+    """Every measurement taken during the search, labelled - the search's total cost."""
+    candidates: dict[str, Candidate] = dataclasses.field(default_factory=dict)
+    """Candidates built so far by name (recipes may compose, e.g. prune the distilled student)."""
+    progress: Callable[[str, int, int], None] | None = None
+    """Optional ``progress(label, done, total)`` callback (rich progress bars in the CLI)."""
+    scratch_dir: Path | None = None
+    """Where recipes may write intermediate files (ONNX exports); a temp dir by default."""
+
+    @property
+    def seed(self) -> int:
+        return self.task.seed
+
+    @property
+    def epochs(self) -> int:
+        return self.task.epochs
+
+    @property
+    def batch_size(self) -> int:
+        return self.task.batch_size
+
+    @property
+    def lr(self) -> float:
+        return self.task.lr
+
+    @property
+    def target_accuracy(self) -> float | None:
+        """The absolute target; with a tolerance, known once the baseline is evaluated."""
+        if self.task.target_accuracy is not None:
+            return self.task.target_accuracy
+        if math.isnan(self.baseline_test_accuracy):
+            return None
+        assert self.task.tolerance is not None
+        return max(self.baseline_test_accuracy - self.task.tolerance, 0.0)
+
+    baseline_test_accuracy: float = float("nan")
+    """Set by the search after evaluating the baseline."""
+
+    def val_target(self, margin: float = 0.0) -> float | None:
+        """The target expressed on the *validation* split, for early stopping and selection.
+
+        An absolute target is used as is; a tolerance target is the baseline's validation
+        accuracy minus the tolerance (like compared with like: the test split stays unseen).
+        ``margin`` is added for safety. ``None`` while the baseline is not trained yet.
+        """
+        if self.task.target_accuracy is not None:
+            base = self.task.target_accuracy
+        elif self.baseline is not None and self.baseline.val_accuracy is not None:
+            assert self.task.tolerance is not None
+            base = self.baseline.val_accuracy - self.task.tolerance
+        else:
+            return None
+        return min(max(base + margin, 0.0), 1.0)
+
+    # ------------------------------------------------------------------ helpers
+
+    def scratch(self, name: str) -> Path:
+        """A fresh directory for one recipe's intermediate files."""
+        import re
+        import tempfile
+
+        if self.scratch_dir is None:
+            self.scratch_dir = Path(tempfile.mkdtemp(prefix="greenforge-forge-"))
+        safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
+        path = self.scratch_dir / safe
+        n = 1
+        while path.exists():
+            n += 1
+            path = self.scratch_dir / f"{safe}-{n}"
+        path.mkdir(parents=True)
+        return path
+
+    def measure(self, label: str, fn: Callable[[], Any]) -> tuple[Any, Measurement]:
+        """Run ``fn`` measured; record the measurement as part of the search's cost."""
+        from greenforge.forge.measure import measure
+
+        result, m = measure(fn, self.settings, name=label, **dict(self.measure_kwargs))
+        self.measurements.append((label, m))
+        return result, m
+
+    @contextlib.contextmanager
+    def seeded(self, offset: int = 0) -> Iterator[None]:
+        """Seed torch's RNG inside the block only (global RNG state is restored after)."""
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed + offset)
+            yield
+
+    def build_model(self, architecture: str | None = None, **options: Any) -> nn.Module:
+        """A fresh model from the zoo (or the task's factory) for this task's input and classes."""
+        from greenforge.forge.models import build_model
+
+        arch = architecture or self.task.architecture
+        opts = dict(self.task.architecture_options) if architecture is None else {}
+        opts.update(options)
+        with self.seeded():
+            return build_model(arch, self.input_shape, self.num_classes, **opts)
+
+    def loader(
+        self,
+        split: Literal["train", "val", "test"],
+        shuffle: bool = False,
+        batch_size: int | None = None,
+    ) -> Any:
+        """A DataLoader over one split (seeded shuffling)."""
+        import torch
+        from torch.utils.data import DataLoader
+
+        data = {"train": self.train_data, "val": self.val_data, "test": self.test_data}[split]
+        gen = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            data,
+            batch_size=batch_size or self.batch_size,
+            shuffle=shuffle,
+            generator=gen if shuffle else None,
+        )
+
+    def accuracy(self, model: Any, split: Literal["train", "val", "test"] = "val") -> float:
+        """Top-1 accuracy of ``model`` on a split (eval mode, no grad)."""
+        from greenforge.forge.training import accuracy
+
+        return accuracy(model, self.loader(split, batch_size=512))
+
+    def train(
+        self,
+        model: nn.Module,
+        *,
+        name: str,
+        epochs: int | None = None,
+        lr: float | None = None,
+        teacher: Any | None = None,
+        temperature: float = 4.0,
+        alpha: float = 0.7,
+        precision: Precision = "fp32",
+        stop_at_accuracy: float | None = None,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        parameters: Sequence[torch.nn.Parameter] | None = None,
+    ) -> TrainOutcome:
+        """Train ``model`` in place, measured; returns the measured cost and what happened.
+
+        - ``teacher``: distil from it with the temperature-scaled KD loss
+          ``alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE``.
+        - ``precision="bf16-autocast"``: mixed precision with ``torch.autocast`` (bfloat16).
+        - ``stop_at_accuracy``: stop after the first epoch whose validation accuracy reaches it
+          (energy-to-accuracy early stopping).
+        - ``parameters``: train only these (e.g. a new head); default all with ``requires_grad``.
+        """
+        from greenforge.forge.training import TrainSettings, fit
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}.")
+        cfg = TrainSettings(
+            epochs=self.epochs if epochs is None else epochs,
+            lr=self.lr if lr is None else lr,
+            temperature=temperature,
+            alpha=alpha,
+            precision=precision,
+            stop_at_accuracy=stop_at_accuracy,
+            seed=self.seed,
+        )
+
+        def run() -> tuple[int, float, bool]:
+            return fit(
+                model,
+                self.loader("train", shuffle=True),
+                self.loader("val", batch_size=512),
+                cfg,
+                teacher=teacher,
+                loss_fn=loss_fn,
+                parameters=parameters,
+                progress=None
+                if self.progress is None
+                else (
+                    lambda done, total: self.progress(name, done, total)  # type: ignore[misc]
+                ),
+            )
+
+        (epochs_run, val_acc, stopped), m = self.measure(f"train:{name}", run)
+        reached = stop_at_accuracy is not None and val_acc >= stop_at_accuracy
+        return TrainOutcome(m, epochs_run, val_acc, reached, stopped)
+
+    def add(self, candidate: Candidate) -> Candidate:
+        """Record a candidate so later recipes can build on it."""
+        if candidate.name in self.candidates:
+            raise ConfigError(
+                f"two candidates are named {candidate.name!r}; give the recipe a distinct name."
+            )
+        self.candidates[candidate.name] = candidate
+        return candidate
+
+    def lineage(self, name: str) -> list[Candidate]:
+        """The candidate and its ancestors (parent chain, nearest first)."""
+        out: list[Candidate] = []
+        seen: set[str] = set()
+        current: str | None = name
+        while current is not None and current not in seen:
+            seen.add(current)
+            cand = self.candidates.get(current)
+            if cand is None:
+                break
+            out.append(cand)
+            current = cand.parent
+        return out
+
+    def require_candidate(self, name: str) -> Candidate:
+        """A previously built candidate, or a clear error naming the ones that exist."""
+        if name not in self.candidates:
+            raise ConfigError(
+                f"recipe input {name!r} has not been built. Built so far: "
+                f"{', '.join(self.candidates) or '(none)'}; list it earlier in `recipes`."
+            )
+        return self.candidates[name]

@@ -1,0 +1,73 @@
+"""What the user asked ``greenforge forge`` for: the :class:`TaskSpec`.
+
+Built from ``--example`` or the task TOML (:mod:`greenforge.forge.task`); every value is checked
+on construction and a bad one raises :class:`~greenforge.errors.ConfigError` naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from greenforge.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """What the user asked for (from ``--example`` or the task TOML)."""
+
+    name: str
+    target_accuracy: float | None = None
+    """Absolute accuracy target in [0, 1]; or ``None`` and use ``tolerance``."""
+    tolerance: float | None = None
+    """Target = baseline test accuracy minus this (in [0, 1], e.g. 0.01 = one point)."""
+    expected_inferences: int = 10_000_000
+    """Predictions the model will serve in its lifetime."""
+    zone: str | None = None
+    """Deployment grid zone (inference CO2e); ``None`` = the settings' zone."""
+    recipes: tuple[str, ...] = ()
+    """Recipe names to run, in order (``baseline`` always runs first)."""
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    serving_batch_size: int = 64
+    """Batch size the deployment serves at; its per-prediction energy drives lifetime CO2e."""
+    architecture: str = "mlp"
+    """Baseline architecture from the zoo (``mlp``, ``cnn``, ``transformer``) or ``pkg.mod:fn``."""
+    architecture_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.target_accuracy is None and self.tolerance is None:
+            raise ConfigError(
+                f"task {self.name!r}: set target_accuracy (e.g. 0.95) or tolerance "
+                "(baseline minus, e.g. 0.01)."
+            )
+        if self.target_accuracy is not None and not 0.0 < self.target_accuracy <= 1.0:
+            raise ConfigError(
+                f"task {self.name!r}: target_accuracy {self.target_accuracy!r} must be in (0, 1] "
+                "(a fraction, e.g. 0.95 for 95 %)."
+            )
+        if self.tolerance is not None and not 0.0 <= self.tolerance < 1.0:
+            raise ConfigError(
+                f"task {self.name!r}: tolerance {self.tolerance!r} must be in [0, 1) "
+                "(a fraction, e.g. 0.01 for one point)."
+            )
+        for field, value in (
+            ("expected_inferences", self.expected_inferences),
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("serving_batch_size", self.serving_batch_size),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < (0 if field == "expected_inferences" else 1)
+            ):
+                raise ConfigError(
+                    f"task {self.name!r}: {field} must be a positive integer, got {value!r}."
+                )
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"task {self.name!r}: lr must be > 0, got {self.lr!r}.")
