@@ -95,8 +95,9 @@ class Settings:
     """Modelled RAM power per GB (low/high: 0.25-0.5 W/GB)."""
     cpu_tdp_w: float | None = None
     """Override the CPU TDP used by the modelled CPU meter."""
-    attribution: str = "machine"
-    """``machine`` (whole machine) or ``process`` (share of CPU time of the tracked tree)."""
+    attribution: str = "process"
+    """``process`` (default: the tracked tree's share of busy CPU time, so a shared or
+    containerised host charges a run its own work) or ``machine`` (the whole machine)."""
     intensity_files: tuple[Path, ...] = ()
     """CSV files (Electricity Maps portal export or ``timestamp,value``) for the ``files``
     grid provider; several allowed (one per year). Env: paths joined by ``os.pathsep``."""

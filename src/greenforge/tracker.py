@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from greenforge.grid.provider import IntensityProvider
     from greenforge.grid.series import IntensitySeries
     from greenforge.meters.base import Meter
+    from greenforge.meters.model import ProcessTreeCpu
     from greenforge.monitor import Monitor, WindowSpan
     from greenforge.report.store import RunStore
 
@@ -157,6 +158,11 @@ class Tracker:
         self.on_prediction = on_prediction
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.pid = pid
+        self.process_tree: ProcessTreeCpu | None = None
+        """Under process attribution, the tree to charge instead of ``pid``'s (``run_command``
+        attaches its command to it once spawned)."""
+        self.attribution: str = self.settings.attribution
+        """Which attribution the meters apply: ``process`` or ``machine`` (in the record)."""
         self.env: Mapping[str, str] = os.environ if env is None else env
         self._injected_meters = None if meters is None else list(meters)
         self._provider = provider
@@ -184,6 +190,7 @@ class Tracker:
         self._lock = threading.Lock()
         self._co2e_so_far_g = 0.0
         self._last_flush_s = 0.0
+        self._flushed_sample = False
         self._part = "main"
         self._measures_node = True
         self.clock = clock
@@ -269,7 +276,14 @@ class Tracker:
         return self
 
     def _background_setup(self) -> None:
-        """First thing the sampling thread does: intensity (if deferred), store, first flush."""
+        """First thing the sampling thread does: store and first flush, then the intensity.
+
+        The store opens and the run is flushed before the (possibly slow, networked)
+        intensity fetch, so a run killed during that fetch is still on record.
+        """
+        if self._persist and self._store is None:
+            self._store = self._open_store()
+        self._flush("running")
         if self._deferred_intensity and self._series is None:
             started = self._monitor.started_s if self._monitor is not None else None
             start_s = started if started is not None else self.clock()
@@ -285,9 +299,6 @@ class Tracker:
                 self._set_series(self._intensity(start_s, start_s + horizon_s))
             except Exception as exc:  # a provider failure must not stop the measurement
                 self._warn(f"could not load the grid intensity at start ({exc}); retrying at stop")
-        if self._persist and self._store is None:
-            self._store = self._open_store()
-        self._flush("running")
 
     def _set_series(self, series: IntensitySeries) -> None:
         with self._lock:
@@ -344,6 +355,21 @@ class Tracker:
                 "The record was stored."
             )
         return record
+
+    def discard(self) -> None:
+        """Stop measuring and keep nothing: the run is removed from the store (a flush may
+        already have written it). For a workload that never ran, e.g. a command that could
+        not start."""
+        if self._monitor is None or self.record is not None:
+            return
+        self._persist = False  # no flush writes from here on
+        self._monitor.stop()  # joins the sampling thread (and any flush in progress)
+        store = self._store
+        if store is not None:
+            with contextlib.suppress(GreenForgeError):
+                store.delete(self.run_id)
+            if self._owns_store:
+                store.close()
 
     def __enter__(self) -> Tracker:
         return self.start()
@@ -451,8 +477,13 @@ class Tracker:
                 self._warn(f"budget callback failed: {exc}")
 
     def _on_tick(self) -> None:
+        # Runs right after each sample, so a flush holds the energy up to the latest read.
+        # The first sample is flushed at once (a run killed before the first flush interval
+        # keeps what it used), then one flush every flush_interval_s: a kill -9 loses at most
+        # one flush interval (or one sampling interval, if that is longer).
         now = time.monotonic()
-        if now - self._last_flush_s >= self.settings.flush_interval_s:
+        if not self._flushed_sample or now - self._last_flush_s >= self.settings.flush_interval_s:
+            self._flushed_sample = True
             self._last_flush_s = now
             self._flush("running")
 
@@ -631,6 +662,7 @@ class Tracker:
         meta.setdefault("host", socket.gethostname())
         meta.setdefault("pid", os.getpid())
         meta["interval_s"] = self.settings.interval_s
+        meta["attribution"] = self.attribution
         if self._monitor is not None:
             meta["tracker_overhead_s"] = {
                 "sampling_cpu": self._monitor.sampling_cpu_s,
@@ -698,9 +730,12 @@ class Tracker:
     def _select_meters(self) -> list[Meter]:
         if self._injected_meters is not None:
             self.meter_notes.extend(f"{m.name}: injected" for m in self._injected_meters)
-            return list(self._injected_meters)
+            meters = list(self._injected_meters)
+            scopes = {getattr(m, "scope", "node") for m in meters}
+            self.attribution = "process" if scopes == {"process"} else "machine"
+            return self._bounded(meters)
         try:
-            from greenforge.meters.select import select_meters
+            from greenforge.meters.select import attribution_warning, select_meters
         except ImportError as exc:  # pragma: no cover - meters ship with greenforge
             raise MeterError(f"meter selection is unavailable: {exc}") from None
         pid = self.pid
@@ -708,11 +743,31 @@ class Tracker:
             # In-process tracking: the tracked process tree is this process and its children.
             # Without a pid the selection would silently fall back to machine attribution.
             pid = os.getpid()
-        selection = select_meters(self.settings, pid=pid)
+        selection = select_meters(self.settings, pid=pid, tree=self.process_tree)
+        self.attribution = self.settings.attribution
         self.meter_notes.extend(selection.reasons)
+        warning = attribution_warning(self.settings)
+        if warning is not None and warning not in self.warnings:
+            self.warnings.append(warning)  # once, in the record (and `greenforge run`'s summary)
+            log.info("greenforge: %s", warning)
         if not selection.meters:
             self._warn("no energy meter is usable on this machine; energy will read 0 J")
-        return list(selection.meters)
+        return self._bounded(list(selection.meters))
+
+    def _bounded(self, meters: list[Meter]) -> list[Meter]:
+        """``meters``, after shortening the sampling interval to what their counters allow
+        (RAPL must be read before it can wrap twice), with a warning when it had to."""
+        from greenforge.meters.rapl import max_sampling_interval_s
+
+        bound_s = max_sampling_interval_s(meters)
+        if self.settings.interval_s > bound_s:
+            self._warn(
+                f"sampling interval {self.settings.interval_s:g} s is longer than the RAPL "
+                f"counters allow without wrapping twice ({bound_s:.3g} s); sampling every "
+                f"{bound_s:.3g} s instead"
+            )
+            self.settings = dataclasses.replace(self.settings, interval_s=bound_s)
+        return meters
 
     def _open_store(self) -> RunStore | None:
         from greenforge.report.store import RunStore
@@ -723,6 +778,8 @@ class Tracker:
             self._warn(f"run store unavailable ({exc}); this run is kept in memory only")
             return None
         self._owns_store = True
+        for text in store.warnings:  # e.g. a corrupt store moved aside: the record says so
+            self._warn(text)
         return store
 
     def _flush(self, status: RunStatus) -> None:
@@ -740,6 +797,7 @@ class Tracker:
         from greenforge.report.store import PartOwner
 
         assert self.rank is not None
+        seen = len(self._store.warnings)
         try:
             self._store.save_part(
                 record,
@@ -749,6 +807,16 @@ class Tracker:
             )
         except GreenForgeError as exc:
             self._warn(f"could not store the run record: {exc}")
+        fresh = self._store.warnings[seen:]
+        if fresh:  # the store was corrupt and recovered while writing: the record says so
+            for text in fresh:
+                self._warn(text)
+            noted = dataclasses.replace(
+                record, warnings=tuple(dict.fromkeys([*record.warnings, *fresh]))
+            )
+            if self.record is record:
+                self.record = noted
+            self._save(noted)
 
     def _warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -848,6 +916,90 @@ def _exit_code(returncode: int) -> int:
     return returncode if returncode >= 0 else 128 - returncode
 
 
+class CommandStartError(ConfigError):
+    """The command could not be started; exit code as a shell gives it (127 not found, 126
+    found but not runnable)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _start_error(program: str, exc: OSError) -> CommandStartError:
+    """A clear error (shell exit code) for an ``OSError`` raised while starting ``program``."""
+    import errno
+
+    if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOENT:
+        return CommandStartError(
+            f"command not found: {program!r} (or the interpreter named on its #! line is "
+            "missing). Check the name, or give its full path.",
+            127,
+        )
+    if isinstance(exc, PermissionError) or exc.errno == errno.EACCES:
+        return CommandStartError(
+            f"command {program!r} cannot be executed (permission denied): make it executable "
+            "(chmod +x) or run it through its interpreter.",
+            126,
+        )
+    if exc.errno == errno.ENOEXEC:
+        return CommandStartError(
+            f"command {program!r} is not a valid program for this machine (exec format error): "
+            "check it is a binary for this CPU, or a script whose first line is #!interpreter.",
+            126,
+        )
+    return CommandStartError(f"command {program!r} could not be started: {exc}", 126)
+
+
+def _check_runnable(program: str, env: Mapping[str, str]) -> None:
+    """Raise :class:`CommandStartError` when ``program`` cannot be found or executed at all.
+
+    Checked before measuring starts, so a typo never leaves a run behind; what only ``exec``
+    can tell (a file that is not a program) is reported when the command starts.
+    """
+    import shutil
+
+    if os.sep in program or (os.altsep and os.altsep in program):
+        found: str | None = program if Path(program).exists() else None
+    else:
+        found = shutil.which(program, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise _start_error(program, FileNotFoundError(2, "No such file", program))
+    if Path(found).is_dir() or not os.access(found, os.X_OK):
+        raise _start_error(program, PermissionError(13, "Permission denied", program))
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGTERM when this process dies (Linux
+    ``PR_SET_PDEATHSIG``), so a SIGKILLed ``greenforge run`` never leaves its command running
+    unmeasured; ``None`` where the OS has no such call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the child
+    except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+        return None
+    parent = os.getpid()
+    sigterm = int(signal.SIGTERM)
+
+    def preexec() -> None:
+        prctl(1, sigterm)  # PR_SET_PDEATHSIG = 1
+        if os.getppid() != parent:  # the parent died before the call took effect
+            os.kill(os.getpid(), sigterm)
+
+    return preexec
+
+
+def _in_foreground_terminal() -> bool:
+    """True when stdin is a terminal whose foreground process group is ours (interactive)."""
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
+
+
 def run_command(
     argv: Sequence[str],
     settings: Settings,
@@ -865,10 +1017,15 @@ def run_command(
 
     Returns ``(exit code, record)``; the exit code is the child's (``128 + N`` when a signal
     killed it), and the record's status is ``completed`` for 0, ``failed`` otherwise. A bad
-    zone or setting raises before the command starts. The child sees ``GREENFORGE_ZONE`` (the
-    resolved zone) and ``GREENFORGE_PARENT_RUN_ID``, so trackers inside it agree on the zone
-    and know they are nested. ``on_spawn`` receives the child process as soon as it exists
-    (this function installs no signal handlers; the CLI uses it to forward SIGTERM).
+    zone or setting raises before the command starts, and a command that cannot start raises
+    :class:`CommandStartError` (exit code 127 not found, 126 not runnable) without storing a
+    run. Measuring starts *before* the command, so no part of it runs unmeasured; the record
+    spans the command's whole life. Under process attribution the command's own tree is
+    charged (not this process). The child sees ``GREENFORGE_ZONE`` (the resolved zone) and
+    ``GREENFORGE_PARENT_RUN_ID``. On Linux the child gets SIGTERM if this process dies
+    (``PR_SET_PDEATHSIG``); outside an interactive terminal it runs in its own process group.
+    ``on_spawn`` receives the child process as soon as it exists (this function installs no
+    signal handlers; the CLI uses it to forward SIGTERM).
     """
     args = [str(a) for a in argv]
     if not args:
@@ -886,28 +1043,39 @@ def run_command(
         metadata=meta,
         env=base_env,
     )
+    tree: ProcessTreeCpu | None = None
+    if meters is None and settings.attribution == "process":
+        from greenforge.meters.model import ProcessTreeCpu
+
+        tree = tracker.process_tree = ProcessTreeCpu()  # the command's tree, attached below
     tracker.prepare()
     assert tracker.zone is not None
     child_env = dict(base_env)
     child_env["GREENFORGE_ZONE"] = tracker.zone
     child_env[PARENT_RUN_ENV] = tracker.run_id
     child_env.pop("GREENFORGE_RUN_ID", None)
+    _check_runnable(args[0], child_env)
+    own_group = not _in_foreground_terminal()
+    tracker.metadata["process_group"] = "own" if own_group else "terminal"
+    tracker.start()
     try:
-        proc = subprocess.Popen(args, env=child_env)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"command not found: {args[0]!r}. Check the name, or give its full path."
-        ) from None
-    except PermissionError:
-        raise ConfigError(f"command {args[0]!r} is not executable (permission denied).") from None
-    tracker.pid = proc.pid
+        proc = subprocess.Popen(
+            args,
+            env=child_env,
+            preexec_fn=_die_with_parent(),  # only prctl + getppid run in the child
+            process_group=0 if own_group else None,
+        )
+    except OSError as exc:
+        tracker.discard()
+        raise _start_error(args[0], exc) from None
+    except BaseException:
+        tracker.discard()
+        raise
+    if tree is not None:
+        with contextlib.suppress(GreenForgeError):  # gone already: its zombie is read at stop
+            tree.attach(proc.pid)
     if on_spawn is not None:
         on_spawn(proc)  # e.g. the CLI forwards SIGTERM to the child
-    try:
-        tracker.start()
-    except BaseException:
-        proc.wait()
-        raise
     returncode = _wait_exited(proc)
     code = _exit_code(returncode)
     status: RunStatus = "completed" if returncode == 0 else "failed"
@@ -947,4 +1115,4 @@ def _wait_exited(proc: subprocess.Popen[bytes]) -> int:
         return int(info.si_status) if info.si_code == os.CLD_EXITED else -int(info.si_status)
 
 
-__all__ = ["Tracker", "interval_co2e_g", "new_run_id", "run_command", "track"]
+__all__ = ["CommandStartError", "Tracker", "interval_co2e_g", "new_run_id", "run_command", "track"]

@@ -121,7 +121,9 @@ def test_process_attribution_charges_the_tree_share_of_busy_cpu_time() -> None:
 
 
 def test_machine_attribution_ignores_a_pid() -> None:
-    meter = model.ModelCpuMeter(Settings(), pid=os.getpid(), cpuinfo=VM, power_model=CURVE)
+    meter = model.ModelCpuMeter(
+        Settings(attribution="machine"), pid=os.getpid(), cpuinfo=VM, power_model=CURVE
+    )
     assert meter.scope == "node"
 
 

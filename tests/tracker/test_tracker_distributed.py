@@ -115,6 +115,7 @@ def test_two_ranks_on_one_node_count_the_node_once(tmp_path: Path) -> None:
     base.update(
         GREENFORGE_HOME=str(tmp_path),
         GREENFORGE_RUN_ID="two-rank-run",
+        GREENFORGE_ATTRIBUTION="machine",  # node-wide meters, read by one rank per node
         WORLD_SIZE="2",
         LOCAL_WORLD_SIZE="2",
         MASTER_ADDR="127.0.0.1",

@@ -105,14 +105,11 @@ def collect(zone: str | None = None) -> dict[str, Any]:
         zone_out["status"] = f"zone resolution unavailable: {exc}"
     out["zone"] = zone_out
 
-    from greenforge.meters.rapl import in_container
+    from greenforge.meters.select import attribution_warning
 
-    if in_container() and settings.attribution == "machine":
-        out["warnings"].append(
-            "running in a container: machine attribution models the whole host's CPU "
-            "(/proc/stat is host-wide); set attribution = 'process' to charge only this "
-            "container's processes"
-        )
+    warning = attribution_warning(settings)
+    if warning is not None:
+        out["warnings"].append(warning)
     pue, pue_source = default_pue(settings, zone_source=zone_source)
     out["pue"] = {"pue": pue, "source": pue_source}
     embodied = embodied_for(settings)

@@ -57,6 +57,12 @@ def _fmt_g(co2e_g: float | None) -> str:
     return f"{co2e_g * 1000:.4g} mg"
 
 
+_ATTRIBUTION = {
+    "process": "process (the tracked process tree's share of the machine; GPUs: whole device)",
+    "machine": "machine (the whole machine's energy, other work included)",
+}
+
+
 def _zone_why(record: RunRecord) -> str:
     """`` (from AWS_REGION=eu-central-1)`` when the zone came from a cloud region."""
     why = record.metadata.get("zone_source")
@@ -105,6 +111,9 @@ def render_record(record: RunRecord, console: Console) -> None:
         )
     if "exit_code" in record.metadata:
         head.add_row("exit code", str(record.metadata["exit_code"]))
+    attribution = record.metadata.get("attribution")
+    if isinstance(attribution, str):
+        head.add_row("attribution", escape(_ATTRIBUTION.get(attribution, attribution)))
     console.print(head)
 
     comps = Table(title="energy by component")
@@ -134,16 +143,32 @@ def render_record(record: RunRecord, console: Console) -> None:
             f"prediction after {p.windows_seen}/{p.windows_total} windows: "
             f"{_fmt_energy(p.energy_j)}, {_fmt_g(p.co2e_g)}, {p.duration_s:.1f} s"
         )
-    for m in record.meters:
-        console.print(f"[dim]meter: {escape(m)}[/]", highlight=False)
+    if record.meters:
+        # one line a run: why each meter was used or skipped is `greenforge doctor`'s (and in
+        # `runs show ID --json`), not repeated on every run
+        from greenforge.records import meter_summary
+
+        console.print(
+            f"[dim]meters: {escape(meter_summary(record.meters))} (`greenforge doctor` for "
+            "details)[/]",
+            highlight=False,
+        )
     for text in record.warnings:
         console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
 
 
 def _store() -> RunStore:
+    """The run store, read-only: listing, showing and exporting runs never write to it."""
     from greenforge.report.store import RunStore
 
-    return RunStore.for_settings(load_settings())
+    return RunStore.for_settings(load_settings(), read_only=True)
+
+
+def _report_problems(store: RunStore) -> None:
+    """One stderr line per record the store had to skip (the others are still shown)."""
+    console = Console(stderr=True)
+    for text in store.problems:
+        console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
 
 
 def run(
@@ -161,6 +186,11 @@ def run(
     argv = list(command or []) + list(ctx.args)
     if not argv:
         raise ConfigError("no command to run: use `greenforge run [OPTIONS] -- CMD ARGS...`.")
+    if argv[0].startswith("-"):
+        raise ConfigError(
+            f"unknown option {argv[0]!r} for `greenforge run`: see `greenforge run --help`; "
+            "options go before `--`, the command after it."
+        )
     settings = load_settings(interval_s=interval)
     with _forward_termination() as on_spawn:
         code, record = run_command(argv, settings, name=name, zone=zone, on_spawn=on_spawn)
@@ -170,16 +200,32 @@ def run(
 
 @contextlib.contextmanager
 def _forward_termination() -> Iterator[Callable[[subprocess.Popen[bytes]], None]]:
-    """While the command runs, SIGTERM/SIGHUP sent to ``greenforge run`` go to the command,
-    so a scheduler's stop request ends the command and the run is still stored (``failed``)."""
+    """While the command runs, SIGTERM/SIGHUP/SIGINT sent to ``greenforge run`` go to the
+    command (its whole process group when it has its own), so a scheduler's stop request ends
+    the command and the run is still stored (``failed``). Before the command exists, the
+    signal ends ``greenforge run`` as usual."""
+    import os
+
     children: list[subprocess.Popen[bytes]] = []
 
     def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            if child.poll() is None:
+        live = [c for c in children if c.poll() is None]
+        if not children:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
+        for child in live:
+            try:
+                own_group = os.getpgid(child.pid) == child.pid
+            except OSError:
+                continue
+            if own_group:
+                with contextlib.suppress(OSError):
+                    os.killpg(child.pid, signum)
+            elif signum != signal.SIGINT:  # Ctrl-C reached it through the terminal already
                 child.send_signal(signum)
 
-    wanted = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    wanted = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP", "SIGINT") if hasattr(signal, n)]
     previous = {sig: signal.getsignal(sig) for sig in wanted}
     try:
         for sig in wanted:
@@ -201,23 +247,52 @@ def runs_list(
     """List stored runs, newest first."""
     with _store() as store:
         records = store.list(limit=limit)
+        _report_problems(store)
     if as_json:
         sys.stdout.write(json.dumps([r.summary_dict() for r in records], indent=2) + "\n")
         return
-    table = Table(title=f"runs ({len(records)})")
+    if not records:
+        Console(stderr=True).print(
+            f"no runs stored yet in {escape(str(store.path))}: measure one with "
+            "`greenforge run -- CMD ARGS...` or `greenforge.track()`.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    from rich import box
+
+    console = Console()
+    # At 80 columns every column but the name fits whole: a light table with one space between
+    # columns, and the start to the minute (to the millisecond from 100 columns up). The
+    # columns that identify a run never wrap or truncate; the name folds instead.
+    wide = console.width >= 100
+    table = Table(
+        title=f"runs ({len(records)})",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for col in ("id", "name", "status", "started (UTC)", "duration", "energy", "CO2e"):
-        table.add_column(col)
+        right = col in ("duration", "energy", "CO2e")
+        table.add_column(
+            col,
+            no_wrap=col != "name",
+            overflow="fold",
+            min_width=8 if col == "name" else None,
+            justify="right" if right else "left",
+        )
     for r in records:
         table.add_row(
             r.id,
             escape(r.name),
             r.status,
-            r.started_at,
+            r.started_at if wide else r.started_at[:16].replace("T", " "),
             f"{r.duration_s:.1f} s",
             _fmt_energy(r.energy_j),
             _fmt_g(r.co2e_g),
         )
-    Console().print(table)
+    console.print(table)
 
 
 @runs_app.command("show")
@@ -228,6 +303,7 @@ def runs_show(
     """Show one run in full."""
     with _store() as store:
         record = store.get(run_id)
+        _report_problems(store)
     if as_json:
         sys.stdout.write(json.dumps(record.to_dict(), indent=2, default=str) + "\n")
         return
@@ -246,6 +322,7 @@ def runs_export(
         raise ConfigError(f"unknown export format {fmt!r}: use --format json or --format csv.")
     with _store() as store:
         text = export_records(store.list(), fmt)
+        _report_problems(store)
     if out is None:
         sys.stdout.write(text)
         return

@@ -76,17 +76,19 @@ class ProcessTreeCpu:
     CPU time of children it reaped since we first saw it. When a process exits, its last seen
     time is kept unless its parent is still in the tree (the parent's reaped-children time will
     include it in full once it waits for it). The result never decreases.
+
+    ``pid=None`` makes a tree whose root is given later by :meth:`attach` (``greenforge run``
+    starts measuring before its command exists); it reads 0 s until then. A process that
+    started after the tree was made counts its reaped children from 0 (all of its life is
+    inside the measurement).
     """
 
-    def __init__(self, pid: int) -> None:
-        try:
-            self._root = psutil.Process(pid)
-            self._root_key: _Key = (pid, self._root.create_time())
-        except (psutil.NoSuchProcess, psutil.AccessDenied) as exc:
-            raise MeterError(
-                f"cannot attribute energy to process {pid}: {exc}. "
-                "Pass the pid of a running process you own, or use attribution='machine'."
-            ) from None
+    def __init__(self, pid: int | None = None) -> None:
+        self._since_s = time.time()
+        self._root: psutil.Process | None = None
+        self._root_key: _Key | None = None
+        if pid is not None:
+            self.attach(pid)
         self._base_reaped: dict[_Key, float] = {}
         self._contrib: dict[_Key, float] = {}
         self._parent: dict[_Key, _Key | None] = {}
@@ -94,7 +96,21 @@ class ProcessTreeCpu:
         self._total = 0.0
         self._lock = threading.Lock()
 
+    def attach(self, pid: int) -> None:
+        """Make ``pid`` the root of the tree (once; e.g. a command spawned after start)."""
+        try:
+            root = psutil.Process(pid)
+            key: _Key = (pid, root.create_time())
+        except (psutil.NoSuchProcess, psutil.AccessDenied) as exc:
+            raise MeterError(
+                f"cannot attribute energy to process {pid}: {exc}. "
+                "Pass the pid of a running process you own, or use attribution='machine'."
+            ) from None
+        self._root, self._root_key = root, key
+
     def _procs(self) -> list[psutil.Process]:
+        if self._root is None:
+            return []
         try:
             return [self._root, *self._root.children(recursive=True)]
         except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -118,7 +134,7 @@ class ProcessTreeCpu:
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     continue
                 reaped = float(t.children_user + t.children_system)
-                base = self._base_reaped.setdefault(key, reaped)
+                base = self._base_reaped.setdefault(key, 0.0 if key[1] >= self._since_s else reaped)
                 self._contrib[key] = float(t.user + t.system) + max(reaped - base, 0.0)
                 self._parent.setdefault(key, pkey if key != self._root_key else None)
                 self._rss[key] = rss
@@ -279,6 +295,16 @@ class ProcessShareMeter:
         self.inner.close()
 
 
+def tree_rss_fn(tree: ProcessTreeCpu) -> Callable[[], float]:
+    """A function returning the tree's resident memory (bytes) after a fresh sample."""
+
+    def _rss() -> float:
+        tree.sample()
+        return float(tree.rss_bytes())
+
+    return _rss
+
+
 def _installed_memory_bytes() -> float:
     return float(psutil.virtual_memory().total)
 
@@ -305,13 +331,7 @@ class ModelRamMeter:
         if memory_bytes is not None:
             self._memory = memory_bytes
         elif process and pid is not None:
-            tree = ProcessTreeCpu(pid)
-
-            def _rss() -> float:
-                tree.sample()
-                return float(tree.rss_bytes())
-
-            self._memory = _rss
+            self._memory = tree_rss_fn(ProcessTreeCpu(pid))
         else:
             self._memory = _installed_memory_bytes
         w = self.settings.ram_w_per_gb

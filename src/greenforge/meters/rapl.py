@@ -17,8 +17,14 @@ What is counted (no double counting):
   is *not* added. With ``prefer_psys=True`` the meter reports ``psys`` alone (component
   ``psys``) and skips packages and dram.
 
-Counters wrap at ``max_energy_range_uj``; :func:`counter_delta_uj` handles one wrap per read
-(the monitor reads every second; a wrap takes minutes even at kilowatts).
+Counters wrap at ``max_energy_range_uj``; :func:`counter_delta_uj` handles one wrap per read.
+Two reads must therefore be closer than one wrap at the highest power the package can draw:
+:attr:`RaplMeter.max_interval_s` is ``range / max_power x 0.5`` (max power from the zone's
+``constraint_0_max_power_uw``, else the CPU's catalog TDP, else 500 W; the 0.5 allows for turbo
+above it), and the tracker samples at least that often (clamping ``interval_s`` with a
+warning). If two reads are still further apart (a stalled process), more than one wrap is
+possible: the reading is marked ``rapl:wrap-uncertain``, its central value estimates the
+number of wraps from the power seen before, and its bounds span every possible count.
 
 Since Linux 5.10 ``energy_uj`` is readable by root only (CVE-2020-8694); containers often hide
 ``/sys/class/powercap``. :func:`diagnose` says which case applies and how to fix it.
@@ -27,9 +33,11 @@ Since Linux 5.10 ``energy_uj`` is readable by root only (CVE-2020-8694); contain
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +51,14 @@ METHOD = "rapl"
 REL_ERR = 0.05
 """Relative bound on RAPL energy: package counters track wall-plug-side package power closely
 (within a few percent in published validations); we state +-5 %."""
+
+DEFAULT_MAX_POWER_W = 500.0
+"""Maximum power assumed for a zone whose own limit and CPU TDP are unknown (generous: it
+only shortens the sampling interval bound)."""
+WRAP_SAFETY = 0.5
+"""Reads at most ``WRAP_SAFETY x range / max power`` apart: a package can draw up to twice
+its rated maximum (turbo) and still never wrap twice between reads."""
+WRAP_UNCERTAIN = "rapl:wrap-uncertain"
 
 Opener = Callable[[Path], str]
 _ZONE = re.compile(r"^(?P<kind>[a-z]+-rapl(?P<mmio>-mmio)?):(?P<idx>\d+(?::\d+)*)$")
@@ -85,6 +101,8 @@ class RaplZone:
     """``package-0``, ``dram``, ``core``, ``uncore``, ``psys`` ..."""
     max_range_uj: int
     mmio: bool
+    max_power_w: float | None = None
+    """The zone's ``constraint_0_max_power_uw`` in W, when it states one."""
 
     @property
     def package_index(self) -> int:
@@ -116,8 +134,42 @@ def discover_zones(root: Path = DEFAULT_ROOT, opener: Opener = read_text) -> lis
             max_range = int(opener(path / "max_energy_range_uj"))
         except (OSError, ValueError):
             max_range = 0
-        zones.append(RaplZone(path, path.name, name, max_range, bool(m.group("mmio"))))
+        try:
+            max_power_uw = float(opener(path / "constraint_0_max_power_uw"))
+        except (OSError, ValueError):
+            max_power_uw = 0.0
+        max_power_w = max_power_uw / 1e6 if math.isfinite(max_power_uw) else 0.0
+        zones.append(
+            RaplZone(
+                path,
+                path.name,
+                name,
+                max_range,
+                bool(m.group("mmio")),
+                max_power_w if max_power_w > 0 else None,
+            )
+        )
     return zones
+
+
+def max_read_interval_s(max_range_uj: int, max_power_w: float) -> float:
+    """Longest time (s) between two reads of a counter that keeps at most one wrap between
+    them: ``range / max power x WRAP_SAFETY`` (``inf`` without a usable range or power)."""
+    if max_range_uj <= 0 or not (max_power_w > 0):
+        return math.inf
+    return max_range_uj / (max_power_w * 1e6) * WRAP_SAFETY
+
+
+def wrap_bounds_uj(
+    delta_uj: int, elapsed_s: float, max_range_uj: int, max_power_w: float
+) -> tuple[int, int]:
+    """The fewest and most whole wraps (``0 .. n``) that fit between two reads ``elapsed_s``
+    apart whose counters differ by ``delta_uj`` (already allowing one wrap), given that the
+    zone draws at most ``max_power_w / WRAP_SAFETY``; returns ``(0, n)``."""
+    if max_range_uj <= 0 or not (max_power_w > 0) or elapsed_s <= 0:
+        return 0, 0
+    most_uj = max_power_w / WRAP_SAFETY * 1e6 * elapsed_s
+    return 0, max(int((most_uj - delta_uj) // max_range_uj), 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,16 +282,49 @@ class RaplMeter:
     method = METHOD
 
     def __init__(
-        self, root: Path = DEFAULT_ROOT, opener: Opener = read_text, prefer_psys: bool = False
+        self,
+        root: Path = DEFAULT_ROOT,
+        opener: Opener = read_text,
+        prefer_psys: bool = False,
+        *,
+        max_power_w: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.root = root
         self._opener = opener
         self.prefer_psys = prefer_psys
+        self.max_power_w = max_power_w
+        """Overrides each zone's maximum power (W) for the wrap bound; else sysfs / TDP."""
+        self._clock = clock
         self.zones: list[CountedZone] = []
         self.skipped: list[str] = []
         self._last: dict[str, int] = {}
+        self._last_s: float | None = None
+        self._power_w: dict[str, float] = {}
+        self._tdp_w: float | None = None
         self._lock = threading.Lock()
         self.errors: list[str] = []
+
+    def _zone_max_power_w(self, zone: RaplZone) -> float:
+        if self.max_power_w is not None:
+            return self.max_power_w
+        if zone.max_power_w is not None:
+            return zone.max_power_w
+        if self._tdp_w is None:
+            self._tdp_w = _catalog_tdp_w() or DEFAULT_MAX_POWER_W
+        return self._tdp_w
+
+    @property
+    def max_interval_s(self) -> float:
+        """Longest safe time (s) between reads: one counter wrap at most (``inf`` if none)."""
+        zones = self.zones or counted_zones(discover_zones(self.root, self._opener))[0]
+        return min(
+            (
+                max_read_interval_s(c.zone.max_range_uj, self._zone_max_power_w(c.zone))
+                for c in zones
+            ),
+            default=math.inf,
+        )
 
     @property
     def components(self) -> list[str]:
@@ -267,10 +352,14 @@ class RaplMeter:
                 raise MeterError(f"RAPL unavailable: {diag.detail}. {diag.how_to_enable}") from None
         with self._lock:
             self._last = last
+            self._last_s = self._clock()
 
     def read(self) -> Sequence[EnergyReading]:
         out = []
         with self._lock:
+            now_s = self._clock()
+            elapsed_s = 0.0 if self._last_s is None else max(now_s - self._last_s, 0.0)
+            self._last_s = now_s
             for c in self.zones:
                 try:
                     now = self._read(c.zone)
@@ -279,13 +368,66 @@ class RaplMeter:
                     continue
                 prev = self._last.get(c.component, now)
                 self._last[c.component] = now
-                delta_j = uj_to_j(float(counter_delta_uj(prev, now, c.zone.max_range_uj)))
-                out.append(EnergyReading.exact(c.component, delta_j, METHOD, REL_ERR))
+                out.append(
+                    self._reading(c, counter_delta_uj(prev, now, c.zone.max_range_uj), elapsed_s)
+                )
         return out
+
+    def _reading(self, c: CountedZone, delta_uj: int, elapsed_s: float) -> EnergyReading:
+        """One zone's energy since the previous read; uncertain (wide bounds) when the reads
+        were far enough apart for the counter to wrap more than once."""
+        range_uj = c.zone.max_range_uj
+        max_power_w = self._zone_max_power_w(c.zone)
+        if elapsed_s <= max_read_interval_s(range_uj, max_power_w):
+            delta_j = uj_to_j(float(delta_uj))
+            if elapsed_s > 0:
+                self._power_w[c.component] = delta_j / elapsed_s
+            return EnergyReading.exact(c.component, delta_j, METHOD, REL_ERR)
+        _, most = wrap_bounds_uj(delta_uj, elapsed_s, range_uj, max_power_w)
+        guess = 0
+        seen_w = self._power_w.get(c.component)
+        if seen_w is not None and most > 0:  # as many wraps as the power seen before implies
+            guess = min(max(round((seen_w * 1e6 * elapsed_s - delta_uj) / range_uj), 0), most)
+        central_j = uj_to_j(float(delta_uj + guess * range_uj))
+        low_j = uj_to_j(float(delta_uj)) * (1 - REL_ERR)
+        high_j = uj_to_j(float(delta_uj + most * range_uj)) * (1 + REL_ERR)
+        self.errors.append(
+            f"{c.zone.zone_id}: reads {elapsed_s:.0f} s apart, longer than one counter wrap "
+            f"({max_read_interval_s(range_uj, max_power_w):.0f} s): 0-{most} extra wraps "
+            f"possible, estimated {guess}"
+        )
+        return EnergyReading(c.component, central_j, WRAP_UNCERTAIN, low_j, high_j)
 
     def close(self) -> None:
         with self._lock:
             self._last = {}
+            self._last_s = None
+
+
+def _catalog_tdp_w() -> float | None:
+    """This machine's CPU TDP (W) from the hardware catalog, or None when not matched."""
+    try:
+        from greenforge.hardware.catalog import match_cpu
+        from greenforge.hardware.cpuinfo import read_cpuinfo
+
+        match = match_cpu(read_cpuinfo().model_name)
+    except Exception:  # a bound, not a measurement: fall back to the generous default
+        return None
+    tdp = getattr(match, "tdp_w", None)
+    if match.kind == "none" or not isinstance(tdp, int | float) or tdp <= 0:
+        return None
+    return float(tdp)
+
+
+def max_sampling_interval_s(meters: Iterable[object]) -> float:
+    """The longest sampling interval (s) the RAPL meters among ``meters`` allow (``inf`` when
+    there are none); meters that wrap another (process share) are looked through."""
+    bound = math.inf
+    for meter in meters:
+        inner = getattr(meter, "inner", meter)
+        if isinstance(inner, RaplMeter):
+            bound = min(bound, inner.max_interval_s)
+    return bound
 
 
 def _factory(**kwargs: Any) -> RaplMeter:

@@ -41,6 +41,25 @@ class MeterSelection:
         return [m.name for m in self.meters]
 
 
+def attribution_warning(settings: Settings, *, container: bool | None = None) -> str | None:
+    """The one-line warning when the attribution will charge others' load to a run, or None.
+
+    Machine attribution inside a container models the whole host's CPU (``/proc/stat`` is
+    host-wide). ``doctor`` shows it, ``greenforge run`` and trackers put it in the record.
+    """
+    if settings.attribution != "machine":
+        return None
+    if container is None:
+        container = rapl.in_container()
+    if not container:
+        return None
+    return (
+        "running in a container: machine attribution models the whole host's CPU "
+        "(/proc/stat is host-wide); set attribution = 'process' to charge only this "
+        "container's processes"
+    )
+
+
 def _skip(av: Availability) -> str:
     how = f" To enable: {av.how_to_enable}" if av.how_to_enable else ""
     detail = av.detail if av.detail.endswith((".", "?", "!")) else av.detail + "."
@@ -57,15 +76,22 @@ def select_meters(
     amdsmi: Any | None = None,
     env: Mapping[str, str] | None = None,
     cpuinfo: CpuInfo | None = None,
+    tree: model.ProcessTreeCpu | None = None,
 ) -> MeterSelection:
     """Pick meters for ``settings`` (and the process tree of ``pid`` under process attribution).
 
-    Raises :class:`~greenforge.errors.ConfigError` for an unknown ``cloud_instance_type`` (before
-    the workload starts, so the run is not lost to a typo).
+    ``tree`` may stand in for ``pid``: a process tree whose root is attached later (what
+    ``greenforge run`` measures: its command, which starts after the meters). Raises
+    :class:`~greenforge.errors.ConfigError` for an unknown ``cloud_instance_type`` (before the
+    workload starts, so the run is not lost to a typo).
     """
     if settings.cloud_instance_type:
         cloud_instance(settings.cloud_provider, settings.cloud_instance_type)
-    process = settings.attribution == "process" and pid is not None
+    process = settings.attribution == "process" and (pid is not None or tree is not None)
+    if process and tree is None:
+        tree = model.ProcessTreeCpu(pid)
+    if not process:
+        tree = None
     meters: list[Meter] = []
     reasons: list[str] = []
     warnings: list[str] = []
@@ -77,14 +103,16 @@ def select_meters(
     if rapl_av.available:
         rapl_meter = rapl.RaplMeter(rapl_root, rapl_opener)
         meters.append(
-            model.ProcessShareMeter(rapl_meter, pid) if process and pid is not None else rapl_meter
+            model.ProcessShareMeter(rapl_meter, process_cpu=tree.sample) if tree else rapl_meter
         )
         reasons.append(f"rapl: using - counters {rapl_av.detail}")
         cpu_reason = "model-cpu: skipped - RAPL measures the CPU packages"
     else:
         reasons.append(_skip(rapl_av))
         cpu = cpuinfo if cpuinfo is not None else read_cpuinfo()
-        cpu_meter = model.ModelCpuMeter(settings, pid=pid if process else None, cpuinfo=cpu)
+        cpu_meter = model.ModelCpuMeter(
+            settings, cpuinfo=cpu, process_cpu=tree.sample if tree else None
+        )
         meters.append(cpu_meter)
         cpu_reason = f"model-cpu: using - no CPU energy counter; {cpu_meter.provenance}"
         if cpu_meter.model.warning:
@@ -117,7 +145,7 @@ def select_meters(
         reasons.append("model-ram: skipped - RAPL dram zone measures memory")
         avail.append(Availability("model-ram", True, "not needed: RAPL dram measures memory"))
     else:
-        ram = model.ModelRamMeter(settings, pid=pid if process else None)
+        ram = model.ModelRamMeter(settings, memory_bytes=model.tree_rss_fn(tree) if tree else None)
         meters.append(ram)
         why = "no RAPL dram zone" if rapl_meter is not None else "no memory energy counter"
         reasons.append(f"model-ram: using - {why}; model:ram-w-per-gb {ram.provenance}")

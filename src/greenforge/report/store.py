@@ -6,9 +6,14 @@ parts up when it reads the run (node-wide meters are only read by one rank per n
 never counts a node twice; see :mod:`greenforge.distributed`).
 
 Trackers upsert their part every ``flush_interval_s`` while running, so a ``kill -9`` loses at
-most one flush interval. When the store is opened or listed, a part still ``running`` whose
-owner process is gone (same host: pid missing or reused; other host: no flush for a long time)
-is marked ``incomplete`` and keeps the energy it had reached.
+most one flush interval. A part still ``running`` whose owner process is gone (same host: pid
+missing or reused; other host: no flush for a long time) is ``incomplete`` and keeps the energy
+it had reached: a writable store marks it so when it opens; a read-only store
+(``read_only=True``, what ``greenforge runs`` uses) computes the same on read and never writes.
+
+Damage is contained: one unreadable record is skipped (``RunStore.problems`` names the run),
+and a store that SQLite reports as corrupt is moved aside to ``runs.sqlite.corrupt-<UTC time>``
+when opened for writing, so new runs land in a fresh store (``RunStore.warnings`` says so).
 
 Location: ``settings.resolved_home() / "runs.sqlite"`` (``GREENFORGE_HOME`` overrides). The
 store uses WAL mode on local file systems; on a network file system (a store shared by the
@@ -23,10 +28,12 @@ import csv
 import dataclasses
 import io
 import json
+import logging
 import socket
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,13 +45,19 @@ from greenforge.records import (
     Emissions,
     RunRecord,
     RunStatus,
+    meter_summary,
     run_record_from_dict,
     sum_by_component,
 )
 from greenforge.timeutil import utc_iso
 from greenforge.units import J_PER_KWH
 
+log = logging.getLogger("greenforge.store")
+
 STORE_FILENAME = "runs.sqlite"
+CORRUPT_SUFFIX = ".corrupt-"
+"""A corrupt store is moved aside to ``runs.sqlite.corrupt-<UTC time>`` (and its -wal/-shm)."""
+_CORRUPT_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 SCHEMA_VERSION = 1
 REMOTE_STALE_MIN_S = 600.0
 """A part owned by another host is presumed dead after max(this, 20 flush intervals) silent."""
@@ -88,6 +101,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "mean_intensity_g_per_kwh",
     "embodied_co2e_g",
     "components_j",
+    "attribution",
     "meters",
 )
 
@@ -171,50 +185,192 @@ def _owner_alive(owner: PartOwner, updated_s: float, flush_interval_s: float, no
     return owner.pid_started_s is None or abs(started - owner.pid_started_s) < 1.0
 
 
-class RunStore:
-    """SQLite (WAL) store of run records; safe to share between threads and processes."""
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    """True when SQLite says the file is damaged or not a database (not merely busy/locked)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and (code & 0xFF) in _CORRUPT_CODES:
+        return True
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 30.0) -> None:
+
+def _corrupt_message(path: Path, exc: BaseException) -> str:
+    return (
+        f"the run store {str(path)!r} is corrupt ({exc}). The next `greenforge run` or tracker "
+        "moves it aside to runs.sqlite.corrupt-<time> and starts a fresh store; to keep reading "
+        "old runs, restore the file from a backup."
+    )
+
+
+def move_aside_corrupt(path: Path, now_s: float | None = None) -> Path:
+    """Rename a corrupt store (and its -wal/-shm) to ``<name>.corrupt-<UTC time>``; returns it."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now_s is None else now_s))
+    target = path.with_name(f"{path.name}{CORRUPT_SUFFIX}{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}{CORRUPT_SUFFIX}{stamp}-{n}")
+    path.replace(target)
+    for side in ("-wal", "-shm", "-journal"):
+        extra = path.with_name(path.name + side)
+        if extra.exists():
+            # A WAL left beside a fresh store would be replayed into it: it goes with its store.
+            extra.replace(target.with_name(target.name + side))
+    return target
+
+
+def corrupt_copies(path: Path) -> list[Path]:
+    """Stores moved aside as corrupt next to ``path``, oldest first."""
+    try:
+        found = [p for p in path.parent.glob(f"{path.name}{CORRUPT_SUFFIX}*") if p.is_file()]
+    except OSError:
+        return []
+    return sorted(p for p in found if not p.name.endswith(("-wal", "-shm", "-journal")))
+
+
+class RunStore:
+    """SQLite (WAL) store of run records; safe to share between threads and processes.
+
+    ``read_only=True`` opens the file with SQLite's ``mode=ro`` (a missing file reads as an
+    empty store and is not created): listing and showing runs never writes.
+    """
+
+    def __init__(
+        self, path: str | Path, *, busy_timeout_s: float = 30.0, read_only: bool = False
+    ) -> None:
         self.path = Path(path)
+        self.read_only = read_only
+        self._busy_timeout_s = busy_timeout_s
         self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self.journal_mode = ""
+        self.fs_type = ""
+        self.warnings: list[str] = []
+        """Loud findings about the store itself (e.g. a corrupt store moved aside)."""
+        self.problems: list[str] = []
+        """Records skipped while reading (unreadable), one line each naming the run."""
+        self.recovered_from: Path | None = None
+        """Where a corrupt store was moved to when this one was opened, if that happened."""
+        if read_only:
+            self._open_read_only()
+            return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                str(self.path),
-                timeout=busy_timeout_s,
-                check_same_thread=False,
-                isolation_level=None,  # autocommit; explicit transactions below
-            )
-            self.fs_type = filesystem_type(self.path.parent)
-            # WAL needs shared memory between all writers, so one host: on a network file
-            # system (a store shared by the nodes of a distributed job) use a rollback journal.
-            mode = "DELETE" if self.fs_type in NETWORK_FILESYSTEMS else "WAL"
-            self.journal_mode = str(
-                self._conn.execute(f"PRAGMA journal_mode={mode}").fetchone()[0]
-            ).lower()
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            with self._tx() as cur:
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        cur.execute(stmt)
-                cur.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._open_writable()
+        except sqlite3.DatabaseError as exc:
+            if not _is_corruption(exc):
+                raise self._open_error(exc) from None
+            self._recover(exc)
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(
-                f"cannot open the run store {str(self.path)!r}: {exc}. "
-                "Check the directory is writable, or set GREENFORGE_HOME to another directory."
-            ) from None
+            raise self._open_error(exc) from None
         self.mark_stale()
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> RunStore:
+    def for_settings(cls, settings: Settings, *, read_only: bool = False) -> RunStore:
         """The store at the default location for ``settings``."""
-        return cls(default_store_path(settings))
+        return cls(default_store_path(settings), read_only=read_only)
 
     # -- plumbing -------------------------------------------------------------------------
+
+    def _open_error(self, exc: BaseException) -> StoreError:
+        if isinstance(exc, sqlite3.DatabaseError) and _is_corruption(exc):
+            return StoreError(_corrupt_message(self.path, exc))
+        return StoreError(
+            f"cannot open the run store {str(self.path)!r}: {exc}. "
+            "Check the directory is writable, or set GREENFORGE_HOME to another directory."
+        )
+
+    def _open_read_only(self) -> None:
+        if not self.path.exists():
+            return  # nothing stored yet: an empty store, and no file created
+        uri = "file:" + urllib.parse.quote(str(self.path)) + "?mode=ro"
+        try:
+            conn = sqlite3.connect(
+                uri,
+                uri=True,
+                timeout=self._busy_timeout_s,
+                check_same_thread=False,
+                isolation_level=None,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot read the run store {str(self.path)!r}: {exc}. "
+                "Check the file is readable, or set GREENFORGE_HOME to another directory."
+            ) from None
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master").fetchall()}
+        except sqlite3.Error as exc:
+            conn.close()
+            if _is_corruption(exc):
+                raise StoreError(_corrupt_message(self.path, exc)) from None
+            raise StoreError(f"cannot read the run store {str(self.path)!r}: {exc}") from None
+        if "parts" not in tables:  # created but never written: an empty store
+            conn.close()
+            return
+        self._conn = conn
+
+    def _open_writable(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(
+            str(self.path),
+            timeout=self._busy_timeout_s,
+            check_same_thread=False,
+            isolation_level=None,  # autocommit; explicit transactions below
+        )
+        self.fs_type = filesystem_type(self.path.parent)
+        # WAL needs shared memory between all writers, so one host: on a network file
+        # system (a store shared by the nodes of a distributed job) use a rollback journal.
+        mode = "DELETE" if self.fs_type in NETWORK_FILESYSTEMS else "WAL"
+        current = str(self._conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        if current != mode.lower():
+            self.journal_mode = self._set_journal_mode(mode)
+        else:
+            self.journal_mode = current
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self._tx() as cur:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    cur.execute(stmt)
+            cur.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _set_journal_mode(self, mode: str) -> str:
+        # Changing the journal mode takes an exclusive lock and SQLite does not wait for it
+        # (no busy handler): retry while another connection (a tracker flushing) holds it.
+        assert self._conn is not None
+        deadline = time.monotonic() + self._busy_timeout_s
+        while True:
+            try:
+                return str(self._conn.execute(f"PRAGMA journal_mode={mode}").fetchone()[0]).lower()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _recover(self, exc: sqlite3.Error) -> None:
+        """Move a corrupt store aside and open a fresh one in its place (loudly)."""
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+        try:
+            moved = move_aside_corrupt(self.path)
+            self._open_writable()
+        except (sqlite3.Error, OSError) as again:
+            raise StoreError(
+                f"{_corrupt_message(self.path, exc)} Moving it aside failed: {again}."
+            ) from None
+        self.recovered_from = moved
+        message = (
+            f"the run store {str(self.path)!r} was corrupt ({exc}): moved it to "
+            f"{str(moved)!r} and started a fresh store; runs stored before are in that file"
+        )
+        self.warnings.append(message)
+        log.warning("greenforge: %s", message)
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Cursor]:
         with self._lock:
+            if self._conn is None:
+                raise StoreError(f"the run store {str(self.path)!r} is closed or read-only.")
             cur = self._conn.cursor()
             try:
                 cur.execute("BEGIN IMMEDIATE")
@@ -230,13 +386,18 @@ class RunStore:
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
             with self._lock:
+                if self._conn is None:
+                    return []  # read-only view of a store that does not exist yet
                 return list(self._conn.execute(sql, params).fetchall())
         except sqlite3.Error as exc:
+            if _is_corruption(exc):
+                raise StoreError(_corrupt_message(self.path, exc)) from None
             raise StoreError(f"run store {str(self.path)!r} query failed: {exc}") from None
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(sqlite3.Error):
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
 
     def __enter__(self) -> RunStore:
         return self
@@ -246,6 +407,13 @@ class RunStore:
 
     # -- writing --------------------------------------------------------------------------
 
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise StoreError(
+                f"the run store {str(self.path)!r} was opened read-only; open it without "
+                "read_only=True to write."
+            )
+
     def save_part(
         self,
         record: RunRecord,
@@ -254,35 +422,48 @@ class RunStore:
         owner: PartOwner | None = None,
         flush_interval_s: float = 5.0,
     ) -> None:
-        """Insert or replace one part of run ``record.id`` (called at every flush)."""
+        """Insert or replace one part of run ``record.id`` (called at every flush).
+
+        A store found corrupt while writing is moved aside and the part written to a fresh one
+        (see :attr:`warnings`), so a damaged file never swallows new runs.
+        """
+        self._require_writable()
         owner = owner or PartOwner.current()
         payload = json.dumps(record.to_dict(), separators=(",", ":"), default=str)
-        try:
-            with self._tx() as cur:
-                cur.execute(
-                    "INSERT INTO parts (run_id, part, host, pid, pid_started_s, rank, status, "
-                    "started_s, updated_s, flush_interval_s, record) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT(run_id, part) DO UPDATE SET status=excluded.status, "
-                    "updated_s=excluded.updated_s, record=excluded.record",
-                    (
-                        record.id,
-                        part,
-                        owner.host,
-                        owner.pid,
-                        owner.pid_started_s,
-                        owner.rank,
-                        record.status,
-                        record.started_s,
-                        time.time(),
-                        flush_interval_s,
-                        payload,
-                    ),
-                )
-        except sqlite3.Error as exc:
-            raise StoreError(
-                f"cannot write run {record.id!r} to {str(self.path)!r}: {exc}"
-            ) from None
+        row = (
+            record.id,
+            part,
+            owner.host,
+            owner.pid,
+            owner.pid_started_s,
+            owner.rank,
+            record.status,
+            record.started_s,
+            time.time(),
+            flush_interval_s,
+            payload,
+        )
+        for attempt in (1, 2):
+            try:
+                with self._tx() as cur:
+                    cur.execute(
+                        "INSERT INTO parts (run_id, part, host, pid, pid_started_s, rank, "
+                        "status, started_s, updated_s, flush_interval_s, record) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                        "ON CONFLICT(run_id, part) DO UPDATE SET status=excluded.status, "
+                        "updated_s=excluded.updated_s, record=excluded.record",
+                        row,
+                    )
+                return
+            except sqlite3.Error as exc:
+                if attempt == 1 and _is_corruption(exc):
+                    self._recover(exc)
+                    continue
+                if _is_corruption(exc):
+                    raise StoreError(_corrupt_message(self.path, exc)) from None
+                raise StoreError(
+                    f"cannot write run {record.id!r} to {str(self.path)!r}: {exc}"
+                ) from None
 
     def save(self, record: RunRecord) -> None:
         """Store a single-part run (e.g. one imported from elsewhere)."""
@@ -290,6 +471,7 @@ class RunStore:
 
     def delete(self, run_id: str) -> int:
         """Delete a run (all its parts); returns the number of parts removed."""
+        self._require_writable()
         try:
             with self._tx() as cur:
                 cur.execute("DELETE FROM parts WHERE run_id = ?", (run_id,))
@@ -298,7 +480,12 @@ class RunStore:
             raise StoreError(f"cannot delete run {run_id!r}: {exc}") from None
 
     def mark_stale(self, now_s: float | None = None) -> list[str]:
-        """Mark parts whose owner died while ``running`` as ``incomplete``; returns run ids."""
+        """Mark parts whose owner died while ``running`` as ``incomplete``; returns run ids.
+
+        A write: a read-only store returns ``[]`` (its reads compute the same status).
+        """
+        if self.read_only:
+            return []
         now_s = time.time() if now_s is None else now_s
         rows = self._query(
             "SELECT run_id, part, host, pid, pid_started_s, rank, updated_s, flush_interval_s, "
@@ -309,16 +496,10 @@ class RunStore:
             owner = PartOwner(host, int(pid), pid_started, int(rank))
             if _owner_alive(owner, float(updated_s), float(flush_s), now_s):
                 continue
-            data = json.loads(payload)
-            data["status"] = "incomplete"
-            data["ended_s"] = float(updated_s)
-            data["duration_s"] = max(float(updated_s) - float(data["started_s"]), 0.0)
-            warnings = list(data.get("warnings", ()))
-            warnings.append(
-                f"run did not finish: its process (pid {pid} on {host}) ended without stopping "
-                f"the tracker; figures cover the time until the last flush at {utc_iso(updated_s)}"
-            )
-            data["warnings"] = warnings
+            try:
+                data = _as_incomplete(json.loads(payload), owner, float(updated_s))
+            except (ValueError, TypeError, KeyError):
+                continue  # unreadable: reads skip it and say so
             try:
                 with self._tx() as cur:
                     cur.execute(
@@ -327,30 +508,49 @@ class RunStore:
                         (json.dumps(data, separators=(",", ":")), run_id, part),
                     )
             except sqlite3.Error as exc:
+                if _is_corruption(exc):
+                    raise StoreError(_corrupt_message(self.path, exc)) from None
                 raise StoreError(f"cannot update run {run_id!r}: {exc}") from None
             marked.append(str(run_id))
         return sorted(set(marked))
 
     # -- reading --------------------------------------------------------------------------
 
+    _PART_COLUMNS = (
+        "run_id, part, host, pid, pid_started_s, rank, status, updated_s, flush_interval_s, record"
+    )
+
+    def _decode(self, row: tuple[Any, ...], now_s: float) -> StoredPart | None:
+        """A stored row as a part (dead ``running`` owners read as ``incomplete``), or None
+        when the record cannot be read (noted in :attr:`problems`)."""
+        run_id, part, host, pid, pid_started, rank, status, updated_s, flush_s, payload = row
+        try:
+            owner = PartOwner(str(host), int(pid), pid_started, int(rank))
+            data = json.loads(payload)
+            if status == "running" and not _owner_alive(
+                owner, float(updated_s), float(flush_s), now_s
+            ):
+                data = _as_incomplete(data, owner, float(updated_s))
+                status = "incomplete"
+            record = run_record_from_dict(data)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            message = (
+                f"run {run_id} (part {part}) has an unreadable record ({type(exc).__name__}: "
+                f"{exc}); skipped it"
+            )
+            if message not in self.problems:
+                self.problems.append(message)
+            return None
+        return StoredPart(str(run_id), str(part), owner, status, float(updated_s), record)
+
     def parts(self, run_id: str) -> list[StoredPart]:
-        """The stored parts of one run, by rank."""
+        """The stored parts of one run, by rank (unreadable parts skipped, see ``problems``)."""
         rows = self._query(
-            "SELECT run_id, part, host, pid, pid_started_s, rank, status, updated_s, record "
-            "FROM parts WHERE run_id = ? ORDER BY rank, part",
+            f"SELECT {self._PART_COLUMNS} FROM parts WHERE run_id = ? ORDER BY rank, part",
             (run_id,),
         )
-        return [
-            StoredPart(
-                run_id=str(r[0]),
-                part=str(r[1]),
-                owner=PartOwner(str(r[2]), int(r[3]), r[4], int(r[5])),
-                status=r[6],
-                updated_s=float(r[7]),
-                record=run_record_from_dict(json.loads(r[8])),
-            )
-            for r in rows
-        ]
+        now_s = time.time()
+        return [p for p in (self._decode(r, now_s) for r in rows) if p is not None]
 
     def resolve_id(self, id_or_prefix: str) -> str:
         """The full run id for an id or a unique id prefix."""
@@ -378,19 +578,30 @@ class RunStore:
 
     def get(self, id_or_prefix: str) -> RunRecord:
         """One run (its parts added up), by id or unique prefix."""
-        self.mark_stale()
         run_id = self.resolve_id(id_or_prefix)
-        return aggregate_parts(run_id, [p.record for p in self.parts(run_id)])
+        parts = self.parts(run_id)
+        if not parts:
+            raise StoreError(
+                f"run {run_id!r} is stored but its record is unreadable "
+                f"({'; '.join(self.problems) or 'no readable part'}): the store may be "
+                "damaged. Other runs are unaffected."
+            )
+        return aggregate_parts(run_id, [p.record for p in parts])
 
     def list(self, limit: int | None = None) -> list[RunRecord]:
-        """All runs, newest first (marks dead runs ``incomplete`` first)."""
-        self.mark_stale()
+        """All runs, newest first; a dead owner's ``running`` part reads as ``incomplete``.
+
+        An unreadable record is skipped (and named in :attr:`problems`), never fatal.
+        """
         rows = self._query(
-            "SELECT run_id, record FROM parts ORDER BY started_s DESC, run_id, rank, part"
+            f"SELECT {self._PART_COLUMNS} FROM parts ORDER BY started_s DESC, run_id, rank, part"
         )
+        now_s = time.time()
         grouped: dict[str, list[RunRecord]] = {}
-        for run_id, payload in rows:
-            grouped.setdefault(str(run_id), []).append(run_record_from_dict(json.loads(payload)))
+        for row in rows:
+            stored = self._decode(row, now_s)
+            if stored is not None:
+                grouped.setdefault(stored.run_id, []).append(stored.record)
         records = [aggregate_parts(rid, parts) for rid, parts in grouped.items()]
         records.sort(key=lambda r: r.started_s, reverse=True)
         return records if limit is None else records[:limit]
@@ -399,6 +610,22 @@ class RunStore:
         """All runs (or ``records``) as ``json`` (full records) or ``csv`` (one row a run)."""
         records = self.list() if records is None else records
         return export_records(records, fmt)
+
+
+def _as_incomplete(data: dict[str, Any], owner: PartOwner, updated_s: float) -> dict[str, Any]:
+    """A dead owner's ``running`` record as ``incomplete``, its figures to the last flush."""
+    data = dict(data)
+    data["status"] = "incomplete"
+    data["ended_s"] = updated_s
+    data["duration_s"] = max(updated_s - float(data["started_s"]), 0.0)
+    warnings = list(data.get("warnings", ()))
+    warnings.append(
+        f"run did not finish: its process (pid {owner.pid} on {owner.host}) ended without "
+        f"stopping the tracker; figures cover the time until the last flush at "
+        f"{utc_iso(updated_s)}"
+    )
+    data["warnings"] = warnings
+    return data
 
 
 def export_records(records: Sequence[RunRecord], fmt: str) -> str:
@@ -410,9 +637,17 @@ def export_records(records: Sequence[RunRecord], fmt: str) -> str:
         writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
         writer.writeheader()
         for r in records:
-            writer.writerow(csv_row(r))
+            writer.writerow({k: _inert_cell(v) for k, v in csv_row(r).items()})
         return buf.getvalue()
     raise ConfigError(f"unknown export format {fmt!r}: use 'json' or 'csv'.")
+
+
+def _inert_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR
+    first) gets a leading ``'`` so it reads as text; numbers are left as they are."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def csv_row(r: RunRecord) -> dict[str, Any]:
@@ -439,7 +674,8 @@ def csv_row(r: RunRecord) -> dict[str, Any]:
         "mean_intensity_g_per_kwh": "" if e is None else e.mean_intensity_g_per_kwh,
         "embodied_co2e_g": "" if r.embodied is None else r.embodied.co2e_g,
         "components_j": ";".join(f"{c.component}={c.energy_j:.6g}" for c in r.components),
-        "meters": ";".join(r.meters),
+        "attribution": r.metadata.get("attribution", ""),
+        "meters": meter_summary(r.meters),  # one short line; details in the JSON export
     }
 
 
