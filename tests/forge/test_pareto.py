@@ -92,3 +92,109 @@ def test_the_comparison_with_the_baseline_never_calls_more_less(
 
     comp = {"lifetime_reduction_factor": factor, "accuracy_loss_points": loss}
     assert versus_baseline(comp) == text
+
+
+candidates = st.lists(
+    st.tuples(
+        accs,
+        st.floats(0.1, 1e3),  # central lifetime
+        st.floats(0.0, 0.5),  # relative half-width
+        st.floats(1.0, 1e6),  # FLOPs
+        st.floats(1.0, 1e6),  # size
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(candidates, st.floats(0.0, 1.0))
+def test_a_choice_under_uncertainty_meets_the_target_and_is_a_contender(
+    cands: list[tuple[float, float, float, float, float]], target: float
+) -> None:
+    names = [f"c{i}" for i in range(len(cands))]
+    life = [c[1] for c in cands]
+    low = [c[1] * (1 - c[2]) for c in cands]
+    high = [c[1] * (1 + c[2]) for c in cands]
+
+    choice = choose(
+        names,
+        [c[0] for c in cands],
+        life,
+        target,
+        low_g=low,
+        high_g=high,
+        flops=[c[3] for c in cands],
+        size_bytes=[c[4] for c in cands],
+    )
+
+    ok = [i for i, c in enumerate(cands) if c[0] >= target]
+    if not ok:
+        assert choice.index is None
+        return
+    assert choice.index in ok
+    assert choice.contenders[0] == choice.index
+    best = min(ok, key=lambda i: (life[i], -cands[i][0], names[i]))
+    # every contender's interval overlaps the best one's; the others' do not
+    for i in ok:
+        overlaps = low[i] <= high[best] and low[best] <= high[i]
+        assert (i in choice.contenders) == (overlaps or i == best)
+    assert choice.within_noise == (len(choice.contenders) > 1)
+    if not choice.within_noise:
+        assert choice.index == best
+
+
+@given(candidates, st.floats(0.0, 1.0), st.randoms())
+def test_the_choice_does_not_depend_on_the_order_of_the_candidates(
+    cands: list[tuple[float, float, float, float, float]], target: float, rnd: object
+) -> None:
+    import random
+
+    assert isinstance(rnd, random.Random)
+    names = [f"c{i}" for i in range(len(cands))]
+
+    def pick(order: list[int]) -> str | None:
+        c = [cands[i] for i in order]
+        choice = choose(
+            [names[i] for i in order],
+            [x[0] for x in c],
+            [x[1] for x in c],
+            target,
+            low_g=[x[1] * (1 - x[2]) for x in c],
+            high_g=[x[1] * (1 + x[2]) for x in c],
+            flops=[x[3] for x in c],
+            size_bytes=[x[4] for x in c],
+        )
+        return None if choice.index is None else names[order[choice.index]]
+
+    order = list(range(len(cands)))
+    shuffled = order[:]
+    rnd.shuffle(shuffled)
+    assert pick(order) == pick(shuffled)
+
+
+def test_within_noise_the_tie_break_prefers_fewer_flops_then_smaller_size() -> None:
+    choice = choose(
+        ["big", "small", "twin"],
+        [0.95, 0.95, 0.95],
+        [10.0, 10.5, 10.4],
+        0.9,
+        low_g=[9.0, 9.5, 9.4],
+        high_g=[11.0, 11.5, 11.4],
+        flops=[1000.0, 100.0, 100.0],
+        size_bytes=[5000.0, 1000.0, 1020.0],  # 'twin' is within 5 % of 'small': equal size
+    )
+
+    assert choice.index == 2  # fewest FLOPs, equal size, lower central estimate
+    assert choice.within_noise
+    assert choice.tie_break is not None
+    assert "within measurement noise" in choice.reason
+
+
+@given(st.floats(1.0, 1e3), st.floats(0.0, 0.5), st.floats(1.0, 1e3), st.floats(0.0, 0.5))
+def test_the_headline_ratio_lies_in_its_interval(b: float, bw: float, c: float, cw: float) -> None:
+    from greenforge.forge.pareto import ratio_interval
+
+    ratio, low, high = ratio_interval(b, b * (1 - bw), b * (1 + bw), c, c * (1 - cw), c * (1 + cw))
+
+    assert low <= ratio * (1 + 1e-12)
+    assert ratio <= high * (1 + 1e-12)

@@ -17,8 +17,10 @@ Decisions under uncertainty: each candidate's ranking figure carries a *measurem
 interval ``[low, high]`` (the meter's per-core power bound is common to every candidate and left
 out: it cannot change their order). When the interval of a qualifying candidate overlaps the
 best one's, they are *within measurement noise*; among these contenders the choice is made by a
-stated, deterministic tie-break (:data:`TIE_BREAK`): fewer precision-weighted FLOPs, then the
-smaller size on disk, then the lower central estimate, then the name.
+stated, deterministic tie-break (:data:`TIE_BREAK`): the fewest precision-weighted FLOPs, then
+the smallest size on disk (values within :data:`TIE_TOLERANCE` of the smallest count as equal:
+an ONNX file a few bytes larger than its safetensors twin is the same model), then the lower
+central estimate, then the name.
 
 The headline ratio ``baseline / chosen`` gets the interval
 ``[baseline_low / chosen_high, baseline_high / chosen_low]`` (:func:`ratio_interval`), again
@@ -62,7 +64,12 @@ def pareto_front(accuracy: npt.ArrayLike, cost: npt.ArrayLike) -> npt.NDArray[np
     return np.logical_not(dominated)
 
 
-TIE_BREAK = "fewer precision-weighted FLOPs, then smaller size on disk"
+TIE_TOLERANCE = 0.05
+"""FLOPs or sizes within this relative difference count as equal in the tie-break."""
+TIE_BREAK = (
+    "fewer precision-weighted FLOPs, then smaller size on disk (each within 5 % counts as "
+    "equal), then the lower central estimate"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,34 +146,37 @@ def choose(
     if len(contenders) > 1:
         fl = np.zeros(len(names)) if flops is None else np.asarray(flops, dtype=np.float64)
         sz = np.zeros(len(names)) if size_bytes is None else np.asarray(size_bytes, np.float64)
-        contenders.sort(key=lambda j: (fl[j], sz[j], life[j], names[j]))
-        i = contenders[0]
+        pool = list(contenders)
+        for key in (fl, sz):
+            least = min(float(key[j]) for j in pool)
+            pool = [j for j in pool if key[j] <= least * (1.0 + TIE_TOLERANCE)]
+        i = min(pool, key=lambda j: (life[j], names[j]))
+        contenders = [i, *(j for j in contenders if j != i)]
         tie = TIE_BREAK
+    head = (
+        f"{names[i]!r} has the least lifetime CO2e (training lineage + expected inference: "
+        f"{life[i]:.4g} g) of the {ok.size} candidate(s) reaching the target accuracy "
+        f"{target:.4f} (its test accuracy: {acc[i]:.4f})"
+    )
     others = [j for j in ranked if j != i]
-    if others:
+    if tie is not None:
+        rest = ", ".join(repr(names[j]) for j in contenders if j != i)
+        head = (
+            f"{names[i]!r} is chosen (training lineage + expected inference: {life[i]:.4g} g, "
+            f"test accuracy {acc[i]:.4f}) among the {ok.size} candidate(s) reaching the target "
+            f"accuracy {target:.4f}: it is within measurement noise of {rest} (overlapping "
+            f"intervals; the lowest central estimate is {names[best_i]!r}'s, "
+            f"{life[best_i]:.4g} g), so the tie-break decided: {tie}"
+        )
+        reason = head
+    elif others:
         runner = min(others, key=lambda j: (life[j], names[j]))
         with np.errstate(over="ignore", divide="ignore"):
             ratio = float(life[runner] / life[i]) if life[i] > 0 else float("inf")
-        extra = (
-            f"; the next best qualifying candidate, {names[runner]!r}, has "
+        reason = (
+            f"{head}; the next best qualifying candidate, {names[runner]!r}, has "
             f"{ratio:.2f}x its lifetime CO2e"
         )
     else:
-        extra = ""
-    if tie is not None:
-        rest = ", ".join(repr(names[j]) for j in contenders if j != i)
-        noise = (
-            f"; within measurement noise of {rest} (overlapping intervals), so the tie-break "
-            f"({tie}) decided"
-        )
-    else:
-        noise = ""
-    reason = (
-        f"{names[i]!r} has the least lifetime CO2e (training lineage + expected inference: "
-        f"{life[i]:.4g} g) of the "
-        f"{ok.size} candidate(s) reaching the target accuracy {target:.4f} "
-        f"(its test accuracy: {acc[i]:.4f}){extra}{noise}"
-    )
-    if tie is not None:
-        reason = reason.replace("has the least lifetime CO2e", "is chosen", 1)
+        reason = head
     return Choice(i, reason, (), tuple(contenders), tie is not None, tie)
