@@ -2,8 +2,20 @@
 the energy of each interval per component, plus named, nestable windows (``epoch/step``).
 
 Meters return energy *deltas* since their previous read, so an interval's energy is exactly
-what the meters report for it; nothing is interpolated. Window boundaries take an extra sample,
-so a window's energy is the sum of the intervals inside it, to the boundary.
+what the meters report for it.
+
+Window boundaries do not read the meters (a meter read costs 50-500 us; a boundary must cost
+a few): a boundary records only its time. A window's energy is the cumulative energy at its
+end minus that at its start, each taken between the two samples around the boundary with the
+interval's energy spread evenly over it (the same assumption the CO2e integration makes). So
+the error of a boundary is bounded by one sampling interval of power change: at most
+``(P_max - P_min) x interval_s`` per boundary, nothing for constant power, and windows that
+tile a span sum exactly to that span's energy. When the latest sample is older than
+:data:`BOUNDARY_SAMPLE_AGE_S` (or the sampling interval, if shorter) the boundary reads the
+meters itself, so no boundary interpolates over more than that, and a budget is checked at
+the boundaries of windows that long. Until the sample after a window's end arrives, its
+energy is provisional (the last interval's power carried forward); the stored record holds
+the interpolated value.
 
 At each window boundary CUDA is synchronised when the user has already imported torch and
 initialised CUDA (so queued kernels are charged to the right window); the monitor itself never
@@ -13,6 +25,7 @@ problem never crashes the workload.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import logging
@@ -27,6 +40,10 @@ from greenforge.meters.base import Meter
 from greenforge.records import EnergyReading, Interval, WindowRecord
 
 log = logging.getLogger("greenforge.monitor")
+
+BOUNDARY_SAMPLE_AGE_S = 1.0
+"""Longest a window boundary interpolates past the latest sample before reading the meters
+itself (at most one extra read per this many seconds, whatever the number of windows)."""
 
 Clock = Callable[[], float]
 IntervalHook = Callable[[Interval], None]
@@ -54,16 +71,20 @@ def sync_cuda() -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class WindowSpan:
-    """A closed window with the range of intervals it covers (``intervals[first:last]``)."""
+    """A closed window: its name, nesting, time span and energy (J).
+
+    ``final`` is False while the energy is provisional (the sample after ``end_s`` has not
+    arrived yet); :attr:`Monitor.windows` and :meth:`Monitor.windows_from` give final ones
+    once it has.
+    """
 
     name: str
     path: str
     depth: int
     start_s: float
     end_s: float
-    first_interval: int
-    last_interval: int
     energy_j: float
+    final: bool = True
 
     def to_record(self, co2e_g: float | None = None) -> WindowRecord:
         return WindowRecord(self.name, self.path, self.start_s, self.end_s, self.energy_j, co2e_g)
@@ -74,7 +95,6 @@ class _Open:
     name: str
     path: str
     start_s: float
-    first_interval: int
 
 
 class Monitor:
@@ -105,6 +125,17 @@ class Monitor:
         self.warnings: list[str] = []
         self.dropped: list[str] = []
         self._intervals: list[Interval] = []
+        self._sample_s: list[float] = []
+        """Time of every sample, the start first: interval ``k`` spans
+        ``[_sample_s[k], _sample_s[k + 1])``."""
+        self._cum_j: list[float] = []
+        """Cumulative energy (J, every component) at each time of ``_sample_s``."""
+        self._resolved = 0
+        """Closed windows ``_windows[:_resolved]`` have their final energy."""
+        self._boundary_last_s = -math.inf
+        self.boundary_sample_s = min(self.interval_s, BOUNDARY_SAMPLE_AGE_S)
+        """A window boundary reads the meters when the latest sample is at least this old
+        (the sampling thread is late, or the interval is long), else it interpolates."""
         self._totals: dict[str, list[float]] = {}
         self._methods: dict[str, str] = {}
         self._stack: list[_Open] = []
@@ -120,7 +151,8 @@ class Monitor:
         self.sampling_cpu_s = 0.0
         """CPU time the sampling thread spent sampling and flushing (the tracker's overhead)."""
         self.boundary_s = 0.0
-        """CPU time the user's thread spent sampling at window boundaries."""
+        """Time the user's thread spent at window boundaries (wall time, so an upper bound of
+        their CPU time: a CPU clock read would cost more than the boundary itself)."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -139,6 +171,8 @@ class Monitor:
         now = self.clock()
         self.started_s = now
         self._last_s = now
+        self._sample_s.append(now)
+        self._cum_j.append(0.0)
         self._thread = threading.Thread(target=self._run, name="greenforge-monitor", daemon=True)
         self._thread.start()
 
@@ -158,7 +192,9 @@ class Monitor:
             while self._stack:
                 name = self._stack[-1].path
                 self._warn(f"window {name!r} was still open when the run stopped; closed it")
-                self._close_top()
+                assert self._last_s is not None
+                self._close_top(self._last_s)
+            self._resolve()
             self.stopped_s = self._last_s
             for meter in self.meters:
                 with contextlib.suppress(Exception):
@@ -223,6 +259,8 @@ class Monitor:
             interval = Interval(self._last_s, now, tuple(readings))
             self._last_s = now
             self._intervals.append(interval)
+            self._sample_s.append(now)
+            self._cum_j.append(self._cum_j[-1] + math.fsum(r.energy_j for r in readings))
             for r in readings:
                 acc = self._totals.setdefault(r.component, [0.0, 0.0, 0.0])
                 acc[0] += r.energy_j
@@ -231,13 +269,19 @@ class Monitor:
                 method = self._methods.get(r.component)
                 if method is None:
                     self._methods[r.component] = r.method
-                elif r.method not in method.split("+"):
-                    self._methods[r.component] = f"{method}+{r.method}"
-        if self.on_interval is not None:
-            try:
-                self.on_interval(interval)
-            except Exception as exc:
-                self._warn(f"interval hook failed: {exc}")
+                elif r.method != method:
+                    # as records.sum_by_component: each method once, joins split first
+                    known = method.split("+")
+                    known.extend(m for m in r.method.split("+") if m not in known)
+                    self._methods[r.component] = "+".join(known)
+            self._resolve()
+            # Under the lock, so the hook sees the intervals in order even when a window
+            # boundary samples while the thread does.
+            if self.on_interval is not None:
+                try:
+                    self.on_interval(interval)
+                except Exception as exc:
+                    self._warn(f"interval hook failed: {exc}")
         return interval
 
     def _drop(self, meter: Meter, why: str, close: bool) -> None:
@@ -258,7 +302,9 @@ class Monitor:
     # -- windows --------------------------------------------------------------------------
 
     def begin(self, name: str) -> str:
-        """Open a window (nested inside any open one); returns its path, e.g. ``epoch-1/eval``."""
+        """Open a window (nested inside any open one); returns its path, e.g. ``epoch-1/eval``.
+
+        Records only the time (no meter read); see the module docstring for the energy."""
         if not isinstance(name, str) or not name.strip() or "/" in name:
             raise ConfigError(
                 f"bad window name {name!r}: use a non-empty name without '/' "
@@ -266,22 +312,23 @@ class Monitor:
             )
         if self.cuda_sync:
             sync_cuda()
-        t0 = time.thread_time()
+        t0 = time.perf_counter()
         with self._lock:
             if not self.running:
                 raise ConfigError("cannot open a window: the monitor is not running.")
-            self.sample()
-            self.boundary_s += time.thread_time() - t0
-            path = "/".join([*(w.name for w in self._stack), name])
-            assert self._last_s is not None
-            self._stack.append(_Open(name, path, self._last_s, len(self._intervals)))
-            return path
+            now = self._boundary_time()
+            stack = self._stack
+            path = f"{stack[-1].path}/{name}" if stack else name
+            stack.append(_Open(name, path, now))
+        self.boundary_s += time.perf_counter() - t0
+        return path
 
     def end(self, name: str | None = None) -> WindowSpan:
-        """Close the innermost window (checking its name when given) and return it."""
+        """Close the innermost window (checking its name when given) and return it, with a
+        provisional energy until the next sample (see the module docstring)."""
         if self.cuda_sync:
             sync_cuda()
-        t0 = time.thread_time()
+        t0 = time.perf_counter()
         with self._lock:
             if not self._stack:
                 raise ConfigError("end() called with no open window: call begin(name) first.")
@@ -290,33 +337,104 @@ class Monitor:
                     f"end({name!r}) does not match the innermost open window "
                     f"{self._stack[-1].path!r}; windows close innermost first."
                 )
-            self.sample()
-            span = self._close_top()
+            span = self._close_top(self._boundary_time())
         if self.on_window_end is not None:
             try:
                 self.on_window_end(span)
             except Exception as exc:
                 self._warn(f"window hook failed: {exc}")
-        self.boundary_s += time.thread_time() - t0
+        self.boundary_s += time.perf_counter() - t0
         return span
 
-    def _close_top(self) -> WindowSpan:
-        top = self._stack.pop()
-        last = len(self._intervals)
-        energy = sum(iv.energy_j for iv in self._intervals[top.first_interval : last])
+    def _boundary_time(self) -> float:
+        """Now on the monitor's clock, never before the previous boundary or sample. Reads
+        the meters first when the latest sample is older than ``boundary_sample_s``."""
         assert self._last_s is not None
+        now = max(self.clock(), self._boundary_last_s, self._last_s)
+        if now - self._last_s >= self.boundary_sample_s:
+            self.sample()
+            now = max(self._last_s, self._boundary_last_s)
+        self._boundary_last_s = now
+        return now
+
+    def _close_top(self, end_s: float) -> WindowSpan:
+        top = self._stack.pop()
+        assert self._last_s is not None
+        final = end_s <= self._last_s
         span = WindowSpan(
             top.name,
             top.path,
             len(self._stack),
             top.start_s,
-            self._last_s,
-            top.first_interval,
-            last,
-            energy,
+            end_s,
+            self.energy_at(end_s) - self.energy_at(top.start_s),
+            final,
         )
+        if final and self._resolved == len(self._windows):
+            self._resolved += 1
         self._windows.append(span)
         return span
+
+    def _resolve(self) -> None:
+        """Give final energies to closed windows that the latest sample covers (in order of
+        closing, which is the order of their end times)."""
+        last_s = self._last_s
+        assert last_s is not None
+        windows = self._windows
+        while self._resolved < len(windows) and windows[self._resolved].end_s <= last_s:
+            w = windows[self._resolved]
+            if not w.final:
+                energy = self.energy_at(w.end_s) - self.energy_at(w.start_s)
+                windows[self._resolved] = dataclasses.replace(w, energy_j=energy, final=True)
+            self._resolved += 1
+
+    def interpolate(
+        self,
+        cumulative: Sequence[float],
+        t_s: float,
+        position: Callable[[float], float] | None = None,
+    ) -> float:
+        """Returns ``cumulative`` (one value per sample time, e.g. J or g) at ``t_s``, between
+        the two samples around it in proportion to ``position`` (time itself by default: the
+        interval's quantity spread evenly over it; the intensity integral for CO2e).
+
+        ``t_s`` must not lie after the sample time of the last value given; before the start
+        it reads the first value."""
+        times = self._sample_s
+        n = len(cumulative)
+        k = bisect.bisect_right(times, t_s, 0, n) - 1
+        if k < 0:
+            return cumulative[0]
+        if k >= n - 1:
+            return cumulative[n - 1]
+        at = position or float
+        width = at(times[k + 1]) - at(times[k])
+        frac = (at(t_s) - at(times[k])) / width if width > 0 else 1.0
+        return cumulative[k] + frac * (cumulative[k + 1] - cumulative[k])
+
+    def energy_at(self, t_s: float) -> float:
+        """Returns the cumulative energy (J, every component) since start at time ``t_s``:
+        interpolated between samples, or after the last sample the last interval's power
+        carried forward (provisional until the next sample)."""
+        with self._lock:
+            cum, times = self._cum_j, self._sample_s
+            if t_s < times[-1]:
+                return self.interpolate(cum, t_s)
+            if len(times) < 2 or times[-1] <= times[-2]:
+                return cum[-1]
+            power_w = (cum[-1] - cum[-2]) / (times[-1] - times[-2])
+            return cum[-1] + power_w * (t_s - times[-1])
+
+    def windows_from(self, start: int) -> list[WindowSpan]:
+        """Returns the closed windows ``start:`` in closing order (final ones first: a window
+        is final once the sample after its end has arrived)."""
+        with self._lock:
+            return self._windows[start:]
+
+    @property
+    def sample_times_s(self) -> Sequence[float]:
+        """Returns the time (unix s) of every sample, the start first (do not modify)."""
+        return self._sample_s
 
     @contextlib.contextmanager
     def window(self, name: str) -> Iterator[str]:

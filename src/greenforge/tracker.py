@@ -22,6 +22,7 @@ reported apart, never added to the operational figure.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import functools
@@ -34,7 +35,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -53,7 +53,6 @@ from greenforge.records import (
     ComponentTotal,
     EmbodiedEmissions,
     Emissions,
-    IntensityProvenance,
     Interval,
     Prediction,
     RunRecord,
@@ -66,6 +65,7 @@ if TYPE_CHECKING:
     from greenforge.distributed import RankInfo
     from greenforge.grid.provider import IntensityProvider
     from greenforge.grid.series import IntensitySeries
+    from greenforge.grid.steps import StepIntensity
     from greenforge.meters.base import Meter
     from greenforge.meters.model import ProcessTreeCpu
     from greenforge.monitor import Monitor, WindowSpan
@@ -86,26 +86,26 @@ PARENT_RUN_ENV = "GREENFORGE_PARENT_RUN_ID"
 
 
 def interval_co2e_g(
-    series: IntensitySeries, start_s: float, end_s: float, energy_j: float, pue: float
+    series: IntensitySeries | StepIntensity,
+    start_s: float,
+    end_s: float,
+    energy_j: float,
+    pue: float,
 ) -> float:
     """CO2e (g) of one interval, equal to :func:`greenforge.grid.ops.emissions_g` for it.
 
-    A scalar fast path when a single intensity point covers the interval (the common case for
-    the running total, updated once a second); the vectorised integral otherwise.
+    The tracker keeps its intensity as a pure-Python :class:`~greenforge.grid.steps.
+    StepIntensity` (no numpy on its hot paths); an :class:`IntensitySeries` is converted.
     """
-    times = series.times_s
-    i = max(int(times.searchsorted(start_s, side="right")) - 1, 0)
-    segment_end_s = float(times[i + 1]) if i + 1 < times.size else math.inf
-    if end_s <= segment_end_s:
-        return energy_j / J_PER_KWH * pue * float(series.values_g_per_kwh[i])
-    from greenforge.grid.ops import emissions_g
+    from greenforge.grid.steps import StepIntensity
 
-    return float(emissions_g(series, start_s, end_s, energy_j, pue)[0])
+    steps = series if isinstance(series, StepIntensity) else StepIntensity.from_series(series)
+    return steps.co2e_g(start_s, end_s, energy_j, pue)
 
 
 def new_run_id() -> str:
     """A fresh run id: 12 hex digits (prefixes of it are accepted by ``runs show``)."""
-    return uuid.uuid4().hex[:12]
+    return os.urandom(6).hex()  # as uuid4().hex[:12], without importing uuid at start
 
 
 class Tracker:
@@ -183,7 +183,20 @@ class Tracker:
         self.over_budget = False
         self.budget_status: BudgetStatus | None = None
         self._budget_raised = False
-        self._series: IntensitySeries | None = None
+        self._series: StepIntensity | None = None
+        self._co2e_bounds_g = [0.0, 0.0]
+        """Running low and high CO2e (g) of the intervals accounted so far."""
+        self._co2e_energy_j = 0.0
+        """Energy (J) of the intervals accounted so far (those with a duration)."""
+        self._sample_g: list[float] = [0.0]
+        """Cumulative CO2e (g) at each of the monitor's sample times accounted so far."""
+        self._window_records: list[WindowRecord] = []
+        self._window_keys: list[tuple[float, int]] = []
+        """``(start_s, depth)`` of each of ``_window_records``, which are kept in that order."""
+        self._windows_done = 0
+        """How many of the monitor's resolved windows have a record in ``_window_records``."""
+        self._top_windows: tuple[list[float], list[float | None], list[float]] = ([], [], [])
+        """Energy (J), CO2e (g) and duration (s) of each closed top-level window."""
         self._monitor: Monitor | None = None
         self._prepared = False
         self._started_s: float | None = None
@@ -300,12 +313,30 @@ class Tracker:
             except Exception as exc:  # a provider failure must not stop the measurement
                 self._warn(f"could not load the grid intensity at start ({exc}); retrying at stop")
 
-    def _set_series(self, series: IntensitySeries) -> None:
+    def _set_series(self, series: StepIntensity) -> None:
         with self._lock:
             self._series = series
             pending, self._pending = self._pending, []
         for interval in pending:
             self._on_interval(interval)
+
+    def _reaccount(self, series: StepIntensity | None, intervals: Sequence[Interval]) -> None:
+        """Account every interval and window again with ``series`` (the intensity of the run's
+        actual span fetched at stop differs from the one used while running)."""
+        with self._lock:
+            self._series = series
+            self._pending = []
+            self._co2e_so_far_g = 0.0
+            self._co2e_bounds_g = [0.0, 0.0]
+            self._co2e_energy_j = 0.0
+            self._sample_g = [0.0]
+            self._window_records = []
+            self._window_keys = []
+            self._windows_done = 0
+        if series is None:
+            return
+        for interval in intervals:
+            self._account(interval)
 
     def stop(self, status: RunStatus = "completed", **metadata: Any) -> RunRecord:
         """Stop measuring, compute emissions, store and return the :class:`RunRecord`."""
@@ -320,23 +351,32 @@ class Tracker:
                 "from your own code."
             )
         self.metadata.update(metadata)
-        intervals = self._monitor.stop()
+        self._monitor.stop()
         assert self._started_s is not None
         end_s = self._monitor.stopped_s or self.clock()
-        try:
-            series: IntensitySeries | None = self._intensity(
-                self._started_s, max(end_s, self._started_s + 1e-6)
-            )
-        except Exception as exc:  # the workload is done: keep its energy, explain the CO2e
-            series = self._series
-            used = "used the intensity fetched at start" if series else "no CO2e for this run"
-            self._warn(f"could not fetch the grid intensity for the run's span ({exc}); {used}")
-        with self._lock:
-            self._series = series
-            self._pending = []
+        span_end_s = max(end_s, self._started_s + 1e-6)
+        current = self._series
+        if (
+            current is not None
+            and self._embedded_knows_zone()
+            and current.covers(self._started_s, span_end_s)
+        ):
+            # The embedded tables loaded at start cover the whole run, and every interval is
+            # already accounted with them: nothing to fetch or recompute at stop.
+            series: StepIntensity | None = current
+        else:
+            try:
+                series = self._intensity(self._started_s, span_end_s)
+            except Exception as exc:  # the workload is done: keep its energy, explain the CO2e
+                series = current
+                used = "used the intensity fetched at start" if series else "no CO2e for this run"
+                self._warn(f"could not fetch the grid intensity for the run's span ({exc}); {used}")
+        if series is not current or self._pending:
+            self._reaccount(series, self._monitor.intervals)
+        self._finish_windows()
         if self.over_budget and self.budget_status is not None:
             self._warn(f"over budget: {self.budget_status.reason}")
-        record = self._build_record(intervals, status, end_s, final=True)
+        record = self._build_record((), status, end_s, final=True)
         self.record = record
         self._save(record)
         if self._owns_store and self._store is not None:
@@ -400,7 +440,7 @@ class Tracker:
         """Close the innermost window and return its record (energy and CO2e so far)."""
         span = self._running_monitor().end(name)
         self._raise_if_over_budget()
-        return span.to_record(self._window_co2e(span))
+        return span.to_record(self._window_co2e(span))  # provisional until the next sample
 
     @contextlib.contextmanager
     def window(self, name: str) -> Iterator[str]:
@@ -450,21 +490,67 @@ class Tracker:
     # -- monitor hooks (sampling thread, or the user's thread at window boundaries) --------
 
     def _on_interval(self, interval: Interval) -> None:
+        co2e = self._account(interval)
+        if co2e is not None and self.budget is not None and not self.over_budget:
+            status = check_budget(self.budget, self.energy_j, co2e, self.prediction)
+            if status is not None:
+                self._trip(status)
+
+    def _account(self, interval: Interval) -> float | None:
+        """Add the interval's CO2e to the running totals (queue it while the intensity is not
+        known yet) and finish the windows it completes; returns the CO2e so far (g)."""
         with self._lock:
             series = self._series
             if series is None:
                 self._pending.append(interval)
-                return
-        if interval.duration_s <= 0:
-            return
-        g = interval_co2e_g(series, interval.start_s, interval.end_s, interval.energy_j, self.pue)
-        with self._lock:
-            self._co2e_so_far_g += g
+                return None
+            if interval.duration_s > 0:
+                energy_j = interval.energy_j
+                g = series.co2e_g(interval.start_s, interval.end_s, energy_j, self.pue)
+                if energy_j > 0:  # the same intensity and PUE: CO2e is linear in energy
+                    per_j = g / energy_j
+                    self._co2e_bounds_g[0] += per_j * sum(r.low_j for r in interval.readings)
+                    self._co2e_bounds_g[1] += per_j * sum(r.high_j for r in interval.readings)
+                self._co2e_so_far_g += g
+                self._co2e_energy_j += energy_j
+            self._sample_g.append(self._co2e_so_far_g)
             co2e = self._co2e_so_far_g
-        if self.budget is not None and not self.over_budget:
-            status = check_budget(self.budget, self.energy_j, co2e, self.prediction)
-            if status is not None:
-                self._trip(status)
+        self._finish_windows()
+        return co2e
+
+    def _finish_windows(self) -> None:
+        """Give every window whose end the accounted samples cover its final record, once:
+        energy from the monitor, CO2e the running total at its end minus that at its start
+        (both interpolated between the samples around each boundary)."""
+        monitor, series = self._monitor, self._series
+        if monitor is None or series is None:
+            return
+        covered_s = monitor.sample_times_s[len(self._sample_g) - 1]
+        for span in monitor.windows_from(self._windows_done):
+            if not span.final or span.end_s > covered_s:
+                break
+            # The interval's energy spread evenly over it, times the intensity: the running
+            # CO2e between two samples grows with the intensity integral.
+            at_end = monitor.interpolate(self._sample_g, span.end_s, series.integral)
+            g = at_end - monitor.interpolate(self._sample_g, span.start_s, series.integral)
+            key = (span.start_s, span.depth)
+            i = bisect.bisect_right(self._window_keys, key)
+            self._window_keys.insert(i, key)
+            self._window_records.insert(i, span.to_record(g))
+            self._windows_done += 1
+
+    def _windows_so_far(self) -> tuple[WindowRecord, ...]:
+        """Returns the final window records plus provisional ones for windows not finished."""
+        records = list(self._window_records)
+        if self._monitor is None:
+            return tuple(records)
+        keys = list(self._window_keys) if self._windows_done else []
+        for span in self._monitor.windows_from(self._windows_done):
+            key = (span.start_s, span.depth)
+            i = bisect.bisect_right(keys, key)
+            keys.insert(i, key)
+            records.insert(i, span.to_record(self._window_co2e(span)))
+        return tuple(records)
 
     def _trip(self, status: BudgetStatus) -> None:
         self.budget_status = status
@@ -488,17 +574,15 @@ class Tracker:
             self._flush("running")
 
     def _on_window_end(self, span: WindowSpan) -> None:
-        if span.depth != 0 or self.expected_windows is None or self._monitor is None:
+        if span.depth != 0 or self.expected_windows is None:
             return
-        top = [w for w in self._monitor.windows if w.depth == 0]
-        if len(top) < self.predict_after or len(top) > self.expected_windows:
+        energies, co2es, durations = self._top_windows
+        energies.append(span.energy_j)
+        co2es.append(self._window_co2e(span))
+        durations.append(span.end_s - span.start_s)
+        if len(energies) < self.predict_after or len(energies) > self.expected_windows:
             return
-        prediction = predict_total(
-            [w.energy_j for w in top],
-            [self._window_co2e(w) for w in top],
-            [w.end_s - w.start_s for w in top],
-            self.expected_windows,
-        )
+        prediction = predict_total(energies, co2es, durations, self.expected_windows)
         self.prediction = prediction
         log.info(
             "greenforge: predicted total after %d/%d windows: %.4g kWh, %s gCO2e, %.4g s",
@@ -519,44 +603,26 @@ class Tracker:
                 self._trip(status)
 
     def _window_co2e(self, span: WindowSpan) -> float | None:
-        if self._series is None or self._monitor is None:
+        """Provisional CO2e (g) of a window just closed: its energy spread over its span (the
+        final figure comes from the running total, see :meth:`_finish_windows`)."""
+        series = self._series
+        if series is None:
             return None
-        from greenforge.grid.ops import emissions_g
-
-        ivs = self._monitor.intervals[span.first_interval : span.last_interval]
-        if not ivs:
-            return 0.0
-        g = emissions_g(
-            self._series,
-            [iv.start_s for iv in ivs],
-            [iv.end_s for iv in ivs],
-            [iv.energy_j for iv in ivs],
-            self.pue,
-        )
-        return float(g.sum())
+        return series.co2e_g(span.start_s, span.end_s, span.energy_j, self.pue)
 
     # -- building records -----------------------------------------------------------------
 
     def _build_record(
         self, intervals: Sequence[Interval], status: RunStatus, end_s: float, final: bool
     ) -> RunRecord:
+        """The run's record from the running totals (``intervals`` is not read: every interval
+        was accounted as it was sampled, so a flush or the stop costs the same at any length)."""
         assert self._started_s is not None
         assert self._monitor is not None
-        from greenforge.records import totals_by_component
-
-        components = (
-            totals_by_component(intervals)
-            if final
-            else tuple(
-                ComponentTotal(c, v[0], v[1], v[2], v[3]) for c, v in self._monitor.totals().items()
-            )
+        components = tuple(
+            ComponentTotal(c, v[0], v[1], v[2], v[3]) for c, v in self._monitor.totals().items()
         )
-        emissions = self._emissions(intervals) if final else self._running_emissions(components)
         duration_s = max(end_s - self._started_s, 0.0)
-        windows = tuple(
-            w.to_record(self._window_co2e(w))
-            for w in sorted(self._monitor.windows, key=lambda w: (w.start_s, w.depth))
-        )
         warnings = [*self.warnings, *self._monitor.warnings]
         return RunRecord(
             id=self.run_id,
@@ -566,65 +632,29 @@ class Tracker:
             ended_s=end_s if final else None,
             duration_s=duration_s,
             components=components,
-            emissions=emissions,
+            emissions=self._emissions(end_s),
             embodied=self._embodied(duration_s),
-            windows=windows,
+            windows=self._windows_so_far(),
             prediction=self.prediction,
             meters=tuple(self._meter_descriptions()),
             warnings=tuple(dict.fromkeys(warnings)),
             metadata=self._record_metadata(),
         )
 
-    def _provenance(self) -> IntensityProvenance:
-        assert self._series is not None
-        return self._series.provenance()
-
-    def _emissions(self, intervals: Sequence[Interval]) -> Emissions | None:
-        if self._series is None:
+    def _emissions(self, end_s: float) -> Emissions | None:
+        """Operational emissions of the intervals accounted so far (None without intensity)."""
+        with self._lock:
+            series = self._series
+            co2e, (low_g, high_g) = self._co2e_so_far_g, self._co2e_bounds_g
+            energy_j = self._co2e_energy_j
+        if series is None:
             return None
-        from greenforge.grid.ops import emissions_g, mean_intensity
-
-        live = [iv for iv in intervals if iv.duration_s > 0]
-        if not live:
-            mean = float(
-                mean_intensity(self._series, self._started_s or 0, self._started_s or 0)[0]
-            )
-            return Emissions(0.0, 0.0, 0.0, self.pue, self.pue_source, self._provenance(), mean)
-        starts = [iv.start_s for iv in live]
-        ends = [iv.end_s for iv in live]
-        energy = [iv.energy_j for iv in live]
-        low = [sum(r.low_j for r in iv.readings) for iv in live]
-        high = [sum(r.high_j for r in iv.readings) for iv in live]
-        co2e = float(emissions_g(self._series, starts, ends, energy, self.pue).sum())
-        low_g = float(emissions_g(self._series, starts, ends, low, self.pue).sum())
-        high_g = float(emissions_g(self._series, starts, ends, high, self.pue).sum())
-        total_j = math.fsum(energy)
-        if total_j > 0:
-            mean = co2e / (total_j / J_PER_KWH * self.pue)
+        if energy_j > 0:
+            mean = co2e / (energy_j / J_PER_KWH * self.pue)
         else:
-            mean = float(mean_intensity(self._series, starts[0], ends[-1])[0])
-        return Emissions(co2e, low_g, high_g, self.pue, self.pue_source, self._provenance(), mean)
-
-    def _running_emissions(self, components: Sequence[ComponentTotal]) -> Emissions | None:
-        if self._series is None:
-            return None
-        total = sum(c.energy_j for c in components)
-        co2e = self.co2e_g
-        ratio = co2e / total if total > 0 else 0.0
-        mean = (
-            co2e / (total / J_PER_KWH * self.pue)
-            if total > 0
-            else float(self._series.values_g_per_kwh[0])
-        )
-        return Emissions(
-            co2e,
-            ratio * sum(c.low_j for c in components),
-            ratio * sum(c.high_j for c in components),
-            self.pue,
-            self.pue_source,
-            self._provenance(),
-            mean,
-        )
+            start_s = self._started_s or 0.0
+            mean = series.mean(start_s, max(end_s, start_s))
+        return Emissions(co2e, low_g, high_g, self.pue, self.pue_source, series.provenance, mean)
 
     def _embodied(self, duration_s: float) -> EmbodiedEmissions | None:
         if not self._measures_node:
@@ -702,13 +732,23 @@ class Tracker:
         self.zone_source = why
         return zone
 
-    def _intensity(self, start_s: float, end_s: float) -> IntensitySeries:
+    def _intensity(self, start_s: float, end_s: float) -> StepIntensity:
+        """The zone's intensity over ``[start_s, end_s)``: from the embedded tables without
+        numpy when they are the only provider, else from the provider (chain)."""
         assert self.zone is not None
+        from greenforge.grid.steps import StepIntensity, embedded_steps
+
         if self._provider is not None:
-            return self._provider.history(self.zone, start_s, end_s)
+            return StepIntensity.from_series(self._provider.history(self.zone, start_s, end_s))
+        if self._embedded_knows_zone():
+            with contextlib.suppress(ConfigError):  # an unusual range: the provider says why
+                return embedded_steps(
+                    self.zone, start_s, end_s, basis=self.settings.intensity_basis
+                )
         from greenforge.grid.chain import intensity_for
 
-        return intensity_for(self.settings, self.zone, start_s, end_s)
+        series = intensity_for(self.settings, self.zone, start_s, end_s)
+        return StepIntensity.from_series(series)
 
     def _embedded_knows_zone(self) -> bool:
         if self._provider is not None or tuple(self.settings.intensity_providers) != ("embedded",):

@@ -1,0 +1,136 @@
+"""Window boundaries cost a timestamp: no meter read, each window's figures computed once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from greenforge.config import Settings
+from greenforge.grid.series import IntensitySeries
+from greenforge.monitor import BOUNDARY_SAMPLE_AGE_S, Monitor
+from greenforge.testing import FakeMeter, ManualClock
+from greenforge.tracker import Tracker
+
+NEVER_S = 3600.0  # the background thread never samples in these tests
+
+
+class HourlyIntensity:
+    """100, 400, 250 g/kWh for three consecutive 10-minute steps from ``start_s``."""
+
+    name = "steps"
+
+    def __init__(self, start_s: float) -> None:
+        self.start_s = start_s
+
+    def zones(self) -> list[str]:
+        return ["DE"]
+
+    def history(self, zone: str, start_s: float, end_s: float) -> IntensitySeries:
+        return IntensitySeries(
+            times_s=self.start_s + np.array([0.0, 600.0, 1200.0]),
+            values_g_per_kwh=np.array([100.0, 400.0, 250.0]),
+            step_s=600.0,
+            zone=zone,
+            source="steps:test",
+        )
+
+    def forecast(self, zone: str, start_s: float, end_s: float) -> IntensitySeries:
+        return self.history(zone, start_s, end_s)
+
+
+def test_window_boundaries_do_not_read_the_meters(clock: ManualClock) -> None:
+    meter = FakeMeter(10.0, clock=clock)
+    monitor = Monitor([meter], NEVER_S, clock=clock)
+    monitor.start()
+    clock.advance(2.0)
+    monitor.sample()  # the power is known from here
+    reads = meter.reads
+    for i in range(1000):
+        with monitor.window(f"step-{i}"):
+            clock.advance(0.0005)
+    assert meter.reads == reads  # 0.5 s of windows: all interpolated, no meter read
+    monitor.stop()
+    windows = monitor.windows
+    assert len(windows) == 1000
+    assert all(w.final for w in windows)
+    # (unix-time floats resolve ~0.2 us at 1.7e9 s: the widths are exact only to ~1e-4)
+    assert [w.energy_j for w in windows] == pytest.approx([10.0 * 0.0005] * 1000, rel=1e-3)
+    span_s = windows[-1].end_s - windows[0].start_s
+    assert sum(w.energy_j for w in windows) == pytest.approx(10.0 * span_s, rel=1e-9)
+
+
+def test_a_boundary_reads_the_meters_when_the_last_sample_is_old(clock: ManualClock) -> None:
+    meter = FakeMeter(10.0, clock=clock)
+    monitor = Monitor([meter], NEVER_S, clock=clock)
+    monitor.start()
+    clock.advance(BOUNDARY_SAMPLE_AGE_S)
+    reads = meter.reads
+    monitor.begin("epoch")
+    assert meter.reads == reads + 1
+    clock.advance(0.25)
+    span = monitor.end("epoch")  # extrapolated from the fresh sample's power
+    assert meter.reads == reads + 1
+    assert not span.final
+    assert span.energy_j == pytest.approx(2.5)
+    monitor.stop()
+    assert monitor.windows[0].final
+    assert monitor.windows[0].energy_j == pytest.approx(2.5)
+
+
+def test_windows_that_tile_a_run_sum_to_its_energy_and_co2e(
+    settings: Settings, clock: ManualClock
+) -> None:
+    # Power changes between samples and the intensity changes inside windows: each window's
+    # figures are interpolated between samples, and tiling windows still add up exactly.
+    meter = FakeMeter(50.0, clock=clock)
+    tracker = Tracker(
+        settings,
+        zone="DE",
+        meters=[meter],
+        provider=HourlyIntensity(clock()),
+        interval_s=NEVER_S,
+        clock=clock,
+        persist=False,
+    ).start()
+    for i, (seconds, power_w) in enumerate([(250.0, 80.0), (700.0, 20.0), (500.0, 200.0)]):
+        with tracker.window(f"phase-{i}"):
+            for _ in range(3):
+                clock.advance(seconds / 3)
+                tracker._running_monitor().sample()
+                meter.power_w["cpu"] = power_w
+    record = tracker.stop()
+    assert len(record.windows) == 3
+    assert sum(w.energy_j for w in record.windows) == pytest.approx(record.energy_j)
+    assert sum(w.co2e_g or 0.0 for w in record.windows) == pytest.approx(record.co2e_g)
+    assert record.windows[1].co2e_g is not None
+    # the middle window spans 100 and 400 g/kWh: its mean intensity lies between them
+    mean = record.windows[1].co2e_g / (record.windows[1].energy_j / 3.6e6)
+    assert 100.0 < mean < 400.0
+
+
+def test_many_windows_are_finished_once_and_stored_in_start_order(
+    settings: Settings, clock: ManualClock
+) -> None:
+    meter = FakeMeter(10.0, clock=clock)
+    tracker = Tracker(
+        settings,
+        zone="DE",
+        meters=[meter],
+        interval_s=NEVER_S,
+        clock=clock,
+        persist=False,
+    ).start()
+    with tracker.window("epoch"):
+        for i in range(2000):
+            with tracker.window(f"step-{i}"):
+                clock.advance(0.01)
+    record = tracker.stop()
+    monitor = tracker._monitor
+    assert monitor is not None
+    assert len(monitor.intervals) <= 21  # one read per second of windows at most, not 4002
+    assert tracker._windows_done == 2001
+    assert [w.path for w in record.windows[:2]] == ["epoch", "epoch/step-0"]
+    assert record.windows[0].energy_j == pytest.approx(10.0 * 20.0)
+    assert sum(w.energy_j for w in record.windows[1:]) == pytest.approx(10.0 * 20.0)
+    starts = [w.start_s for w in record.windows]
+    assert starts == sorted(starts)
