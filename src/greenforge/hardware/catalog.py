@@ -15,13 +15,11 @@ Main entry points:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import difflib
 import functools
 import json
+import math
 import re
-import statistics
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
@@ -147,6 +145,8 @@ _Row = tuple[str, str, float, int | None]  # (lower-case name, name, tdp_w, thre
 
 @functools.lru_cache(maxsize=1)
 def _cpu_rows() -> tuple[_Row, ...]:
+    import csv  # imported here: a tracker start never reads this table
+
     text = resources.files("greenforge.hardware").joinpath("data/cpu_tdp.csv").read_text("utf-8")
     rows = csv.reader(text.splitlines()[1:])
     return tuple((n.lower(), n, float(t), int(th) if th else None) for n, t, th in rows)
@@ -224,6 +224,8 @@ def match_cpu(model_name: str, family: bool = True) -> CpuMatch:
     for n in range(len(words), 1, -1):
         tdps = [spec.tdp_w for spec, _ in _candidates(set(words[:n]))]
         if tdps:
+            import statistics  # imported here: ~5 ms that a tracker start need not pay
+
             return CpuMatch(
                 model_name,
                 "family",
@@ -277,6 +279,8 @@ def cloud_instance(provider: str | None, instance_type: str) -> CloudInstance:
     found = find_instance(provider, instance_type)
     if found is not None:
         return found
+    import difflib
+
     known = [t for p in ((provider,) if provider else PROVIDERS) for t in instance_types(p or "")]
     close = difflib.get_close_matches(instance_type, known, n=5, cutoff=0.6)
     hint = f" Close matches: {', '.join(close)}." if close else ""
@@ -315,8 +319,8 @@ def vcpu_power(provider: str | None, arch: str | None) -> VcpuPower:
     maxs = [v[1] for v in table.values()]
     return VcpuPower(
         "average",
-        statistics.fmean(mins),
-        statistics.fmean(maxs),
+        math.fsum(mins) / len(mins),
+        math.fsum(maxs) / len(maxs),
         min(mins),
         min(maxs),
         max(mins),

@@ -19,6 +19,7 @@ counted (see :class:`ProcessTreeCpu`).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -305,7 +306,10 @@ def tree_rss_fn(tree: ProcessTreeCpu) -> Callable[[], float]:
     return _rss
 
 
+@functools.lru_cache(maxsize=1)
 def _installed_memory_bytes() -> float:
+    """Installed memory (bytes), read once: ``psutil.virtual_memory()`` parses /proc/meminfo
+    (tens of microseconds) and the amount does not change while a run is measured."""
     return float(psutil.virtual_memory().total)
 
 
