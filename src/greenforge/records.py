@@ -208,6 +208,19 @@ class RunRecord:
         return out
 
 
+def meter_summary(meters: Sequence[str]) -> str:
+    """One line for a record's meter notes: ``using: model-cpu, model-ram; skipped: rapl,
+    nvidia``. Each note is ``name: state - detail``; the details (and how to enable a meter)
+    stay in the full record and in ``greenforge doctor``."""
+    groups: dict[str, list[str]] = {}
+    for note in meters:
+        name, _, rest = note.partition(": ")
+        state = rest.split(" - ", 1)[0].split(" ", 1)[0] if rest else "noted"
+        groups.setdefault(state or "noted", []).append(name)
+    ordered = sorted(groups.items(), key=lambda item: item[0] != "using")  # used ones first
+    return "; ".join(f"{state}: {', '.join(names)}" for state, names in ordered)
+
+
 def run_record_from_dict(data: Mapping[str, Any]) -> RunRecord:
     """Inverse of :meth:`RunRecord.to_dict` (derived keys are ignored)."""
     emissions = data.get("emissions")

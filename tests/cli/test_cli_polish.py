@@ -144,3 +144,51 @@ def test_help_uses_conventional_types(
         assert word in out
     for odd in ("<bool>", "<str>", "<list[", "<int>", "<float>"):
         assert odd not in out
+
+
+def test_meter_summary_is_one_line_with_used_meters_first() -> None:
+    from greenforge.records import meter_summary
+
+    notes = [
+        "rapl: skipped - no RAPL zones; `greenforge doctor` says how to enable it",
+        "model-cpu: using - no CPU energy counter; a long provenance",
+        "nvidia: skipped - no NVIDIA driver found",
+        "model-ram: using - no memory energy counter",
+        "fake: injected",
+    ]
+    assert meter_summary(notes) == (
+        "using: model-cpu, model-ram; skipped: rapl, nvidia; injected: fake"
+    )
+    assert meter_summary([]) == ""
+
+
+def test_runs_list_fits_80_columns_and_the_run_says_its_meters_once(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["runs", "list"]) == 0
+    assert "no runs stored yet" in capfd.readouterr().err
+    name = "a-very-long-run-name-that-goes-on-and-on"
+    assert main(["run", "--zone", "DE", "--name", name, "--", sys.executable, "-c", "pass"]) == 0
+    err = capfd.readouterr().err
+    assert err.count("meters:") == 1
+    assert "To enable" not in err
+    assert main(["runs", "list"]) == 0
+    out = capfd.readouterr().out
+    assert all(len(line) <= 80 for line in out.splitlines())
+    row = next(line for line in out.splitlines() if "completed" in line)
+    assert row.split()[0].isalnum()  # the id, whole
+    assert any(len(p) == 10 and p[4] == "-" for p in row.split())  # the date, whole
+    assert main(["runs", "export", "--format", "csv"]) == 0
+    meters = out_csv_meters(capfd.readouterr().out)
+    assert meters.startswith("using: ")
+    assert "To enable" not in meters
+    assert "\n" not in meters
+
+
+def out_csv_meters(text: str) -> str:
+    import csv
+    import io
+
+    [row] = list(csv.DictReader(io.StringIO(text)))
+    return str(row["meters"])

@@ -66,8 +66,12 @@ def test_vm_without_counters_uses_modelled_cpu_and_ram(tmp_path: Path) -> None:
     assert "model:cpu-ccf-vcpu" not in reason(sel.reasons, "rapl")
     assert "EPYC 5th Gen" in reason(sel.reasons, "model-cpu")
     assert "skipped" in reason(sel.reasons, "nvidia")
-    assert "greenforge[nvidia]" in reason(sel.reasons, "nvidia")
-    assert "greenforge[amd]" in reason(sel.reasons, "amd")
+    # a reason is one line stored with every run; how to enable a meter is doctor's
+    assert "greenforge doctor" in reason(sel.reasons, "nvidia")
+    assert "greenforge[nvidia]" not in reason(sel.reasons, "nvidia")
+    how = {a.name: a.how_to_enable for a in sel.availability}
+    assert "greenforge[nvidia]" in how["nvidia"]
+    assert "greenforge[amd]" in how["amd"]
     assert "using" in reason(sel.reasons, "model-ram")
 
 
@@ -104,7 +108,9 @@ def test_root_only_counters_fall_back_to_the_model_and_say_how_to_fix(tmp_path: 
     )
 
     assert sel.names == ["model-cpu", "model-ram"]
-    assert "chmod o+r" in reason(sel.reasons, "rapl")
+    assert "greenforge doctor" in reason(sel.reasons, "rapl")
+    (rapl,) = [a for a in sel.availability if a.name == "rapl"]
+    assert "chmod o+r" in rapl.how_to_enable
 
 
 def test_process_attribution_scopes_node_meters_to_the_tree(tmp_path: Path) -> None:

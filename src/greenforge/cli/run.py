@@ -143,8 +143,16 @@ def render_record(record: RunRecord, console: Console) -> None:
             f"prediction after {p.windows_seen}/{p.windows_total} windows: "
             f"{_fmt_energy(p.energy_j)}, {_fmt_g(p.co2e_g)}, {p.duration_s:.1f} s"
         )
-    for m in record.meters:
-        console.print(f"[dim]meter: {escape(m)}[/]", highlight=False)
+    if record.meters:
+        # one line a run: why each meter was used or skipped is `greenforge doctor`'s (and in
+        # `runs show ID --json`), not repeated on every run
+        from greenforge.records import meter_summary
+
+        console.print(
+            f"[dim]meters: {escape(meter_summary(record.meters))} (`greenforge doctor` for "
+            "details)[/]",
+            highlight=False,
+        )
     for text in record.warnings:
         console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
 

@@ -61,8 +61,10 @@ def attribution_warning(settings: Settings, *, container: bool | None = None) ->
 
 
 def _skip(av: Availability) -> str:
-    how = f" To enable: {av.how_to_enable}" if av.how_to_enable else ""
-    detail = av.detail if av.detail.endswith((".", "?", "!")) else av.detail + "."
+    """``name: skipped - why``, one line: it is stored with every run, so how to enable the
+    meter is left to ``greenforge doctor`` (which shows ``av.how_to_enable``)."""
+    detail = av.detail.rstrip(".!? ")
+    how = "; `greenforge doctor` says how to enable it" if av.how_to_enable else ""
     return f"{av.name}: skipped - {detail}{how}"
 
 
