@@ -192,3 +192,27 @@ def out_csv_meters(text: str) -> str:
 
     [row] = list(csv.DictReader(io.StringIO(text)))
     return str(row["meters"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--pause-signal", "SIGKILL"], "SIGKILL cannot be caught"),
+        (["--pause-signal", "STOP"], "SIGSTOP cannot be caught"),
+        (["--dry-run", "--detach"], "use one of them"),
+        (["--partition", "gpu"], "add --executor slurm or drop --partition"),
+        (["--executor", "ray", "--partition", "gpu"], "executor is 'ray'"),
+        (["--ray-address", "127.0.0.1:6379"], "add --executor ray"),
+    ],
+)
+def test_contradictory_schedule_flags_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    capsys.readouterr()
+    argv = ["schedule", "--zone", "DE", "--duration", "1h", *flags, "--", "true"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert message in err
+    assert out == ""  # refused before any plan is printed
+    assert main(["queue", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # nothing queued

@@ -125,6 +125,46 @@ def _scheduler(settings: Settings, console: Console, replan_every_s: float | Non
     )
 
 
+def _refuse_contradictions(
+    *,
+    executor: str,
+    pause_signal: str,
+    dry_run: bool,
+    detach: bool,
+    partition: str | None,
+    ray_address: str | None,
+) -> None:
+    """Refuse flags that cannot all hold (before any plan is printed or job queued): raises
+    :class:`ConfigError` (exit 2) saying which flags and what to do instead."""
+    import signal
+
+    from greenforge.schedule.checkpoint import signal_from_name
+
+    sig = signal_from_name(pause_signal)
+    uncatchable = {getattr(signal, n) for n in ("SIGKILL", "SIGSTOP") if hasattr(signal, n)}
+    if sig in uncatchable:
+        raise ConfigError(
+            f"--pause-signal {pause_signal}: {sig.name} cannot be caught, so a job could never "
+            "save its state before it stops (and --grace would be pointless). Use SIGTERM "
+            "(the default), SIGINT, SIGUSR1 or SIGUSR2."
+        )
+    if dry_run and detach:
+        raise ConfigError(
+            "--dry-run prints the plan and queues nothing, --detach queues the job: use one "
+            "of them."
+        )
+    if partition is not None and executor != "slurm":
+        raise ConfigError(
+            f"--partition {partition!r} is a Slurm partition, but the executor is {executor!r}: "
+            "add --executor slurm or drop --partition."
+        )
+    if ray_address is not None and executor != "ray":
+        raise ConfigError(
+            f"--ray-address is for the Ray executor, but the executor is {executor!r}: add "
+            "--executor ray or drop --ray-address."
+        )
+
+
 def schedule(
     ctx: typer.Context,
     command: list[str] = typer.Argument(None, help="The command to run, after `--`."),
@@ -187,9 +227,14 @@ def schedule(
         from greenforge.errors import UnknownNameError
 
         raise UnknownNameError("executor", executor, names)
-    from greenforge.schedule.checkpoint import signal_from_name
-
-    signal_from_name(pause_signal)  # refused before any plan is printed
+    _refuse_contradictions(
+        executor=executor,
+        pause_signal=pause_signal,
+        dry_run=dry_run,
+        detach=detach,
+        partition=partition,
+        ray_address=ray_address,
+    )
     settings = load_settings()
     zones = [resolve_zone(settings, z) for z in zone] if zone else [resolve_zone(settings)]
     now_s = time.time()
