@@ -95,6 +95,20 @@ def test_a_search_chooses_the_least_lifetime_co2e_model_and_writes_everything(
     assert chosen["train_co2e_g"] + chosen["search_share_co2e_g"] == pytest.approx(
         doc["search"]["total_co2e_g"]
     )
+    # the serving spec, attribution, noise and decision are recorded with the results
+    assert doc["schema"] == 2
+    assert doc["serving"]["threads"] == 1
+    assert doc["serving"]["batch_sizes"] == [1, 16]
+    assert doc["training"]["threads"] == 1
+    assert doc["attribution"]["name"] == "meters"
+    assert 0.0 <= doc["noise"]["background_load"] <= 1.0
+    assert doc["protocol"]["rounds"] >= 5
+    head = doc["headline"]
+    assert head["ratio_low"] <= head["ratio"] <= head["ratio_high"]
+    assert isinstance(head["same_runtime"], bool)
+    for c in doc["candidates"]:
+        assert c["lifetime_co2e_low_g"] <= c["lifetime_co2e_g"] - c["search_share_co2e_g"]
+        assert c["lifetime_co2e_g"] - c["search_share_co2e_g"] <= c["lifetime_co2e_high_g"]
     assert (out / "model.safetensors").is_file()
     assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     card = (out / "README.md").read_text()
@@ -245,3 +259,53 @@ def test_a_modelled_search_is_labelled_modelled_not_measured(
     card = (tmp_path / "out" / "README.md").read_text()
     assert "GreenForge forge: modelled with model:cpu-ccf-vcpu" in card
     assert "measured" not in card.split("---")[1]  # the co2_eq_emissions metadata
+
+
+def test_the_serving_spec_is_part_of_the_task_file(tmp_path: Path, blobs_npz: Path) -> None:
+    body = SMALL.replace(
+        "serving_batch_size = 16",
+        "serving_batch_size = 16\nserving_threads = 2\ntraining_threads = 1\n"
+        'serving_runtimes = ["native"]\nmeasure_budget_s = 5.0',
+    )
+
+    spec = load_task(write_task(tmp_path, body, blobs_npz)).spec
+
+    assert spec.serving_threads == 2
+    assert spec.training_threads == 1
+    assert spec.serving_runtimes == ("native",)
+    assert spec.measure_budget_s == 5.0
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('serving_runtimes = ["tensorrt"]', "serving_runtimes"),
+        ("serving_threads = 0", "serving_threads"),
+        ("measure_budget_s = -1", "measure_budget_s"),
+    ],
+)
+def test_bad_serving_settings_name_the_key(
+    tmp_path: Path, blobs_npz: Path, line: str, message: str
+) -> None:
+    body = SMALL.replace("serving_batch_size = 16", f"serving_batch_size = 16\n{line}")
+
+    with pytest.raises(ConfigError, match=message):
+        load_task(write_task(tmp_path, body, blobs_npz))
+
+
+def test_native_only_serving_makes_no_onnx_exports(
+    tmp_path: Path, blobs_npz: Path, fake_measure: dict[str, Any]
+) -> None:
+    body = SMALL.replace(
+        "serving_batch_size = 16", 'serving_batch_size = 16\nserving_runtimes = ["native"]'
+    ).replace(
+        'recipes = ["baseline", "distill", { recipe = "prune", source = "distill", amount = 0.5 },\n'
+        '           { recipe = "quantize", source = "baseline", mode = "int8-dynamic" }]',
+        'recipes = ["baseline"]',
+    )
+
+    result = _run(tmp_path, blobs_npz, body, fake_measure)
+
+    assert [r.name for r in result.results] == ["baseline"]
+    assert result.headline is not None
+    assert result.headline.same_runtime

@@ -60,7 +60,6 @@ from greenforge.units import co2e_g
 Executor = Literal["local", "ray"]
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 EventFn = Callable[[str, Mapping[str, Any]], None]
-SERVING_RUNTIMES: tuple[str, ...] = ("native", "onnxruntime")
 DEFAULT_REPEAT_S = 0.05
 """Target duration of one inference repeat (s)."""
 BF16_ORT_SKIP = (
@@ -148,23 +147,14 @@ def run_forge(
     spec = task.spec
     train_threads = _threads(
         "threads" if threads is not None else "training_threads",
-        threads if threads is not None else getattr(spec, "training_threads", 1),
+        threads if threads is not None else spec.training_threads,
     )
     serve_threads = _threads(
         "threads" if threads is not None else "serving_threads",
-        threads if threads is not None else getattr(spec, "serving_threads", 1),
+        threads if threads is not None else spec.serving_threads,
     )
-    runtimes = tuple(getattr(spec, "serving_runtimes", SERVING_RUNTIMES))
-    bad = [r for r in runtimes if r not in SERVING_RUNTIMES]
-    if bad:
-        from greenforge.errors import UnknownNameError
-
-        raise UnknownNameError("serving runtime", bad[0], SERVING_RUNTIMES)
-    budget = (
-        measure_budget_s
-        if measure_budget_s is not None
-        else float(getattr(spec, "measure_budget_s", 25.0))
-    )
+    runtimes = tuple(spec.serving_runtimes)
+    budget = measure_budget_s if measure_budget_s is not None else spec.measure_budget_s
     config = ProtocolConfig(repeat_s=min_duration_s, budget_s=budget, seed=spec.seed)
     return _run_forge(
         task,

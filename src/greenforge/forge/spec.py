@@ -13,6 +13,9 @@ from typing import Any
 
 from greenforge.errors import ConfigError
 
+SERVING_RUNTIMES: tuple[str, ...] = ("native", "onnxruntime")
+"""``native``: each candidate in its own runtime; ``onnxruntime``: fp32 models also in ORT."""
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
@@ -38,8 +41,42 @@ class TaskSpec:
     architecture: str = "mlp"
     """Baseline architecture from the zoo (``mlp``, ``cnn``, ``transformer``) or ``pkg.mod:fn``."""
     architecture_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    serving_threads: int = 1
+    """Threads a serving replica gets (torch intra-op; ONNX Runtime intra-op, one inter-op):
+    every candidate's inference is measured with these."""
+    serving_runtimes: tuple[str, ...] = SERVING_RUNTIMES
+    """``native``: each candidate in the runtime it was made for; ``onnxruntime``: fp32 torch
+    candidates are also exported and measured in ONNX Runtime (``<name>+onnx``)."""
+    training_threads: int = 1
+    """torch threads while training (recorded; 1 keeps training cost reproducible on a busy
+    machine)."""
+    measure_budget_s: float = 25.0
+    """Time budget of the interleaved inference measurement of all candidates (seconds)."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.serving_runtimes, (list, str)):
+            runtimes = (
+                (self.serving_runtimes,)
+                if isinstance(self.serving_runtimes, str)
+                else self.serving_runtimes
+            )
+            object.__setattr__(self, "serving_runtimes", tuple(runtimes))
+        valid = SERVING_RUNTIMES
+        bad = [r for r in self.serving_runtimes if r not in valid]
+        if bad or not self.serving_runtimes:
+            raise ConfigError(
+                f"task {self.name!r}: serving_runtimes {list(self.serving_runtimes)!r} must be a "
+                f"non-empty list of {', '.join(repr(v) for v in valid)}."
+            )
+        if (
+            isinstance(self.measure_budget_s, bool)
+            or not isinstance(self.measure_budget_s, (int, float))
+            or not (math.isfinite(self.measure_budget_s) and self.measure_budget_s > 0)
+        ):
+            raise ConfigError(
+                f"task {self.name!r}: measure_budget_s must be > 0 seconds, got "
+                f"{self.measure_budget_s!r}."
+            )
         if self.target_accuracy is None and self.tolerance is None:
             raise ConfigError(
                 f"task {self.name!r}: set target_accuracy (e.g. 0.95) or tolerance "
@@ -60,6 +97,8 @@ class TaskSpec:
             ("epochs", self.epochs),
             ("batch_size", self.batch_size),
             ("serving_batch_size", self.serving_batch_size),
+            ("serving_threads", self.serving_threads),
+            ("training_threads", self.training_threads),
         ):
             if (
                 isinstance(value, bool)

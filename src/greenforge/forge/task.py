@@ -12,6 +12,10 @@ A task file (all keys but ``[data]`` and ``target_accuracy``/``tolerance`` are o
     lr = 0.001
     seed = 0
     serving_batch_size = 64
+    serving_threads = 1           # threads a serving replica gets (every candidate measured so)
+    serving_runtimes = ["native", "onnxruntime"]  # also measure fp32 models in ONNX Runtime
+    training_threads = 1
+    measure_budget_s = 25.0       # time budget of the interleaved inference measurement
     recipes = ["baseline", "distill", { recipe = "prune", source = "distill", amount = 0.5 },
                { recipe = "quantize", mode = "int8-static" }]
 
@@ -149,6 +153,10 @@ _TASK_KEYS = {
     "lr",
     "seed",
     "serving_batch_size",
+    "serving_threads",
+    "serving_runtimes",
+    "training_threads",
+    "measure_budget_s",
 }
 _TOP_KEYS = {"task", "data", "model", "recipe", "pretrained"}
 
