@@ -415,6 +415,14 @@ def backtest_command(
     from greenforge.timeutil import parse_time_s
 
     settings = load_settings()
+    now = time.time()
+    start_s = parse_time_s(since, now) if since else None
+    end_s = parse_time_s(until, now) if until else None
+    if start_s is not None and end_s is not None and start_s >= end_s:
+        raise ConfigError(
+            f"--from {since} is not before --until {until}: arrivals are replayed from --from "
+            "up to (not including) --until. Swap them or widen the period."
+        )
     all_paths = [*(file or []), *(paths or [])]
     data = load_zone_files(
         all_paths, fill=settings.intensity_fill, basis=settings.intensity_basis, zone=zone
@@ -428,9 +436,6 @@ def backtest_command(
     forecasters = [
         create_forecaster(n, quantile) if n != "oracle" else create_forecaster(n) for n in names
     ]
-    now = time.time()
-    start_s = parse_time_s(since, now) if since else None
-    end_s = parse_time_s(until, now) if until else None
     result = backtest(
         data,
         forecasters,
@@ -441,10 +446,12 @@ def backtest_command(
         end_s=end_s,
     )
     if as_json:
+        from greenforge.jsonsafe import dumps
+
         out = result.to_dict()
         out["policy"] = policy
         out["forecasters"] = {f.name: f.description for f in forecasters}
-        typer.echo(json.dumps(out, indent=2))
+        typer.echo(dumps(out))
         return
     kind = "interruptible" if interruptible else "uninterruptible"
     table = Table(
@@ -465,17 +472,20 @@ def backtest_command(
         "delay h",
     ):
         table.add_column(col, justify="left" if col in ("zone", "forecaster") else "right")
+    notes: set[str] = set()
     for r in result.results:
         captured = "-" if r.captured is None else f"{100 * r.captured:.0f}"
         name = r.forecaster + (" (in-sample)" if r.in_sample else "")
+        if r.saving_note:
+            notes.add(f"{r.zone}: savings n/a - {r.saving_note}")
         table.add_row(
             r.zone,
             name,
             f"{r.job_hours:g}",
             f"{r.slack_hours:g}",
             str(r.arrivals),
-            f"{r.saving_pct:.1f}",
-            f"{r.oracle_saving_pct:.1f}",
+            "n/a" if r.saving_pct is None else f"{r.saving_pct:.1f}",
+            "n/a" if r.oracle_saving_pct is None else f"{r.oracle_saving_pct:.1f}",
             captured,
             f"{r.mae_g_per_kwh:.1f}",
             f"{r.mape_pct:.1f}",
@@ -489,6 +499,8 @@ def backtest_command(
         "running each job at arrival); captured = saving / oracle saving.",
         highlight=False,
     )
+    for note in sorted(notes):
+        _console.print(escape(note), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

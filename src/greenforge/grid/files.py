@@ -116,6 +116,11 @@ class _CappedGzip(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def drain(self) -> None:
+        """Decompress the rest (bounded chunks, still capped): raises if the stream is corrupt."""
+        while self._gz.read(1 << 20):
+            pass
+
     def readinto(self, buffer: Any) -> int:
         n = self._gz.readinto(buffer)
         self._total += n
@@ -166,8 +171,11 @@ class _Lines:
         return line
 
 
-def _open_text(path: Path, stack: contextlib.ExitStack) -> io.TextIOBase:
-    """The file as UTF-8 text (BOM dropped, any line ends), decompressing ``.gz`` as it reads."""
+def _open_text(path: Path, stack: contextlib.ExitStack) -> tuple[io.TextIOBase, _CappedGzip | None]:
+    """The file as UTF-8 text (BOM dropped, any line ends), decompressing ``.gz`` as it reads.
+
+    Also returns the gzip stream of a ``.gz`` file (else None).
+    """
     try:
         raw = stack.enter_context(path.open("rb"))
         magic = raw.peek(4)[:4]
@@ -178,12 +186,18 @@ def _open_text(path: Path, stack: contextlib.ExitStack) -> io.TextIOBase:
     if magic.startswith(b"PK\x03\x04"):
         raise DataError(f"{path}: is a zip archive; unzip it and pass the CSV inside.")
     binary: BinaryIO = raw
+    capped = None
     if magic.startswith(b"\x1f\x8b"):
         capped = _CappedGzip(path, raw, MAX_DECOMPRESSED_BYTES)
         binary = stack.enter_context(io.BufferedReader(capped))
-    return stack.enter_context(
-        io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline=None)
-    )
+    text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline=None)
+    return stack.enter_context(text), capped
+
+
+_SEMICOLON_HINT = (
+    " The line looks ';'-separated (with decimal commas?) while the header is ','-separated: "
+    "save the file with one separator throughout."
+)
 
 
 def _delimiter(head: str) -> str:
@@ -208,8 +222,8 @@ def _intensity(path: Path, line: int, text: str, name: str, decimal_comma: bool)
     try:
         value = float(number)
     except ValueError:
-        hint = ""
-        if not decimal_comma and "," in text:
+        hint = _SEMICOLON_HINT if ";" in text else ""
+        if not hint and not decimal_comma and "," in text:
             hint = " It has a decimal comma: use '.' or separate the fields with ';'."
         raise DataError(
             f"{path}:{line}: {name} {text!r} is not a number.{hint} Fix or remove the line."
@@ -238,7 +252,8 @@ def _timestamp(path: Path, line: int, text: str, example: str) -> tuple[float, b
     except ValueError:
         if _LONG_YEAR.match(text):
             raise _out_of_range(path, line, text) from None
-        raise DataError(f"{path}:{line}: bad timestamp {text!r}; {example}") from None
+        hint = _SEMICOLON_HINT if ";" in text else ""
+        raise DataError(f"{path}:{line}: bad timestamp {text!r}; {example}{hint}") from None
     naive = stamp.tzinfo is None
     seconds = ((stamp - _EPOCH_NAIVE) if naive else (stamp - _EPOCH_UTC)).total_seconds()
     if not _FIRST_S <= seconds < _END_S:
@@ -261,7 +276,13 @@ def _parse_file(path: Path, basis: str) -> _Part:
     """Read one file row by row (bounded memory: O(rows) numbers, never the whole text)."""
     try:
         with contextlib.ExitStack() as stack:
-            return _parse_stream(path, basis, _Lines(path, _open_text(path, stack)))
+            text, gz = _open_text(path, stack)
+            try:
+                return _parse_stream(path, basis, _Lines(path, text))
+            except DataError:
+                if gz is not None:  # garbage rows from a corrupt .gz: name the real cause
+                    gz.drain()
+                raise
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(
             f"{path}: not a readable gzip file ({exc}): it is corrupt or truncated. "
@@ -325,8 +346,10 @@ def _parse_stream(path: Path, basis: str, lines: _Lines) -> _Part:
             continue
         if len(row) != ncol:
             hint = ""
-            if delimiter == "," and ";" in "".join(row):
-                hint = " It looks ';'-separated while the header is ','-separated; use one."
+            if any("\n" in c for c in row):
+                hint = ' A quote (") opened on an earlier line is never closed.'
+            elif delimiter == "," and ";" in "".join(row):
+                hint = _SEMICOLON_HINT
             raise DataError(
                 f"{path}:{line}: {len(row)} field(s), but the header has {ncol}.{hint} Fix or "
                 "remove this line."

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,15 +38,19 @@ import numpy.typing as npt
 
 from greenforge.errors import ConfigError, DataError
 from greenforge.grid.series import IntensitySeries
+from greenforge.jsonsafe import finite_or_none
 from greenforge.schedule.forecast import Forecaster, ForecastInput
-from greenforge.schedule.planner import window_sums
+from greenforge.schedule.planner import cheapest_steps_sum, window_sums
 from greenforge.timeutil import utc_iso_seconds
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _CHUNK = 4096
-"""Arrivals forecast per vectorised call (bounds memory)."""
+"""Most arrivals forecast per vectorised call."""
+_CHUNK_CELLS = 1 << 22
+"""Arrivals are replayed in blocks of at most this many history + horizon cells (32 MiB per
+matrix): memory stays bounded whatever the length of the data or its step."""
 POLICIES = ("once", "replan")
 
 
@@ -98,20 +103,46 @@ class ShapeResult:
     """The forecaster was built from data that includes the replayed period."""
 
     @property
-    def saving_pct(self) -> float:
-        return 100.0 * (1.0 - self.planned_g_per_kw / self.run_now_g_per_kw)
+    def saving_note(self) -> str | None:
+        """Why the savings are ``None`` (not applicable), or None when they are numbers."""
+        if not math.isfinite(self.run_now_g_per_kw):
+            return "not applicable: the total of running every job at arrival is not finite"
+        if self.run_now_g_per_kw <= 0.0:
+            return (
+                "not applicable: running every job at arrival emits 0 g (every intensity in the "
+                "windows is 0), so there is nothing to save"
+            )
+        return None
+
+    def _share_pct(self, total_g_per_kw: float) -> float | None:
+        if self.saving_note is not None or not math.isfinite(total_g_per_kw):
+            return None
+        return 100.0 * (1.0 - total_g_per_kw / self.run_now_g_per_kw)
 
     @property
-    def oracle_saving_pct(self) -> float:
-        return 100.0 * (1.0 - self.oracle_g_per_kw / self.run_now_g_per_kw)
+    def saving_pct(self) -> float | None:
+        """Returns % of the run-now CO2e the plan saved; None when not applicable (``saving_note``)."""
+        return self._share_pct(self.planned_g_per_kw)
+
+    @property
+    def oracle_saving_pct(self) -> float | None:
+        """Returns % of the run-now CO2e the oracle saved; None when not applicable."""
+        return self._share_pct(self.oracle_g_per_kw)
 
     @property
     def captured(self) -> float | None:
         """Share of the oracle's saving that the forecaster achieved (None if oracle saves 0)."""
-        oracle = self.oracle_saving_pct
-        return self.saving_pct / oracle if oracle > 1e-9 else None
+        oracle, saving = self.oracle_saving_pct, self.saving_pct
+        if oracle is None or saving is None or not oracle > 1e-9:
+            return None
+        return saving / oracle
 
     def to_dict(self) -> dict[str, Any]:
+        """Returns the JSON fields of this result; non-finite numbers are None."""
+        out: dict[str, Any] = finite_or_none(self._fields())
+        return out
+
+    def _fields(self) -> dict[str, Any]:
         return {
             "zone": self.zone,
             "forecaster": self.forecaster,
@@ -125,6 +156,7 @@ class ShapeResult:
             "saving_pct": self.saving_pct,
             "oracle_saving_pct": self.oracle_saving_pct,
             "captured": self.captured,
+            "saving_note": self.saving_note,
             "run_now_co2e_g_per_kw": self.run_now_g_per_kw,
             "planned_co2e_g_per_kw": self.planned_g_per_kw,
             "oracle_co2e_g_per_kw": self.oracle_g_per_kw,
@@ -153,7 +185,7 @@ class BacktestResult:
         raise KeyError((zone, forecaster, job_hours, slack_hours))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON contract of ``greenforge backtest --json``."""
+        """JSON contract of ``greenforge backtest --json`` (numbers are finite or None)."""
         return {
             "definition": (
                 "saving_pct = 100 x (1 - total CO2e of planned runs / total CO2e of running "
@@ -264,6 +296,83 @@ def _replan_interruptible(
     return run.astype(np.float64), first
 
 
+@dataclasses.dataclass
+class _Totals:
+    """Running sums of one job shape over blocks of arrivals (g/kWh x steps)."""
+
+    now: float = 0.0
+    planned: float = 0.0
+    oracle: float = 0.0
+    delay_steps: float = 0.0
+    abs_error: float = 0.0
+    cells: int = 0
+    rel_error: float = 0.0
+    rel_cells: int = 0
+
+
+def _replay_block(
+    totals: _Totals,
+    fc_all: FloatArray,
+    actual: FloatArray,
+    offsets: IntArray,
+    d: int,
+    s: int,
+    interruptible: bool,
+    policy: str,
+) -> None:
+    """Add one block of arrivals of one job shape to ``totals``.
+
+    ``fc_all`` holds the forecasts of every decision time of the block (for ``replan``, the
+    block's arrivals and the later steps their jobs re-decide at); ``offsets`` is the row of
+    each arrival in it, and ``actual`` the actual intensity from each arrival on.
+    """
+    n = offsets.size
+    w = d + s
+    a_w = actual[:, :w]
+    f_w = fc_all[offsets, :w]  # the forecast made at arrival (for errors and "once")
+    diff = np.abs(f_w - a_w)
+    nz = a_w != 0
+    totals.abs_error += float(diff.sum())
+    totals.cells += int(diff.size)
+    if nz.any():
+        totals.rel_error += float((diff[nz] / np.abs(a_w[nz])).sum())
+        totals.rel_cells += int(nz.sum())
+    if interruptible:
+        totals.now += float(a_w[:, :d].sum())
+        totals.oracle += float(cheapest_steps_sum(a_w, d).sum())
+        if policy == "once":
+            chosen = np.argsort(f_w, axis=1, kind="stable")[:, :d]
+            totals.planned += float(np.take_along_axis(a_w, chosen, axis=1).sum())
+            totals.delay_steps += float(chosen.min(axis=1).sum())
+        elif s == 0:
+            totals.planned += float(a_w.sum())
+        else:
+            mask, first = _replan_interruptible(fc_all, offsets, d, s, n)
+            totals.planned += float((a_w * mask).sum())
+            totals.delay_steps += float(first.sum())
+        return
+    sums_a = window_sums(a_w, d)
+    totals.now += float(sums_a[:, 0].sum())
+    totals.oracle += float(sums_a.min(axis=1).sum())
+    if policy == "once":
+        start = np.argmin(window_sums(f_w, d), axis=1)
+    else:
+        table = _start_now_table(fc_all, d, s)
+        k = np.arange(s + 1)
+        go = table[offsets[:, None] + k[None, :], s - k[None, :]]
+        start = np.argmax(go, axis=1)  # the last step (no slack left) always says go
+    totals.planned += float(sums_a[np.arange(n), start].sum())
+    totals.delay_steps += float(start.sum())
+
+
+def _check_period(start_s: float | None, end_s: float | None) -> None:
+    if start_s is not None and end_s is not None and not start_s < end_s:
+        raise ConfigError(
+            f"the back-test period starts ({utc_iso_seconds(start_s)}) at or after it ends "
+            f"({utc_iso_seconds(end_s)}): the start (--from) must be before the end (--until)."
+        )
+
+
 def backtest_series(
     series: IntensitySeries,
     forecaster: Forecaster,
@@ -278,12 +387,14 @@ def backtest_series(
     """Back-test one forecaster on one zone's history for each job shape.
 
     ``history_steps`` (default: what the forecaster needs) sets the first arrival; pass the
-    largest need of several forecasters to compare them on the same arrivals.
+    largest need of several forecasters to compare them on the same arrivals. Arrivals are
+    replayed in blocks, so memory stays bounded for any length of data.
     """
     if not shapes:
         raise ConfigError("give at least one job shape (job hours x slack hours).")
     if policy not in POLICIES:
         raise ConfigError(f"unknown back-test policy {policy!r}: use one of {', '.join(POLICIES)}.")
+    _check_period(start_s, end_s)
     _regular(series)
     step = series.step_s
     steps = [shape.steps(step) for shape in shapes]
@@ -298,76 +409,43 @@ def backtest_series(
     extra = horizon - 1 if interruptible else max(s for _, s in steps)
     arrivals = _arrivals(series, hist_steps, horizon + extra, start_s, end_s)
     n = arrivals.size
-    if policy == "replan":
-        # every step from the first arrival to the last job's last decision is a decision time
-        last = int(arrivals[-1]) + extra
-        decisions = np.arange(int(arrivals[0]), last + 1, dtype=np.int64)
-    else:
-        decisions = arrivals
-    fc_all, act_all = _forecasts(series, forecaster, decisions, horizon, need)
-    offsets = arrivals - arrivals[0]  # row of each arrival in the decision tables
-    actual = act_all[offsets] if policy == "replan" else act_all
-    out: list[ShapeResult] = []
+    totals = [_Totals() for _ in shapes]
+    block = max(_CHUNK_CELLS // (need + horizon), 4 * (extra + 1), 64)
+    for lo in range(0, n, block):
+        arr = arrivals[lo : lo + block]
+        if policy == "replan":
+            # every step from the block's first arrival to its last job's last decision
+            decisions = np.arange(int(arr[0]), int(arr[-1]) + extra + 1, dtype=np.int64)
+        else:
+            decisions = arr
+        fc_all, act_all = _forecasts(series, forecaster, decisions, horizon, need)
+        offsets = arr - arr[0]  # row of each arrival in the decision tables
+        actual = act_all[offsets] if policy == "replan" else act_all
+        for tot, (d, s) in zip(totals, steps, strict=True):
+            _replay_block(tot, fc_all, actual, offsets, d, s, interruptible, policy)
     in_sample = _in_sample(forecaster, series, arrivals)
     per_kw = step / 3600.0  # g/kWh x step (h) x 1 kW = g per kW of job power
-    rows = np.arange(n)
-    for shape, (d, s) in zip(shapes, steps, strict=True):
-        w = d + s
-        a_w = actual[:, :w]
-        f_w = fc_all[offsets, :w]  # the forecast made at arrival (for errors and "once")
-        diff = np.abs(f_w - a_w)
-        nz = a_w != 0
-        mae = float(diff.mean())
-        mape = float((diff[nz] / np.abs(a_w[nz])).mean() * 100) if nz.any() else 0.0
-        if interruptible:
-            now = float(a_w[:, :d].sum())
-            oracle = float(np.partition(a_w, d - 1, axis=1)[:, :d].sum())
-            if policy == "once":
-                chosen = np.argsort(f_w, axis=1, kind="stable")[:, :d]
-                planned = float(np.take_along_axis(a_w, chosen, axis=1).sum())
-                delay = float(chosen.min(axis=1).sum())
-            else:
-                if s == 0:
-                    mask = np.ones((n, w))
-                    first = np.zeros(n, dtype=np.int64)
-                else:
-                    mask, first = _replan_interruptible(fc_all, offsets, d, s, n)
-                planned = float((a_w * mask).sum())
-                delay = float(first.sum())
-        else:
-            sums_a = window_sums(a_w, d)
-            now = float(sums_a[:, 0].sum())
-            oracle = float(sums_a.min(axis=1).sum())
-            if policy == "once":
-                start = np.argmin(window_sums(f_w, d), axis=1)
-            else:
-                table = _start_now_table(fc_all, d, s)
-                k = np.arange(s + 1)
-                go = table[offsets[:, None] + k[None, :], s - k[None, :]]
-                start = np.argmax(go, axis=1)  # the last step (no slack left) always says go
-            planned = float(sums_a[rows, start].sum())
-            delay = float(start.sum())
-        out.append(
-            ShapeResult(
-                zone=series.zone,
-                forecaster=forecaster.name,
-                job_hours=shape.job_hours,
-                slack_hours=shape.slack_hours,
-                interruptible=interruptible,
-                policy=policy,
-                arrivals=int(n),
-                first_arrival_s=float(series.times_s[arrivals[0]]),
-                last_arrival_s=float(series.times_s[arrivals[-1]]),
-                run_now_g_per_kw=now * per_kw,
-                planned_g_per_kw=planned * per_kw,
-                oracle_g_per_kw=oracle * per_kw,
-                mean_delay_h=delay / n * step / 3600.0,
-                mae_g_per_kwh=mae,
-                mape_pct=mape,
-                in_sample=in_sample,
-            )
+    return [
+        ShapeResult(
+            zone=series.zone,
+            forecaster=forecaster.name,
+            job_hours=shape.job_hours,
+            slack_hours=shape.slack_hours,
+            interruptible=interruptible,
+            policy=policy,
+            arrivals=int(n),
+            first_arrival_s=float(series.times_s[arrivals[0]]),
+            last_arrival_s=float(series.times_s[arrivals[-1]]),
+            run_now_g_per_kw=tot.now * per_kw,
+            planned_g_per_kw=tot.planned * per_kw,
+            oracle_g_per_kw=tot.oracle * per_kw,
+            mean_delay_h=tot.delay_steps / n * step / 3600.0,
+            mae_g_per_kwh=tot.abs_error / tot.cells,
+            mape_pct=tot.rel_error / tot.rel_cells * 100 if tot.rel_cells else 0.0,
+            in_sample=in_sample,
         )
-    return out
+        for shape, tot in zip(shapes, totals, strict=True)
+    ]
 
 
 def _in_sample(forecaster: Forecaster, series: IntensitySeries, arrivals: IntArray) -> bool:
@@ -399,6 +477,7 @@ def backtest(
         raise ConfigError("give at least one forecaster to back-test.")
     if not series_by_zone:
         raise ConfigError("give at least one zone's history to back-test.")
+    _check_period(start_s, end_s)
     results: list[ShapeResult] = []
     for _zone, series in series_by_zone.items():
         step = series.step_s
