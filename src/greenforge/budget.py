@@ -45,10 +45,17 @@ class Budget:
             raise ConfigError("a Budget needs co2e_g and/or energy_j (both are None).")
         for name in ("co2e_g", "energy_j"):
             value = getattr(self, name)
+            # a bool is an int to Python, but Budget(co2e_g=True) is a mistake, not 1 g
             if value is not None and not (
-                isinstance(value, int | float) and math.isfinite(value) and value > 0
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and value > 0
             ):
-                raise ConfigError(f"bad budget {name}={value!r}: use a finite number > 0.")
+                raise ConfigError(
+                    f"bad budget {name}={value!r}: use a finite number > 0 (a negative or zero "
+                    "budget would stop every run at once)."
+                )
 
 
 def check_budget(

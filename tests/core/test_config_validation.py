@@ -147,3 +147,11 @@ def test_argument_overrides_are_checked_with_their_origin() -> None:
         load_settings(env={}, config_file=None, interval_s=-1.0)
     with pytest.raises(ConfigError, match=r"unknown setting 'zonne'.*Did you mean 'zone'"):
         load_settings(env={}, config_file=None, zonne="DE")
+
+
+@pytest.mark.parametrize("value", [-1.0, 0, True, float("inf"), "5"])
+def test_budgets_must_be_positive_numbers(value: object) -> None:
+    from greenforge.budget import Budget
+
+    with pytest.raises(ConfigError, match=r"bad budget co2e_g=.*finite number > 0"):
+        Budget(co2e_g=value)  # type: ignore[arg-type]
