@@ -216,3 +216,16 @@ def test_contradictory_schedule_flags_are_usage_errors(
     assert out == ""  # refused before any plan is printed
     assert main(["queue", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []  # nothing queued
+
+
+def test_plan_resolves_zones_like_every_command(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = ["plan", "--duration", "1h", "--deadline", "+6h", "--json"]
+    plan = _json(capsys, [*base, "--zone", "de"])
+    assert isinstance(plan, dict)
+    assert plan["job"]["zones"] == ["DE"]
+    monkeypatch.setenv("GREENFORGE_ZONE", "pl")
+    plan = _json(capsys, base)
+    assert isinstance(plan, dict)
+    assert plan["job"]["zones"] == ["PL"]

@@ -220,7 +220,8 @@ def plan_command(
     from greenforge.timeutil import parse_duration_s, parse_time_s
 
     settings = load_settings()
-    zones = _split(zone) or [resolve_zone(settings)]
+    # the same resolution as every command (`de` -> `DE`; none given: env, config, cloud)
+    zones = [resolve_zone(settings, z) for z in _split(zone)] or [resolve_zone(settings)]
     now_s = time.time()
     earliest_s = parse_time_s(earliest, now_s)
     deadline_s = parse_time_s(deadline, earliest_s if earliest != "now" else now_s)
@@ -238,7 +239,7 @@ def plan_command(
         power_profile_w=tuple(_floats(power_profile, "power profile")) if power_profile else None,
         profile_step_s=parse_duration_s(profile_step),
     )
-    extra = [z for z in _split(compare) if z not in job.zones]
+    extra = [z for z in (resolve_zone(settings, c) for c in _split(compare)) if z not in job.zones]
     nearby = [] if compare else _nearby_zones(job.zones[0], job.zones)
     forecasts: dict[str, IntensitySeries] = {}
     actual: dict[str, IntensitySeries] | None = None
