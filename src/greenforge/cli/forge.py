@@ -49,7 +49,11 @@ def _forge(
         help="Comma-separated recipe names to run instead of the task's (baseline first).",
     ),
     threads: int | None = typer.Option(
-        None, "--threads", help="torch threads during the search (default: torch's).", min=1
+        None,
+        "--threads",
+        help="Threads for training AND for serving while measured (overrides the task's "
+        "training_threads and serving_threads; default: the task's, serving 1).",
+        min=1,
     ),
     as_json: bool = typer.Option(False, "--json", help="Print forge.json instead of a table."),
 ) -> None:
@@ -103,7 +107,7 @@ def _forge(
 
     console = Console(stderr=as_json)
     if not console.is_terminal:
-        console.width = max(console.width, 150)
+        console.width = max(console.width, 180)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -163,6 +167,7 @@ def _forge(
 
 
 def _print_table(console: Any, result: ForgeResult, out_dir: Path) -> None:
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
@@ -170,53 +175,66 @@ def _print_table(console: Any, result: ForgeResult, out_dir: Path) -> None:
         candidate_rows,
         fmt_g,
         fmt_interval,
-        runtime_label,
+        mass_unit,
         search_basis,
         summary_lines,
     )
 
     spec = result.task.spec
+    rows = candidate_rows(result)
+    inf_u, inf_g = mass_unit(r.inference_g_per_1k for r in rows)
+    # one unit for the masses that add up (training + inference = life; life + search)
+    train_u, train_g = life_u, life_g = share_u, share_g = mass_unit(r.lifetime_g for r in rows)
     table = Table(
-        title=f"forge {spec.name}: {spec.expected_inferences:,} predictions in "
-        f"{result.deploy_zone} ({result.deploy_intensity_g_per_kwh:.0f} g/kWh)",
+        title=Text(
+            f"forge {spec.name}: {spec.expected_inferences:,} predictions in "
+            f"{result.deploy_zone} ({result.deploy_intensity_g_per_kwh:.0f} gCO2e/kWh)"
+        ),
+        box=box.SIMPLE_HEAD,
         show_lines=False,
-        caption="g = grams CO2e; [low-high] = interval (measurement spread + meter bounds); "
-        "life g = training lineage + expected inference, WITHOUT the search share (the ranking "
-        "basis); search g = the rest of the search, carried by the chosen model only; "
-        "P = on the Pareto front; dim rows are below the accuracy target",
+        caption=Text(
+            "CO2e masses (g, mg, µg ...) as each header says; value [low-high] = interval "
+            "(measurement spread + meter bounds). life = training lineage + expected inference, "
+            "WITHOUT the search share (the ranking basis); search = the rest of the search, "
+            "carried by the chosen model only. P = on the Pareto front; dim rows are below the "
+            "accuracy target."
+        ),
     )
     for col, justify in (
         ("candidate", "left"),
-        ("runtime", "left"),
+        (f"runtime, {result.serving.threads} thr", "left"),
         ("prec.", "left"),
         ("acc %", "right"),
         ("params", "right"),
         ("MFLOP", "right"),
-        ("train g", "right"),
+        (f"train {train_u}", "right"),
         (f"ms/1k b{spec.serving_batch_size}", "right"),
-        ("g/1k", "right"),
-        ("life g", "right"),
-        ("search g", "right"),
+        (f"{inf_u}/1k", "right"),
+        (f"life {life_u}", "right"),
+        (f"search {share_u}", "right"),
         ("", "left"),
     ):
-        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    for row in candidate_rows(result):
+        table.add_column(Text(col), justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in rows:
         flags = ("chosen " if row.chosen else "") + ("P " if row.pareto else "")
         flags += "below target" if row.below_target else ""
         cells = [
             row.name,
-            runtime_label(row),
+            row.runtime,
             row.precision,
             f"{row.accuracy_pct:.2f}",
             f"{row.parameters:,}",
             f"{row.mflop:.3g}",
-            fmt_g(row.train_g),
+            fmt_g(row.train_g, train_g),
             f"{row.serving_ms_per_1k:.3g}",
             fmt_interval(
-                row.inference_g_per_1k, row.inference_low_g_per_1k, row.inference_high_g_per_1k
+                row.inference_g_per_1k,
+                row.inference_low_g_per_1k,
+                row.inference_high_g_per_1k,
+                inf_g,
             ),
-            fmt_interval(row.lifetime_g, row.lifetime_low_g, row.lifetime_high_g),
-            "-" if row.search_share_g is None else fmt_g(row.search_share_g),
+            fmt_interval(row.lifetime_g, row.lifetime_low_g, row.lifetime_high_g, life_g),
+            "-" if row.search_share_g is None else fmt_g(row.search_share_g, share_g),
             flags.strip(),
         ]
         style = "bold green" if row.chosen else "dim" if row.below_target else None
@@ -239,11 +257,6 @@ def _print_table(console: Any, result: ForgeResult, out_dir: Path) -> None:
         )
     else:
         console.print(f"[bold green]chosen:[/] {escape(result.reason)}")
-        ch = result.result(result.chosen)
-        console.print(
-            f"chosen model's lifetime CO2e with the whole search charged to it: "
-            f"{fmt_g(ch.lifetime_co2e_g)} g (search share {fmt_g(ch.search_share_co2e_g)} g)"
-        )
     for line in summary_lines(result):
         console.print(Text(line))
     if result.failures:

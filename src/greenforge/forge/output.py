@@ -26,7 +26,7 @@ import math
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,18 +137,47 @@ def save_model(out_dir: Path, model: Any, name: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- what users read
 
 
-def fmt_g(value: float) -> str:
-    """Returns grams (or any quantity) with 3 significant digits; ``-`` when not finite."""
+MASS_UNITS: tuple[tuple[str, float], ...] = (
+    ("t", 1e6),
+    ("kg", 1e3),
+    ("g", 1.0),
+    ("mg", 1e-3),
+    ("µg", 1e-6),
+    ("ng", 1e-9),
+)
+"""Units a column of CO2e masses can be shown in, with grams per unit."""
+
+
+def mass_unit(values_g: Iterable[float]) -> tuple[str, float]:
+    """Returns ``(unit, grams per unit)`` in which the median finite, non-zero value of
+    ``values_g`` reads between 1 and 1000 (``("g", 1.0)`` when there is none)."""
+    finite = sorted(abs(v) for v in values_g if math.isfinite(v) and v != 0.0)
+    if not finite:
+        return "g", 1.0
+    median = finite[len(finite) // 2]
+    for unit, grams in MASS_UNITS:
+        if median >= grams:
+            return unit, grams
+    return MASS_UNITS[-1]
+
+
+def fmt_g(value: float, per_unit: float = 1.0) -> str:
+    """Returns ``value / per_unit`` with 3 significant digits (``1,340`` from 1000 on, no
+    exponent below a million); ``-`` when not finite."""
     if not math.isfinite(value):
         return "-"
-    return f"{value:.3g}"
+    v = value / per_unit
+    if 1000.0 <= abs(v) < 1e6:
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
 
 
-def fmt_interval(value: float, low: float, high: float) -> str:
-    """Returns ``"12.3 [11.1-13.9]"``, or just ``"12.3"`` when the bounds are unknown."""
+def fmt_interval(value: float, low: float, high: float, per_unit: float = 1.0) -> str:
+    """Returns ``"12.3 [11.1-13.9]"`` (each divided by ``per_unit``), or just ``"12.3"`` when
+    the bounds are unknown."""
     if not (math.isfinite(low) and math.isfinite(high)):
-        return fmt_g(value)
-    return f"{fmt_g(value)} [{fmt_g(low)}-{fmt_g(high)}]"
+        return fmt_g(value, per_unit)
+    return f"{fmt_g(value, per_unit)} [{fmt_g(low, per_unit)}-{fmt_g(high, per_unit)}]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -280,6 +309,9 @@ def headline_line(result: ForgeResult) -> str | None:
     )
 
 
+_BUSY_PREFIX = "the machine was busy: "
+
+
 def summary_lines(result: ForgeResult) -> list[str]:
     """Returns the plain-text lines under the table: serving spec, headline, noise, decision."""
     lines: list[str] = []
@@ -290,11 +322,24 @@ def summary_lines(result: ForgeResult) -> list[str]:
         f"serving spec: runtimes {runtimes}; {serving.threads} thread(s); batch sizes {batches}; "
         f"training used {result.training_threads} thread(s)"
     )
+    if result.chosen is not None:
+        ch = result.result(result.chosen)
+        lines.append(
+            f"chosen model's lifetime CO2e with the whole search charged to it: "
+            f"{fmt_g(ch.lifetime_co2e_g)} g (search share {fmt_g(ch.search_share_co2e_g)} g)"
+        )
     noise = result.noise
     if noise.busy:
+        note = noise.note.rstrip(".")
+        if note.lower().startswith(_BUSY_PREFIX):
+            note = note[len(_BUSY_PREFIX) :]
         lines.append(
-            f"busy machine: {100 * noise.background_load:.0f} % background CPU load while "
-            f"measuring; intervals were widened. {str(noise.note).rstrip('.')}."
+            "busy machine: "
+            + (
+                note
+                or f"other processes used {100 * noise.background_load:.0f} % of the CPU while "
+                "the forge measured; intervals were widened"
+            )
         )
     decision = result.decision
     if decision.within_noise:
@@ -315,25 +360,28 @@ def summary_lines(result: ForgeResult) -> list[str]:
 
 def _card_table(result: ForgeResult) -> list[str]:
     rows = candidate_rows(result)
+    inf_u, inf_g = mass_unit(r.inference_g_per_1k for r in rows)
+    train_u, train_g = life_u, life_g = share_u, share_g = mass_unit(r.lifetime_g for r in rows)
     lines = [
-        "| candidate | recipe | runtime | precision | test acc. | params | train CO2e (g) "
-        "| inference CO2e per 1k (g) | lifetime CO2e (g), no search share | search share (g) |",
+        f"| candidate | recipe | runtime | precision | test acc. | params | train CO2e ({train_u}) "
+        f"| inference CO2e per 1k ({inf_u}) | lifetime CO2e ({life_u}), no search share "
+        f"| search share ({share_u}) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         name = f"**{row.name}** (chosen)" if row.chosen else row.name
-        per_1k = fmt_interval(
-            row.inference_g_per_1k, row.inference_low_g_per_1k, row.inference_high_g_per_1k
-        )
         acc = f"{row.accuracy_pct:.2f} %"
         if row.below_target:
             acc += " (below target)"
+        per_1k = fmt_interval(
+            row.inference_g_per_1k, row.inference_low_g_per_1k, row.inference_high_g_per_1k, inf_g
+        )
+        life = fmt_interval(row.lifetime_g, row.lifetime_low_g, row.lifetime_high_g, life_g)
+        share = "-" if row.search_share_g is None else fmt_g(row.search_share_g, share_g)
         lines.append(
             f"| {name} | {row.recipe} | {runtime_label(row)} | {row.precision} | {acc} "
-            f"| {row.parameters:,} | {fmt_g(row.train_g)} "
-            f"| {per_1k} "
-            f"| {fmt_interval(row.lifetime_g, row.lifetime_low_g, row.lifetime_high_g)} "
-            f"| {'-' if row.search_share_g is None else fmt_g(row.search_share_g)} |"
+            f"| {row.parameters:,} | {fmt_g(row.train_g, train_g)} | {per_1k} | {life} "
+            f"| {share} |"
         )
     return lines
 

@@ -2,7 +2,8 @@
 
 - x: test accuracy (%), the target as a vertical line; candidates far below it (or, without a
   target, far below the best) sit at the left edge (``<`` marker) instead of squeezing the rest.
-- y: lifetime CO2e in gCO2e *without* the search share (the ranking basis), with error bars
+- y: lifetime CO2e *without* the search share (the ranking basis) in gCO2e (or mg, µg, kg...:
+  the unit in which the values read best, named on the axis), with error bars
   from ``lifetime_co2e_low_g``/``lifetime_co2e_high_g``; log scale when the data span more than
   1.5 decades, limits clipped to the data.
 - Colours from the Okabe-Ito palette (colour-blind safe); below-target candidates hollow grey;
@@ -132,9 +133,10 @@ def place_labels(
 class _Point:
     name: str
     accuracy_pct: float
-    co2e_g: float
-    low_g: float
-    high_g: float
+    co2e: float
+    """Lifetime CO2e without the search share, in the plot's mass unit (as are the bounds)."""
+    low: float
+    high: float
     runtime: str
     pareto: bool
     below_target: bool
@@ -143,20 +145,23 @@ class _Point:
     clipped: bool = False
 
 
-def _points(result: ForgeResult) -> list[_Point]:
-    from greenforge.forge.output import candidate_rows
+def _points(result: ForgeResult) -> tuple[list[_Point], str]:
+    """The evaluated candidates in the mass unit that reads best, and that unit."""
+    from greenforge.forge.output import candidate_rows, mass_unit
 
+    rows = candidate_rows(result)
+    unit, grams = mass_unit(r.lifetime_g for r in rows)
     out = []
-    for row in candidate_rows(result):
-        value = max(row.lifetime_g, 1e-12)
-        low = row.lifetime_low_g if math.isfinite(row.lifetime_low_g) else value
-        high = row.lifetime_high_g if math.isfinite(row.lifetime_high_g) else value
+    for row in rows:
+        value = max(row.lifetime_g, 1e-12) / grams
+        low = row.lifetime_low_g / grams if math.isfinite(row.lifetime_low_g) else value
+        high = row.lifetime_high_g / grams if math.isfinite(row.lifetime_high_g) else value
         out.append(
             _Point(
                 row.name,
                 row.accuracy_pct,
                 value,
-                max(min(low, value), 1e-12),
+                max(min(low, value), 1e-12 / grams),
                 max(high, value),
                 row.runtime,
                 row.pareto,
@@ -165,6 +170,20 @@ def _points(result: ForgeResult) -> list[_Point]:
                 row.baseline,
             )
         )
+    return out, unit
+
+
+def _dodge(points: list[_Point], width: float) -> list[_Point]:
+    """Points that share an accuracy, spread sideways by ``width`` each so that their error
+    bars stay apart (the accuracy is a test-set fraction: many candidates tie exactly)."""
+    groups: dict[float, list[int]] = {}
+    for i, p in enumerate(points):
+        groups.setdefault(round(p.accuracy_pct, 6), []).append(i)
+    out = list(points)
+    for members in groups.values():
+        for k, i in enumerate(members):
+            shift = (k - (len(members) - 1) / 2) * width
+            out[i] = dataclasses.replace(points[i], accuracy_pct=points[i].accuracy_pct + shift)
     return out
 
 
@@ -186,8 +205,8 @@ def log_scale(lows_g: Sequence[float], highs_g: Sequence[float]) -> bool:
 
 
 def _y_limits(points: Sequence[_Point], log: bool) -> tuple[float, float]:
-    lo = min(p.low_g for p in points)
-    hi = max(p.high_g for p in points)
+    lo = min(p.low for p in points)
+    hi = max(p.high for p in points)
     if log:
         return lo / 1.25, hi * 1.25
     span = hi - lo
@@ -204,7 +223,7 @@ def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    points = _points(result)
+    points, unit = _points(result)
     if not points:
         return None
     target = None if result.target_accuracy is None else 100.0 * result.target_accuracy
@@ -219,17 +238,21 @@ def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
     x_pad = max(0.08 * (x_hi - x_lo), 0.15)
     x_lo, x_hi = x_lo - x_pad, x_hi + x_pad
     points = [
-        dataclasses.replace(p, accuracy_pct=x_lo + 0.25 * x_pad, clipped=True)
+        dataclasses.replace(p, accuracy_pct=x_lo + 0.5 * x_pad, clipped=True)
         if p.accuracy_pct < x_lo
         else p
         for p in points
     ]
+    points = [
+        dataclasses.replace(p, accuracy_pct=min(max(p.accuracy_pct, x_lo + 0.1 * x_pad), x_hi))
+        for p in _dodge(points, 0.012 * (x_hi - x_lo))
+    ]
 
-    log = log_scale([p.low_g for p in points], [p.high_g for p in points])
+    log = log_scale([p.low for p in points], [p.high for p in points])
 
     fig = Figure(figsize=(10.0, 5.8), dpi=100)
     canvas = FigureCanvasAgg(fig)
-    fig.subplots_adjust(left=0.085, right=0.70, top=0.89, bottom=0.12)
+    fig.subplots_adjust(left=0.1, right=0.70, top=0.89, bottom=0.12)
     ax = fig.add_subplot(1, 1, 1)
     ax.set_xlim(x_lo, x_hi)
     if log:
@@ -243,8 +266,8 @@ def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
         colour = GREY if p.below_target else OKABE_ITO["blue"]
         ax.errorbar(
             [p.accuracy_pct],
-            [p.co2e_g],
-            yerr=[[p.co2e_g - p.low_g], [p.high_g - p.co2e_g]],
+            [p.co2e],
+            yerr=[[p.co2e - p.low], [p.high - p.co2e]],
             fmt="none",
             ecolor=colour,
             elinewidth=1.0,
@@ -252,12 +275,12 @@ def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
             alpha=0.8,
             zorder=2,
         )
-        ax.scatter([p.accuracy_pct], [p.co2e_g], s=46, zorder=3, **_style(p))
+        ax.scatter([p.accuracy_pct], [p.co2e], s=46, zorder=3, **_style(p))
     front = sorted((p for p in points if p.pareto and not p.clipped), key=lambda p: p.accuracy_pct)
     if len(front) > 1:
         ax.plot(
             [p.accuracy_pct for p in front],
-            [p.co2e_g for p in front],
+            [p.co2e for p in front],
             "-",
             color=OKABE_ITO["bluish_green"],
             lw=1.4,
@@ -268,7 +291,7 @@ def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
     if chosen is not None:
         ax.scatter(
             [chosen.accuracy_pct],
-            [chosen.co2e_g],
+            [chosen.co2e],
             marker="*",
             s=320,
             c=OKABE_ITO["vermillion"],
@@ -282,7 +305,7 @@ def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
     spec = result.task.spec
     ax.set_xlabel("test accuracy (%)", fontsize=10)
     ax.set_ylabel(
-        "lifetime CO2e (gCO2e" + (", log scale" if log else "") + ")\n"
+        f"lifetime CO2e ({unit}CO2e" + (", log scale" if log else "") + ")\n"
         "training + expected inference, no search share",
         fontsize=10,
     )
@@ -303,7 +326,7 @@ def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
     renderer = canvas.get_renderer()  # type: ignore[no-untyped-call]
     to_px = ax.transData.transform
     labelled = [p for p in points if p.pareto or p.chosen or p.baseline]
-    anchors = [tuple(float(v) for v in to_px((p.accuracy_pct, p.co2e_g))) for p in labelled]
+    anchors = [tuple(float(v) for v in to_px((p.accuracy_pct, p.co2e))) for p in labelled]
     texts = [f"{p.name} (chosen)" if p.chosen else p.name for p in labelled]
     sizes: list[tuple[float, float]] = []
     for text in texts:
@@ -313,7 +336,7 @@ def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
         probe.remove()
     obstacles = []
     for p in points:
-        x, y = (float(v) for v in to_px((p.accuracy_pct, p.co2e_g)))
+        x, y = (float(v) for v in to_px((p.accuracy_pct, p.co2e)))
         r = 11.0 if p.chosen else 6.0
         obstacles.append(Box(x - r, y - r, x + r, y + r))
     ab = ax.get_window_extent(renderer=renderer)
@@ -325,7 +348,7 @@ def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
         far = math.hypot(cx - anchor[0], cy - anchor[1]) > 0.5 * math.hypot(*size) + 10
         ax.annotate(
             text,
-            (p.accuracy_pct, p.co2e_g),
+            (p.accuracy_pct, p.co2e),
             xytext=((cx - anchor[0]) * px_to_pt, (cy - anchor[1]) * px_to_pt),
             textcoords="offset points",
             ha="center",
