@@ -110,6 +110,17 @@ def collect(zone: str | None = None) -> dict[str, Any]:
     warning = attribution_warning(settings)
     if warning is not None:
         out["warnings"].append(warning)
+    from greenforge.report.store import default_store_path, store_health
+
+    store = store_health(default_store_path(settings))
+    out["store"] = store
+    if not store["ok"]:
+        out["problems"].append(f"run store: {store['status']}")
+    if store["corrupt_copies"]:
+        out["warnings"].append(
+            "corrupt run store(s) were moved aside (runs stored before are in them): "
+            + ", ".join(store["corrupt_copies"])
+        )
     pue, pue_source = default_pue(settings, zone_source=zone_source)
     out["pue"] = {"pue": pue, "source": pue_source}
     embodied = embodied_for(settings)
@@ -169,6 +180,13 @@ def _print(report: dict[str, Any], console: Console) -> None:
         else escape(f"{emb['kgco2e']:.4g} kgCO2e ({emb['source']})"),
     )
     other.add_row("attribution", report["settings"]["attribution"])
+    store = report["store"]
+    other.add_row(
+        "run store",
+        escape(f"{store['path']}: {store['status']}")
+        if store["ok"]
+        else f"[yellow]{escape(store['status'])}[/]",
+    )
     console.print(other)
 
     console.print("[bold]Meter choice[/]")

@@ -384,6 +384,8 @@ class RunStore:
                 cur.close()
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self._conn is None and self.read_only:
+            self._open_read_only()  # the store may have been created since
         try:
             with self._lock:
                 if self._conn is None:
@@ -626,6 +628,33 @@ def _as_incomplete(data: dict[str, Any], owner: PartOwner, updated_s: float) -> 
     )
     data["warnings"] = warnings
     return data
+
+
+def store_health(path: Path) -> dict[str, Any]:
+    """What ``greenforge doctor`` says about the run store at ``path`` (read-only checks):
+    ``{"path", "ok", "status", "runs", "corrupt_copies"}``."""
+    out: dict[str, Any] = {
+        "path": str(path),
+        "ok": True,
+        "status": "",
+        "runs": 0,
+        "corrupt_copies": [str(p) for p in corrupt_copies(path)],
+    }
+    if not path.exists():
+        out["status"] = "no runs stored yet (created by the first run)"
+        return out
+    try:
+        with RunStore(path, read_only=True) as store:
+            check = store._query("PRAGMA quick_check")
+            verdict = "; ".join(str(r[0]) for r in check[:3]) if check else "ok"
+            if verdict != "ok":
+                raise StoreError(_corrupt_message(path, RuntimeError(verdict)))
+            out["runs"] = len(store._query("SELECT DISTINCT run_id FROM parts"))
+    except StoreError as exc:
+        out.update(ok=False, status=str(exc))
+        return out
+    out["status"] = f"ok, {out['runs']} run(s)"
+    return out
 
 
 def export_records(records: Sequence[RunRecord], fmt: str) -> str:
