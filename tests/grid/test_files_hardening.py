@@ -242,3 +242,11 @@ def test_memory_grows_with_rows_not_with_the_text(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert len(series) == 20_000
     assert peak < path.stat().st_size  # never the whole text (1.5 MB) in memory
+
+
+def test_a_fill_that_would_create_millions_of_points_is_refused(tmp_path: Path) -> None:
+    # one stray row a century later, on a 1-minute grid: 58 million points to interpolate
+    lines = ["timestamp,value", "1990-01-01T00:00Z,1", "1990-01-01T00:01Z,2", "2099-01-01T00:00Z,3"]
+    path = write_lines(tmp_path / "stray.csv", lines)
+    with pytest.raises(DataError, match=r"filling the gaps \(interpolate\) would make .*stray"):
+        load_csv(path, fill="interpolate")

@@ -539,7 +539,17 @@ def load_csv(
             + ". Supply the missing rows or choose a fill policy (--fill ffill|interpolate|"
             "profile, or intensity_fill in the config)."
         )
-    return fill_gaps(series, fill) if gaps else series
+    if not gaps:
+        return series
+    filled = len(series) + sum(g.missing_points for g in gaps)
+    if filled > MAX_ROWS:
+        raise DataError(
+            f"filling the gaps ({fill}) would make {filled:,} points of {step:g} s from "
+            f"{len(series):,} rows (at most {MAX_ROWS:,}): the data spans "
+            f"{utc_iso_seconds(float(times[0]))} to {utc_iso_seconds(float(times[-1]))}. Check "
+            "for a stray timestamp far from the others, or load fewer years at a time."
+        )
+    return fill_gaps(series, fill)
 
 
 def _firsts(part: _Part) -> list[tuple[float, int]]:

@@ -1,0 +1,213 @@
+"""Property tests of the intensity file readers: any input gives a valid series or a GreenForge error.
+
+Random bytes (plain and gzipped), random CSV shapes (headers, separators, quoting, field
+counts), random timestamp spellings (offsets, ``Z``, years far outside the data), random
+values (NaN, inf, huge) and huge fields. Whatever comes in, ``load_csv`` either returns a
+series that holds only plausible numbers or raises a :class:`GreenForgeError` - never any
+other exception.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import math
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from greenforge.errors import GreenForgeError
+from greenforge.grid.files import (
+    GENERIC_HEADER,
+    MAX_INTENSITY_G_PER_KWH,
+    PORTAL_HEADER,
+    load_csv,
+)
+from greenforge.grid.series import IntensitySeries
+
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+FIRST_S = dt.datetime(1990, 1, 1, tzinfo=dt.timezone.utc).timestamp()
+END_S = dt.datetime(2101, 1, 1, tzinfo=dt.timezone.utc).timestamp()
+
+
+def load_or_error(path: Path) -> IntensitySeries | None:
+    """The series, or None after a GreenForge error; any other exception fails the test."""
+    try:
+        series = load_csv(path, fill="interpolate")
+    except GreenForgeError as exc:
+        message = str(exc)
+    else:
+        values = series.values_g_per_kwh
+        assert np.all(np.isfinite(values))
+        assert np.all((values >= 0) & (values <= MAX_INTENSITY_G_PER_KWH))
+        assert np.all(np.diff(series.times_s) > 0)
+        assert series.start_s >= FIRST_S
+        assert series.times_s[-1] < END_S
+        return series
+    assert message.strip()
+    return None
+
+
+def write(path: Path, data: bytes, compress: bool) -> Path:
+    path.write_bytes(gzip.compress(data, mtime=0) if compress else data)
+    return path
+
+
+@FUZZ
+@given(data=st.binary(max_size=4096), compress=st.booleans())
+def test_random_bytes(tmp_path: Path, data: bytes, compress: bool) -> None:
+    load_or_error(write(tmp_path / "r.csv", data, compress))
+
+
+@FUZZ
+@given(
+    prefix=st.sampled_from([b"", b"timestamp,value\n", PORTAL_HEADER.encode() + b"\n"]),
+    data=st.binary(max_size=2048),
+    compress=st.booleans(),
+)
+def test_random_bytes_after_a_valid_header(
+    tmp_path: Path, prefix: bytes, data: bytes, compress: bool
+) -> None:
+    load_or_error(write(tmp_path / "h.csv", prefix + data, compress))
+
+
+offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
+    lambda m: dt.timezone(dt.timedelta(minutes=m))
+)
+moments = st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31))
+
+
+@st.composite
+def stamp_texts(draw: st.DrawFn) -> str:
+    """A timestamp as users write them: any year, separator, precision, offset or ``Z``."""
+    moment = draw(moments)
+    sep = draw(st.sampled_from(["T", " "]))
+    spec = draw(st.sampled_from(["auto", "minutes", "seconds", "milliseconds"]))
+    kind = draw(st.sampled_from(["naive", "offset", "Z", "z", "garbage"]))
+    if kind == "offset":
+        aware = moment.replace(tzinfo=draw(offsets))
+        return aware.isoformat(sep=sep, timespec=spec)
+    if kind == "garbage":
+        return draw(st.text(max_size=30))
+    text = moment.isoformat(sep=sep, timespec=spec)
+    return text + ("" if kind == "naive" else kind)
+
+
+values_text = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.floats(min_value=0, max_value=6000).map(lambda v: f"{v:.3f}"),
+    st.sampled_from(["", "nan", "-inf", "Infinity", "1e308", "1_000", "12,5", " 7 ", "-0"]),
+    st.text(max_size=12),
+)
+
+
+@FUZZ
+@given(
+    rows=st.lists(st.tuples(stamp_texts(), values_text), min_size=0, max_size=40),
+    portal=st.booleans(),
+    compress=st.booleans(),
+)
+def test_random_timestamps_and_values(
+    tmp_path: Path, rows: list[tuple[str, str]], portal: bool, compress: bool
+) -> None:
+    def quote(field: str) -> str:
+        return '"' + field.replace('"', '""') + '"'
+
+    if portal:
+        lines = [PORTAL_HEADER] + [
+            f"{quote(t)},Germany,Germany,DE,1,{quote(v)},1,1,src,false," for t, v in rows
+        ]
+    else:
+        lines = [GENERIC_HEADER] + [f"{quote(t)},{quote(v)}" for t, v in rows]
+    data = ("\n".join(lines) + "\n").encode("utf-8", errors="surrogatepass")
+    load_or_error(write(tmp_path / "t.csv", data, compress))
+
+
+@st.composite
+def csv_shapes(draw: st.DrawFn) -> bytes:
+    """A CSV of random shape: header, separator, quoting, field counts, blank lines, line ends."""
+    sep = draw(st.sampled_from([",", ";", "\t", "|"]))
+    header = draw(
+        st.sampled_from(
+            [
+                GENERIC_HEADER,
+                PORTAL_HEADER,
+                "timestamp;value",
+                "time,intensity_g_per_kwh",
+                "value,timestamp",
+                "Datetime (UTC),Carbon Intensity gCO₂eq/kWh (LCA)",
+                "",
+                "a,b,c",
+            ]
+        )
+    )
+    field = st.one_of(stamp_texts(), values_text, st.text(max_size=20), st.just('"'), st.just("\r"))
+    rows = draw(st.lists(st.lists(field, max_size=12), max_size=30))
+    ending = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    body = ending.join(sep.join(r) for r in rows)
+    return (header + ending + body).encode("utf-8", errors="surrogatepass")
+
+
+@FUZZ
+@given(data=csv_shapes(), compress=st.booleans())
+def test_random_csv_shapes(tmp_path: Path, data: bytes, compress: bool) -> None:
+    load_or_error(write(tmp_path / "s.csv", data, compress))
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    length=st.integers(min_value=0, max_value=300_000),
+    where=st.sampled_from(["value", "zone", "timestamp", "quoted"]),
+    compress=st.booleans(),
+)
+def test_huge_fields(tmp_path: Path, length: int, where: str, compress: bool) -> None:
+    big = "9" * length
+    stamp, value, zone = "2023-01-01 00:00:00", "100", "DE"
+    if where == "value":
+        value = big
+    elif where == "zone":
+        zone = big
+    elif where == "timestamp":
+        stamp = big
+    else:
+        value = '"' + "\n".join(big[i : i + 1000] for i in range(0, length, 1000)) + '"'
+    rows = [
+        f"{stamp},Germany,Germany,{zone},1,{value},1,1,src,false,",
+        f"2023-01-01 01:00:00,Germany,Germany,{zone},1,100,1,1,src,false,",
+    ]
+    data = ("\n".join([PORTAL_HEADER, *rows]) + "\n").encode()
+    load_or_error(write(tmp_path / "f.csv", data, compress))
+
+
+@FUZZ
+@given(
+    start_h=st.integers(min_value=0, max_value=(2100 - 1990) * 8760 - 100),
+    zones=st.lists(offsets, min_size=2, max_size=60),
+    portal=st.booleans(),
+)
+def test_regular_series_with_any_offsets_convert_to_utc(
+    tmp_path: Path, start_h: int, zones: list[dt.timezone], portal: bool
+) -> None:
+    start = FIRST_S + 3600.0 * start_h
+    instants = [start + 3600.0 * i for i in range(len(zones))]
+    texts = [
+        dt.datetime.fromtimestamp(t, tz=z).isoformat(sep=" " if portal else "T")
+        for t, z in zip(instants, zones, strict=True)
+    ]
+    if portal:
+        lines = [PORTAL_HEADER] + [f"{t},Germany,Germany,DE,1,100,1,1,src,false," for t in texts]
+    else:
+        lines = [GENERIC_HEADER] + [f"{t},100" for t in texts]
+    path = write(tmp_path / "o.csv", ("\n".join(lines) + "\n").encode(), False)
+    series = load_csv(path)
+    np.testing.assert_array_equal(series.times_s, np.array(instants))
+    assert series.step_s == 3600.0
+    assert not any(math.isnan(v) for v in series.values_g_per_kwh.tolist())
