@@ -229,3 +229,21 @@ def test_plan_resolves_zones_like_every_command(
     plan = _json(capsys, base)
     assert isinstance(plan, dict)
     assert plan["job"]["zones"] == ["PL"]
+
+
+def test_queue_list_keeps_state_and_slot_whole_at_80_columns(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = "nightly-finetune-of-the-big-model"
+    argv = ["schedule", "--zone", "DE", "--duration", "1h", "--detach", "--name", name]
+    assert main([*argv, "--", "true"]) == 0
+    capsys.readouterr()
+    assert main(["queue", "list"]) == 0
+    out = capsys.readouterr().out
+    assert all(len(line) <= 80 for line in out.splitlines())
+    row = next(line for line in out.splitlines() if " queued " in line)
+    parts = row.split()
+    assert "local" in parts
+    assert any(len(p) == 10 and p[4] == "-" for p in parts)  # the slot's date, whole
+    assert "\u2026" not in out  # nothing cut with an ellipsis: the name folds
+    assert "big-model" in out

@@ -314,16 +314,23 @@ def queue_list(
     if as_json:
         sys.stdout.write(json.dumps([j.to_dict() for j in jobs], indent=2) + "\n")
         return
-    table = Table(title=f"jobs ({len(jobs)})")
-    for col in ("id", "name", "state", "executor", "next slot (UTC)", "saving", "tries", "note"):
-        table.add_column(col)
+    from greenforge.cli.tables import compact_table
+
+    table = compact_table(
+        f"jobs ({len(jobs)})",
+        ("id", "name", "state", "executor", "next slot (UTC)", "saving", "tries", "note"),
+        fold=("name", "note"),
+        right=("id", "saving", "tries"),
+    )
     for j in jobs:
         table.add_row(
             str(j.id),
             escape(j.name),
             j.state,
             j.executor,
-            _iso(j.next_start_s) if j.state not in ("done", "failed", "cancelled") else "-",
+            _iso(j.next_start_s)[:16].replace("T", " ")  # to the minute: fits 80 columns
+            if j.state not in ("done", "failed", "cancelled")
+            else "-",
             f"{j.plan.saving_pct:.1f} %",
             str(j.attempts),
             escape(j.message),

@@ -259,29 +259,18 @@ def runs_list(
             soft_wrap=True,
         )
         return
-    from rich import box
+    from greenforge.cli.tables import compact_table
 
     console = Console()
-    # At 80 columns every column but the name fits whole: a light table with one space between
-    # columns, and the start to the minute (to the millisecond from 100 columns up). The
-    # columns that identify a run never wrap or truncate; the name folds instead.
+    # At 80 columns every column but the name fits whole, with the start to the minute (to the
+    # millisecond from 100 columns up); the name folds.
     wide = console.width >= 100
-    table = Table(
-        title=f"runs ({len(records)})",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-        collapse_padding=True,
+    table = compact_table(
+        f"runs ({len(records)})",
+        ("id", "name", "status", "started (UTC)", "duration", "energy", "CO2e"),
+        fold=("name",),
+        right=("duration", "energy", "CO2e"),
     )
-    for col in ("id", "name", "status", "started (UTC)", "duration", "energy", "CO2e"):
-        right = col in ("duration", "energy", "CO2e")
-        table.add_column(
-            col,
-            no_wrap=col != "name",
-            overflow="fold",
-            min_width=8 if col == "name" else None,
-            justify="right" if right else "left",
-        )
     for r in records:
         table.add_row(
             r.id,
