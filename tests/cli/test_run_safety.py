@@ -77,7 +77,7 @@ def test_a_sigkilled_greenforge_run_takes_its_command_along_and_the_run_is_incom
         parent.wait()
 
     assert os.getpgid(child.pid) == child.pid  # not in a terminal: its own process group
-    gone, alive = psutil.wait_procs([child], timeout=10)
+    _, alive = psutil.wait_procs([child], timeout=10)
     for proc in alive:  # clean up before failing
         with contextlib.suppress(psutil.Error):
             proc.kill()
@@ -111,7 +111,7 @@ def test_sigterm_reaches_the_commands_whole_process_group(home: Path, tmp_path: 
         if parent.poll() is None:
             parent.kill()
     assert parent.returncode == 128 + signal.SIGTERM  # the shell's exit code, kept
-    gone, alive = psutil.wait_procs([grandchild], timeout=10)
+    _, alive = psutil.wait_procs([grandchild], timeout=10)
     for proc in alive:
         with contextlib.suppress(psutil.Error):
             proc.kill()
@@ -205,3 +205,22 @@ def test_runs_show_and_csv_export_say_which_attribution_was_used(
     header, row = out.splitlines()[:2]
     assert "attribution" in header.split(",")
     assert "process" in row.split(",")
+
+
+@pytest.mark.parametrize("in_container", [True, False])
+def test_machine_attribution_in_a_container_warns_once_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], in_container: bool
+) -> None:
+    from greenforge.meters import rapl
+
+    monkeypatch.setenv("GREENFORGE_ATTRIBUTION", "machine")
+    monkeypatch.setattr(rapl, "in_container", lambda: in_container)  # the host is the edge here
+
+    assert main(["run", "--zone", "DE", "--", PY, "-c", "pass"]) == 0
+
+    lines = [line for line in capfd.readouterr().err.splitlines() if "container" in line]
+    if in_container:
+        assert len(lines) == 1
+        assert "attribution = 'process'" in lines[0]
+    else:
+        assert lines == []

@@ -153,8 +153,8 @@ def render_record(record: RunRecord, console: Console) -> None:
             "details)[/]",
             highlight=False,
         )
-    for text in record.warnings:
-        console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
+    for text in record.warnings:  # one line each, however narrow the terminal
+        console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def _store() -> RunStore:
