@@ -247,3 +247,14 @@ def test_queue_list_keeps_state_and_slot_whole_at_80_columns(
     assert any(len(p) == 10 and p[4] == "-" for p in parts)  # the slot's date, whole
     assert "\u2026" not in out  # nothing cut with an ellipsis: the name folds
     assert "big-model" in out
+
+
+def test_a_fallback_warning_is_one_line_when_piped(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GREENFORGE_INTENSITY_PROVIDERS", "files,embedded")
+    capsys.readouterr()
+    assert main(["grid", "show", "DE", "--json"]) == 0
+    [line] = [x for x in capsys.readouterr().err.splitlines() if x]
+    assert line.startswith("warning: grid provider(s) 'files' failed")
+    assert line.endswith("names the error.")

@@ -73,7 +73,12 @@ def _fallback_notes() -> Iterator[None]:
             text = str(w.message)
             if text not in shown:
                 shown.add(text)
-                err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
+                # one line in a log or a pipe (rich would wrap it at 80 columns)
+                err.print(
+                    f"[yellow]warning:[/] {escape(text)}",
+                    highlight=False,
+                    soft_wrap=not err.is_terminal,
+                )
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
