@@ -57,11 +57,28 @@ def test_process_attribution_charges_own_cpu_time_times_core_power_plus_ram() ->
 
     assert r.cpu_s == 3.0
     assert r.wall_s == 5.0
-    assert r.energy_j == pytest.approx(3.0 * 10.0 + 2.0 * 0.4 * 5.0)
-    assert r.low_j == pytest.approx(3.0 * 5.0 + 2.0 * 0.25 * 5.0)
-    assert r.high_j == pytest.approx(3.0 * 20.0 + 2.0 * 0.5 * 5.0)
+    # memory is charged for the 3 s the process ran, not the 2 s it waited for the CPU
+    assert r.energy_j == pytest.approx(3.0 * 10.0 + 2.0 * 0.4 * 3.0)
+    assert r.low_j == pytest.approx(3.0 * 5.0 + 2.0 * 0.25 * 3.0)
+    assert r.high_j == pytest.approx(3.0 * 20.0 + 2.0 * 0.5 * 3.0)
     assert r.method == "model:cpu-time-x-core-power+model:ram-w-per-gb"
     assert "per busy logical CPU" in att.provenance
+
+
+def test_waiting_for_the_cpu_costs_nothing_extra() -> None:
+    cpu, wall = Clock(), Clock()
+    att = ProcessCpuAttribution(POWER, 0.4, cpu_clock=cpu, wall_clock=wall, rss_bytes=lambda: 2e9)
+
+    quiet = att.begin()
+    cpu.t += 1.0
+    wall.t += 1.0
+    alone = att.end(quiet)
+    busy = att.begin()
+    cpu.t += 1.0
+    wall.t += 4.0  # the same work while other processes held the CPU 3/4 of the time
+    shared = att.end(busy)
+
+    assert shared.energy_j == pytest.approx(alone.energy_j)
 
 
 def test_counter_share_attribution_scales_the_counter_by_own_share_of_busy_cpu() -> None:

@@ -8,8 +8,11 @@ Every energy figure ``greenforge forge`` reports comes through this module:
   - ``process`` (default, ``model:cpu-time-x-core-power+model:ram-w-per-gb``): CPU seconds of
     this process (all its threads, :func:`time.process_time`) x the modelled power of one
     logical CPU at full load (:func:`greenforge.hardware.catalog.cpu_power_model` full-load
-    power / logical CPUs; its low/high curves give the bounds), plus resident memory x W/GB x
-    wall time (as :mod:`greenforge.meters.model` does).
+    power / logical CPUs; its low/high curves give the bounds), plus resident memory x W/GB (as
+    :mod:`greenforge.meters.model` does) x the time the process *ran*: the smaller of wall and
+    CPU time. On a shared machine the wall time includes waiting for other processes' turn on
+    the CPU; a dedicated serving replica would not wait, so charging memory for the wait would
+    bill this call for the neighbours' load.
   - ``counter-share`` (RAPL readable): the counter's energy delta x this process's share of
     the machine's busy CPU time in the call (``+process-share``).
   - ``meters`` (injected meters, tests): the meters' readings as they are.
@@ -161,7 +164,8 @@ def own_rss_bytes() -> float:
 
 
 class ProcessCpuAttribution:
-    """CPU seconds of this process x per-core power, plus RSS x W/GB x wall (``process``)."""
+    """CPU seconds of this process x per-core power, plus RSS x W/GB x min(wall, CPU seconds)
+    (``process``)."""
 
     name = "process"
 
@@ -194,7 +198,8 @@ class ProcessCpuAttribution:
             f"CPU seconds of this process (all threads) x {self.power.power_w:.3g} W per busy "
             f"logical CPU (bounds {self.power.low_w:.3g}-{self.power.high_w:.3g} W; "
             f"{self.power.source}) + resident memory x {self.ram_w_per_gb:g} W/GB "
-            f"(bounds {self.ram_low_w_per_gb:g}-{self.ram_high_w_per_gb:g}) x wall time"
+            f"(bounds {self.ram_low_w_per_gb:g}-{self.ram_high_w_per_gb:g}) x the time it ran "
+            "(min of wall and CPU time)"
         )
 
     def begin(self) -> Mark:
@@ -203,7 +208,7 @@ class ProcessCpuAttribution:
     def end(self, mark: Mark) -> Reading:
         wall = max(self._wall() - mark.wall_s, 0.0)
         cpu = max(self._cpu() - mark.cpu_s, 0.0)
-        gb_s = self._rss() / BYTES_PER_GB * wall
+        gb_s = self._rss() / BYTES_PER_GB * min(wall, cpu)
         p = self.power
         return Reading(
             energy_j=cpu * p.power_w + gb_s * self.ram_w_per_gb,
