@@ -205,7 +205,6 @@ def _print_table(console: Any, result: ForgeResult, out_dir: Path) -> None:
         (f"runtime, {result.serving.threads} thr", "left"),
         ("prec.", "left"),
         ("acc %", "right"),
-        ("params", "right"),
         ("MFLOP", "right"),
         (f"train {train_u}", "right"),
         (f"ms/1k b{spec.serving_batch_size}", "right"),
@@ -214,7 +213,12 @@ def _print_table(console: Any, result: ForgeResult, out_dir: Path) -> None:
         (f"search {share_u}", "right"),
         ("", "left"),
     ):
-        table.add_column(Text(col), justify=justify, overflow="fold")  # type: ignore[arg-type]
+        table.add_column(
+            Text(col),
+            justify=justify,  # type: ignore[arg-type]
+            overflow="fold",
+            no_wrap=col == "candidate",  # names are identifiers: never broken
+        )
     for row in rows:
         flags = ("chosen " if row.chosen else "") + ("P " if row.pareto else "")
         flags += "below target" if row.below_target else ""
@@ -223,7 +227,6 @@ def _print_table(console: Any, result: ForgeResult, out_dir: Path) -> None:
             row.runtime,
             row.precision,
             f"{row.accuracy_pct:.2f}",
-            f"{row.parameters:,}",
             f"{row.mflop:.3g}",
             fmt_g(row.train_g, train_g),
             f"{row.serving_ms_per_1k:.3g}",
