@@ -26,6 +26,7 @@ import platformdirs
 
 from greenforge.errors import ConfigError
 from greenforge.redact import redact_argv as redact_argv  # re-exported: one place for redaction
+from greenforge.redact import redact_url
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -91,6 +92,10 @@ class Settings:
     offline: bool = False
     cache_ttl_s: float = 3600.0
     http_timeout_s: float = 10.0
+    """Deadline of one request to a grid API: connecting, headers and the whole answer (s)."""
+    http_budget_s: float = 10.0
+    """Network time one command may spend on grid APIs in all (requests and waits between
+    retries); once spent, the provider chain falls back, visibly, to the next provider."""
     ram_w_per_gb: float = 0.375
     """Modelled RAM power per GB (low/high: 0.25-0.5 W/GB)."""
     cpu_tdp_w: float | None = None
@@ -114,6 +119,14 @@ class Settings:
     """WattTime region (e.g. ``CAISO_NORTH``) used for every zone given to ``watttime``."""
     neso_region: str | None = None
     """UK NESO region (id 1-17 or name, e.g. ``13`` / ``London``) used for zone ``GB``."""
+    electricitymaps_base_url: str | None = None
+    """Base URL of the Electricity Maps API, for a proxy or mirror (default: the public API)."""
+    watttime_base_url: str | None = None
+    """Base URL of the WattTime API, for a proxy or mirror (default: the public API)."""
+    ukneso_base_url: str | None = None
+    """Base URL of the UK NESO carbon-intensity API, for a proxy or mirror."""
+    energidataservice_base_url: str | None = None
+    """Base URL of Energi Data Service, for a proxy or mirror (default: the public API)."""
 
     def __post_init__(self) -> None:
         # One validation for every way a Settings is built: load_settings, Settings(...) in
@@ -163,6 +176,7 @@ _BOUNDS: dict[str, tuple[float, float, bool, str]] = {
     "device_lifetime_years": (0.1, 30.0, True, "expected 0.1-30 years"),
     "cache_ttl_s": (0.0, 10 * 365.25 * 86400, True, "a cache lifetime is >= 0 s"),
     "http_timeout_s": (0.0, 3600.0, False, "a timeout is > 0 and <= 3600 s"),
+    "http_budget_s": (0.0, 3600.0, True, "a network budget is >= 0 and <= 3600 s"),
 }
 _LABELS = {"pue": "PUE"}
 
@@ -170,8 +184,27 @@ _LABELS = {"pue": "PUE"}
 def _bad_message(name: str, value: Any, origin: str, why: str) -> str:
     """The one wording of a bad setting: label, value (secrets hidden), origin, reason."""
     shown = "***" if name in _SECRET_FIELDS and value is not None else repr(value)
+    if name.endswith("_base_url") and isinstance(value, str):
+        shown = repr(redact_url(value))  # a URL may carry a password
     label = _LABELS.get(name, "value")
     return f"bad {label} {shown} for setting {name!r} (from {origin}): {why}."
+
+
+def _check_base_url(url: str) -> None:
+    """Raise ``ValueError`` unless ``url`` is an http(s) URL with a host and no credentials."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise ValueError("not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http(s) URL such as 'https://proxy.example.org/v3'")
+    if parts.username or parts.password:
+        raise ValueError("credentials in a base URL would end up in logs; leave them out")
+    if parts.query or parts.fragment:
+        raise ValueError("a base URL has no query (?...) or fragment (#...)")
 
 
 def _normalise(name: str, value: Any) -> Any:
@@ -201,6 +234,8 @@ def _normalise(name: str, value: Any) -> Any:
         choices = _CHOICES.get(name)
         if choices is not None and value not in choices:
             raise ValueError("use " + " or ".join(repr(c) for c in choices))
+        if name.endswith("_base_url"):
+            _check_base_url(value)
         return value
     if kind == "bool":
         if not isinstance(value, bool):

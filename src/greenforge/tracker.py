@@ -74,6 +74,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("greenforge.tracker")
 
 RUNNING_HORIZON_S = 7 * 24 * 3600.0
+LOCAL_PROVIDERS = frozenset({"embedded", "embedded-annual", "files"})
+"""Grid providers that answer from local data (no network), so may be asked before a run."""
 """How far ahead the tracker loads embedded intensity at start (the final record is always
 recomputed from the intensity of the run's actual span)."""
 
@@ -223,9 +225,10 @@ class Tracker:
         from greenforge.distributed import rank_info, shared_run_id
 
         self.zone = self._resolve_zone()
-        if self._embedded_knows_zone():
-            # The embedded table knows the zone: fetch its series in the background, so start
-            # stays fast (no numpy/HTTP imports on the caller's thread).
+        if self._embedded_knows_zone() or self._chain_uses_network():
+            # The embedded table knows the zone, or the chain has a live API (the workload
+            # never waits on the network): fetch the series in the background, so start stays
+            # fast (no numpy/HTTP imports or requests on the caller's thread).
             self._deferred_intensity = True
         else:
             # Fetching the intensity now validates the zone (unknown zone -> clear error now).
@@ -749,6 +752,12 @@ class Tracker:
 
         series = intensity_for(self.settings, self.zone, start_s, end_s)
         return StepIntensity.from_series(series)
+
+    def _chain_uses_network(self) -> bool:
+        """True when the provider chain has a live API (anything but local tables/files)."""
+        if self._provider is not None:
+            return False
+        return any(n not in LOCAL_PROVIDERS for n in self.settings.intensity_providers)
 
     def _embedded_knows_zone(self) -> bool:
         if self._provider is not None or tuple(self.settings.intensity_providers) != ("embedded",):

@@ -29,10 +29,10 @@ from greenforge.grid.http import (
     check_range,
     format_time_utc,
     parse_time_utc,
-    redact,
-    redact_url,
     time_chunks,
 )
+from greenforge.redact import redact_url
+from greenforge.redact import redact_values as redact
 
 SECRET = "sk-live-9f8e7d6c5b4a"
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -177,7 +177,7 @@ def test_timeouts_are_retried_then_reported(tmp_path: Path) -> None:
 
     api = make_api(tmp_path, handler)
 
-    with pytest.raises(ProviderTimeoutError, match=r"no answer within 2 s.*http_timeout_s"):
+    with pytest.raises(ProviderTimeoutError, match=r"no complete answer within 2 s.*http_timeout_s"):
         api.get_json("/thing")
     assert len(calls) == 3
 

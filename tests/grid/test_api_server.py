@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,6 +23,7 @@ TOKEN = "em-server-token-77aa"
 SLOW_S = 1.5
 TIMEOUT_S = 0.2
 
+Serve = Callable[[ThreadingHTTPServer], None]
 pytestmark = pytest.mark.integration
 
 
@@ -80,17 +81,10 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server() -> Iterator[RecordedApis]:
+def server(serve: Serve) -> RecordedApis:
     srv = RecordedApis()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield srv
-    finally:
-        srv.stop.set()
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=5)
+    serve(srv)
+    return srv
 
 
 def test_real_http_auth_header_retries_and_timeouts(server: RecordedApis, tmp_path: Path) -> None:
@@ -119,6 +113,8 @@ def test_real_http_auth_header_retries_and_timeouts(server: RecordedApis, tmp_pa
 
     # a server slower than the timeout: every try times out, then a clear error
     eds = EnergiDataProvider(settings, base_url=base, retry=retry, cache=cache("eds"))
-    with pytest.raises(ProviderTimeoutError, match=r"/dataset/CO2Emis.*no answer within 0.2 s"):
+    with pytest.raises(
+        ProviderTimeoutError, match=r"/dataset/CO2Emis.*no complete answer within 0.2 s"
+    ):
         eds.history("DK-DK1", NOW - 3600, NOW)
     assert server.hits["/dataset/CO2Emis"] == 2

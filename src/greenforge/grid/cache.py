@@ -1,10 +1,12 @@
 """On-disk cache of grid-API answers, with a time-to-live.
 
 Entries live under ``settings.resolved_home() / "cache" / "grid" / <provider>``, one JSON file
-per request, named by a SHA-256 of the endpoint path and the query parameters. Keys never
-contain secrets: parameters whose names look like credentials are dropped before hashing,
-and credentials travel in headers, which are not part of the key. A corrupt or unreadable
-entry counts as missing (and is removed), so the cache can never break a measurement.
+per request, named by a SHA-256 of the endpoint path and the query parameters. Nothing in it
+holds a secret: parameters whose names look like credentials are dropped before hashing,
+credentials travel in request headers, which are never stored (nor are response headers), and
+:meth:`DiskCache.put` replaces the provider's known secret values in the answer (a server may
+echo a key back) before writing. A corrupt or unreadable entry counts as missing (and is
+removed), so the cache can never break a measurement.
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from greenforge.config import Settings
+from greenforge.redact import SecretLike, is_secret_name, redact_json, redact_values
 
 log = logging.getLogger("greenforge.grid.cache")
 
-_SECRET_NAME = re.compile(r"(token|key|secret|password|passwd|auth|signature)", re.IGNORECASE)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -54,7 +56,7 @@ class DiskCache:
     @staticmethod
     def key(endpoint: str, params: Mapping[str, str]) -> str:
         """A stable key for a request; parameters named like credentials are left out."""
-        safe = sorted((k, str(v)) for k, v in params.items() if not _SECRET_NAME.search(k))
+        safe = sorted((k, str(v)) for k, v in params.items() if not is_secret_name(k))
         blob = json.dumps([endpoint, safe], separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -86,9 +88,16 @@ class DiskCache:
             return None
         return entry
 
-    def put(self, key: str, payload: Any, endpoint: str = "") -> None:
-        """Store an answer atomically; a failure to write is logged, never raised."""
-        record = {"stored_at_s": self._clock(), "endpoint": endpoint, "payload": payload}
+    def put(
+        self, key: str, payload: Any, endpoint: str = "", secrets: Sequence[SecretLike] = ()
+    ) -> None:
+        """Store an answer atomically, with every value of ``secrets`` in it replaced by
+        ``***``; a failure to write is logged, never raised."""
+        record = {
+            "stored_at_s": self._clock(),
+            "endpoint": redact_values(endpoint, secrets),
+            "payload": redact_json(payload, secrets),
+        }
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".json")

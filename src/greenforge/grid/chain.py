@@ -4,12 +4,22 @@
 happens only through that configured chain; when one happens, the result's ``source`` says so
 (``embedded:profile-2021-2023:DE (fallback after electricitymaps: ProviderError: ...)``) and a
 :class:`GridFallbackWarning` is issued (Python's warning filter shows it once per message).
+
+Network budget: every live provider draws the time it spends on the network (requests and the
+waits between retries) from one :class:`NetworkBudget` per :class:`Settings` object
+(:func:`network_budget`), of ``settings.http_budget_s`` seconds. A command loads its settings
+once, so two slow APIs together cost it at most that long: once the budget is spent, the live
+providers answer from their cache or fail at once, and the chain falls back (visibly, in the
+result's ``source``) to the next provider, such as the embedded data.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import warnings
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 
 from greenforge.config import Settings
 from greenforge.errors import (
@@ -26,6 +36,74 @@ from greenforge.grid.series import IntensitySeries
 
 class GridFallbackWarning(UserWarning):
     """A grid provider failed and the next one in the configured chain answered."""
+
+
+class NetworkBudget:
+    """Seconds of network time that one command may spend on grid APIs (thread-safe).
+
+    A request takes its deadline from the budget before it starts (:meth:`take`), so requests
+    made at the same time (say from a tracker's background thread) cannot overspend it
+    together, and gives back what it did not use (:meth:`refund`); a wait between retries is
+    spent (:meth:`spend`).
+    """
+
+    def __init__(self, total_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if not total_s >= 0:
+            raise ConfigError(f"bad network budget {total_s!r}: must be >= 0 seconds.")
+        self.total_s = float(total_s)
+        self.clock = clock
+        self._spent_s = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def spent_s(self) -> float:
+        """Seconds spent so far."""
+        return self._spent_s
+
+    def remaining_s(self) -> float:
+        """Seconds left (never negative)."""
+        with self._lock:
+            return max(self.total_s - self._spent_s, 0.0)
+
+    def spend(self, seconds: float) -> None:
+        """Count ``seconds`` (>= 0) of network time against the budget."""
+        with self._lock:
+            self._spent_s += max(float(seconds), 0.0)
+
+    def take(self, seconds: float) -> float:
+        """Reserve up to ``seconds`` (what is left, at most); returns the seconds granted."""
+        with self._lock:
+            granted = min(max(float(seconds), 0.0), max(self.total_s - self._spent_s, 0.0))
+            self._spent_s += granted
+            return granted
+
+    def refund(self, seconds: float) -> None:
+        """Give back reserved seconds that were not used."""
+        with self._lock:
+            self._spent_s = max(self._spent_s - max(float(seconds), 0.0), 0.0)
+
+    def __repr__(self) -> str:
+        return f"NetworkBudget(spent {self._spent_s:.2f} s of {self.total_s:g} s)"
+
+
+_BUDGETS: dict[int, NetworkBudget] = {}
+_BUDGETS_LOCK = threading.Lock()
+
+
+def network_budget(settings: Settings) -> NetworkBudget:
+    """The :class:`NetworkBudget` of this :class:`Settings` object (``http_budget_s`` seconds).
+
+    One per object, shared by every provider created from it; a fresh object (a new command,
+    or ``dataclasses.replace(settings)`` in a long-lived process) starts a fresh budget.
+    """
+    key = id(settings)
+    with _BUDGETS_LOCK:
+        budget = _BUDGETS.get(key)
+        if budget is None:
+            budget = NetworkBudget(settings.http_budget_s)
+            _BUDGETS[key] = budget
+            weakref.finalize(settings, _BUDGETS.pop, key, None)
+        return budget
 
 
 _FALLBACK_ERRORS = (ProviderError, UnknownZoneError, DataError)

@@ -3,12 +3,18 @@
 - :func:`build_client` makes an ``httpx.Client`` whose timeout comes from
   ``settings.http_timeout_s``; :class:`JsonApi` also passes that timeout on every request, so an
   injected client without one still never waits forever.
+- ``http_timeout_s`` is a deadline for the *whole* answer of each request (connect, headers and
+  every byte of the body), not only for each read: a server that trickles a byte at a time is
+  cut off at the deadline ("no complete answer within N s"). Every request and every wait
+  between retries is also drawn from the command's network budget
+  (:func:`~greenforge.grid.chain.network_budget`, ``http_budget_s``); once it is spent, no
+  request is sent and the provider chain falls back.
 - :class:`JsonApi` retries 429, 5xx, timeouts and connection errors with exponential backoff
   and jitter (:class:`RetryPolicy`), honouring ``Retry-After``; it serves and fills the on-disk
   :class:`~greenforge.grid.cache.DiskCache`, and in offline mode answers from the cache only.
 - Every failure becomes a :class:`~greenforge.errors.ProviderError` that names the provider, the
   endpoint (path only, secrets removed), the zone and what to do. API keys, tokens and passwords
-  are redacted from every message and log line (:func:`redact`).
+  are redacted from every message and log line (:mod:`greenforge.redact`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import logging
 import math
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -32,15 +39,20 @@ import numpy as np
 from greenforge.config import Secret, Settings
 from greenforge.errors import ConfigError, ProviderError, UnknownZoneError
 from greenforge.grid.cache import DiskCache
+from greenforge.grid.chain import NetworkBudget, network_budget
 from greenforge.grid.series import IntensitySeries, SeriesKind
+from greenforge.redact import redact_url
+from greenforge.redact import redact_values as redact
 from greenforge.timeutil import utc_iso
 
 log = logging.getLogger("greenforge.grid.http")
 
 USER_AGENT = "greenforge (+https://github.com/greenforge; grid intensity client)"
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""Largest answer read from a grid API (a year of 5-minute points is ~10 MB of JSON)."""
+MIN_REQUEST_S = 0.05
+"""A request is not sent with less time than this left in the network budget."""
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_SECRET_PARAM = re.compile(r"(token|key|secret|password|passwd|auth|signature)", re.IGNORECASE)
-REDACTED = "***"
 
 
 # --------------------------------------------------------------------------- errors
@@ -77,6 +89,10 @@ class ProviderTimeoutError(ProviderHTTPError):
     """The API did not answer within the timeout, on every try."""
 
 
+class ProviderBudgetError(ProviderTimeoutError):
+    """The command's network budget (``http_budget_s``) is spent: no request was sent."""
+
+
 class ProviderOfflineError(ProviderError):
     """Offline mode is on and nothing is cached for the request."""
 
@@ -96,31 +112,18 @@ class ProviderZoneError(UnknownZoneError, ProviderError):
 # --------------------------------------------------------------------------- helpers
 
 
-def redact(text: str, secrets: Iterable[str | Secret | None]) -> str:
-    """``text`` with every secret value replaced by ``***`` (also URL-encoded forms)."""
-    out = text
-    for secret in secrets:
-        if secret is None:
-            continue
-        value = secret.reveal() if isinstance(secret, Secret) else secret
-        if len(value) < 3:  # too short to redact without mangling the text; never used as keys
-            continue
-        for form in (value, _quote(value)):
-            out = out.replace(form, REDACTED)
-    return out
+class _DeadlineError(Exception):
+    """No complete answer within the request's deadline."""
 
 
-def _quote(value: str) -> str:
-    return str(httpx.QueryParams({"x": value})).removeprefix("x=")
+class _BodyTooLargeError(Exception):
+    """The answer is larger than MAX_BODY_BYTES."""
 
 
-def redact_url(url: str | httpx.URL) -> str:
-    """The URL without user info and with secret-looking query values replaced by ``***``."""
-    u = httpx.URL(str(url))
-    params = [(k, REDACTED if _SECRET_PARAM.search(k) else v) for k, v in u.params.multi_items()]
-    clean = u.copy_with(username=None, password=None, query=None)
-    query = "&".join(f"{k}={v}" for k, v in params)
-    return f"{clean}?{query}" if query else str(clean)
+def _timeout_kind(exc: BaseException) -> str:
+    return (
+        "the answer was still incomplete" if isinstance(exc, _DeadlineError) else type(exc).__name__
+    )
 
 
 def build_client(settings: Settings, *, base_url: str = "") -> httpx.Client:
@@ -244,6 +247,7 @@ class JsonApi:
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.time,
+        budget: NetworkBudget | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
@@ -254,6 +258,7 @@ class JsonApi:
         self.cache = cache if cache is not None else DiskCache.for_provider(settings, provider)
         self.hints = hints or ErrorHints()
         self.timeout = httpx.Timeout(settings.http_timeout_s)
+        self.budget = budget if budget is not None else network_budget(settings)
         self._sleep = sleep
         self._rand = rand
         self._clock = clock
@@ -315,8 +320,8 @@ class JsonApi:
             if entry is not None:
                 return entry.payload
         payload = self._fetch(path, params, dict(headers or {}), auth, zone, on_unauthorized)
-        if key is not None:
-            self.cache.put(key, payload, endpoint=self.endpoint(path))
+        if key is not None:  # never a key in the cache, even one the server echoed back
+            self.cache.put(key, payload, endpoint=self.endpoint(path), secrets=self.secrets)
         return payload
 
     def will_request(self, path: str, params: Mapping[str, str], ttl_s: float) -> bool:
@@ -364,36 +369,42 @@ class JsonApi:
         on_unauthorized: Callable[[], Mapping[str, str]] | None,
     ) -> Any:
         url = self.base_url + path
-        endpoint = self.endpoint(path)
         relogged = False
         attempt = 0
+        last = "no request sent yet"
         while True:
             wait_s: float | None = None
+            login_again = False
+            limit_s = self._request_limit_s(path, zone, attempt, last)  # taken from the budget
+            started = time.monotonic()
             try:
-                response = self.client.get(
-                    url, params=params, headers=headers, auth=auth, timeout=self.timeout
-                )
-            except httpx.TimeoutException as exc:
+                response = self._get_within(url, params, headers, auth, limit_s)
+            except (httpx.TimeoutException, _DeadlineError) as exc:
+                last = f"no complete answer within {limit_s:g} s"
                 if attempt + 1 >= self.retry.max_attempts:
                     raise self._error(
                         ProviderTimeoutError,
-                        f"no answer within {self.settings.http_timeout_s:g} s "
-                        f"({type(exc).__name__}, {attempt + 1} tries). The service may be down "
-                        "or slow: try again later, raise http_timeout_s "
+                        f"no complete answer within {limit_s:g} s{self._limit_note(limit_s)} "
+                        f"({_timeout_kind(exc)}, {attempt + 1} tries). The service "
+                        "may be down or slow: try again later, raise http_timeout_s "
                         "(GREENFORGE_HTTP_TIMEOUT_S), or use offline mode with a cache",
                         path,
                         zone,
                         None,
                     ) from None
-                log.warning(
-                    "%s: timeout on %s (try %d of %d); retrying",
-                    self.provider,
-                    endpoint,
-                    attempt + 1,
-                    self.retry.max_attempts,
-                )
+                self._warn_retry(last, path, attempt)
+            except _BodyTooLargeError:
+                raise self._error(
+                    ProviderHTTPError,
+                    f"the answer is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB; a proxy "
+                    "or mirror may be answering something else: check the base URL",
+                    path,
+                    zone,
+                    None,
+                ) from None
             except httpx.TransportError as exc:
                 permanent = isinstance(exc, httpx.UnsupportedProtocol)
+                last = f"connection failed ({type(exc).__name__})"
                 if permanent or attempt + 1 >= self.retry.max_attempts:
                     raise self._error(
                         ProviderHTTPError,
@@ -404,41 +415,145 @@ class JsonApi:
                         zone,
                         None,
                     ) from None
-                log.warning(
-                    "%s: %s on %s (try %d of %d); retrying",
-                    self.provider,
-                    type(exc).__name__,
-                    endpoint,
-                    attempt + 1,
-                    self.retry.max_attempts,
-                )
+                self._warn_retry(type(exc).__name__, path, attempt)
             else:
                 status = response.status_code
-                log.debug("%s: GET %s -> %d", self.provider, redact_url(response.url), status)
-                if status == 401 and on_unauthorized is not None and not relogged:
-                    relogged = True
-                    headers = {**headers, **on_unauthorized()}
-                    continue
+                log.debug("%s: GET %s -> %d", self.provider, redact_url(str(response.url)), status)
                 if 200 <= status < 300:
                     return self._decode(response, path, zone)
-                if status not in RETRY_STATUSES:
-                    raise self._status_error(response, path, zone)
-                wait_s = _retry_after_s(response.headers.get("Retry-After"), self._clock())
-                if wait_s is not None and wait_s > self.retry.retry_after_max_s:
-                    raise self._status_error(response, path, zone, retry_after_s=wait_s)
-                if attempt + 1 >= self.retry.max_attempts:
-                    raise self._status_error(response, path, zone, tries=attempt + 1)
-                log.warning(
-                    "%s: HTTP %d from %s (try %d of %d); retrying",
-                    self.provider,
-                    status,
-                    endpoint,
-                    attempt + 1,
-                    self.retry.max_attempts,
-                )
+                login_again = status == 401 and on_unauthorized is not None and not relogged
+                if not login_again:
+                    wait_s = self._retry_wait_s(response, path, zone, attempt)
+                    last = f"HTTP {status}"
+            finally:  # give back what this request did not use
+                self.budget.refund(limit_s - (time.monotonic() - started))
+            if login_again and on_unauthorized is not None:
+                relogged = True  # once, after this request's budget share came back
+                headers = {**headers, **on_unauthorized()}
+                continue
             delay = wait_s if wait_s is not None else self.retry.backoff_s(attempt, self._rand())
+            if delay > self.budget.remaining_s():
+                raise self._budget_error(path, zone, attempt + 1, last)
             self._sleep(delay)
+            self.budget.spend(delay)
             attempt += 1
+
+    def _retry_wait_s(
+        self, response: httpx.Response, path: str, zone: str | None, attempt: int
+    ) -> float | None:
+        """For a failed answer: the ``Retry-After`` wait (or ``None``: back off) when it is
+        worth another try, else raises its error."""
+        status = response.status_code
+        if status not in RETRY_STATUSES:
+            raise self._status_error(response, path, zone)
+        wait_s = _retry_after_s(response.headers.get("Retry-After"), self._clock())
+        if wait_s is not None and wait_s > self.retry.retry_after_max_s:
+            raise self._status_error(response, path, zone, retry_after_s=wait_s)
+        if attempt + 1 >= self.retry.max_attempts:
+            raise self._status_error(response, path, zone, tries=attempt + 1)
+        self._warn_retry(f"HTTP {status}", path, attempt)
+        return wait_s
+
+    def _warn_retry(self, what: str, path: str, attempt: int) -> None:
+        log.warning(
+            "%s: %s from %s (try %d of %d); retrying",
+            self.provider,
+            what,
+            self.endpoint(path),
+            attempt + 1,
+            self.retry.max_attempts,
+        )
+
+    def _request_limit_s(self, path: str, zone: str | None, tries: int, last: str) -> float:
+        """Deadline of the next request, taken from the budget: ``http_timeout_s``, or what is
+        left of the budget."""
+        granted = self.budget.take(self.settings.http_timeout_s)
+        if granted < min(MIN_REQUEST_S, self.settings.http_timeout_s):
+            self.budget.refund(granted)
+            raise self._budget_error(path, zone, tries, last)
+        return granted
+
+    def _limit_note(self, limit_s: float) -> str:
+        if limit_s < self.settings.http_timeout_s:
+            return f" (what was left of the {self.budget.total_s:g} s network budget)"
+        return ""
+
+    def _budget_error(self, path: str, zone: str | None, tries: int, last: str) -> ProviderError:
+        done = f"after {tries} tries ({last})" if tries else "before any request"
+        return self._error(
+            ProviderBudgetError,
+            f"gave up {done}: this command has spent its network budget of "
+            f"{self.budget.total_s:g} s on grid APIs (http_budget_s, GREENFORGE_HTTP_BUDGET_S). "
+            "Raise it, run once to fill the cache, or rely on the next provider",
+            path,
+            zone,
+            None,
+        )
+
+    def _get_within(
+        self,
+        url: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        auth: httpx.Auth | None,
+        limit_s: float,
+    ) -> httpx.Response:
+        """The complete response of one GET, or an exception, within ``limit_s`` seconds.
+
+        The request runs in a helper thread that reads the body chunk by chunk and stops at
+        the deadline; the caller waits at most ``limit_s`` whatever the server does (a server
+        that stops sending leaves the helper blocked until its own read timeout, at most
+        ``limit_s`` later, then it ends by itself).
+        """
+        deadline = time.monotonic() + limit_s
+        cancelled = threading.Event()
+        done = threading.Event()
+        outcome: list[httpx.Response | BaseException] = []
+        timeout = httpx.Timeout(limit_s)
+        client = self.client
+
+        def work() -> None:
+            try:
+                request = client.build_request(
+                    "GET", url, params=params, headers=headers, timeout=timeout
+                )
+                response = client.send(request, auth=auth, stream=True)
+                if response.is_stream_consumed:  # read already (an in-memory transport)
+                    outcome.append(response)
+                    return
+                try:
+                    body = bytearray()
+                    for chunk in response.iter_raw():
+                        body += chunk
+                        if len(body) > MAX_BODY_BYTES:
+                            raise _BodyTooLargeError
+                        if cancelled.is_set() or time.monotonic() > deadline:
+                            raise _DeadlineError
+                finally:
+                    response.close()
+                # a complete, non-streaming copy (the body is decoded by httpx as usual)
+                outcome.append(
+                    httpx.Response(
+                        response.status_code,
+                        headers=response.headers,
+                        content=bytes(body),
+                        request=response.request,
+                    )
+                )
+            except BaseException as exc:  # handed to the caller, never raised in this thread
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=work, name=f"greenforge-http-{self.provider}", daemon=True)
+        worker.start()
+        if not done.wait(limit_s) or not outcome:
+            cancelled.set()
+            raise _DeadlineError
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _decode(self, response: httpx.Response, path: str, zone: str | None) -> Any:
         try:
@@ -539,13 +654,16 @@ SETTLED_TTL_S = 7 * 86400.0
 class ApiProvider:
     """What the live providers share: the :class:`JsonApi`, cache lifetimes, answer checks.
 
-    A subclass sets ``name`` and ``default_base_url``, says how to fix errors
-    (:meth:`error_hints`), and keeps only what is specific to its API (endpoints, parameters,
-    credentials, the shape of the answers).
+    A subclass sets ``name``, ``default_base_url`` and ``base_url_setting`` (the setting that
+    points it at a proxy or mirror), says how to fix errors (:meth:`error_hints`), and keeps
+    only what is specific to its API (endpoints, parameters, credentials, answer shapes).
+    The base URL is the ``base_url`` argument, else that setting, else the default.
     """
 
     name: str
     default_base_url: ClassVar[str]
+    base_url_setting: ClassVar[str] = ""
+    """Name of the :class:`Settings` field with this API's base URL (``""``: none)."""
     signal: ClassVar[str] = "average"
     """Signal type of this API's intensities (``average`` or ``marginal``)."""
     basis: ClassVar[str] = "direct"
@@ -561,12 +679,18 @@ class ApiProvider:
         cache: DiskCache | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        budget: NetworkBudget | None = None,
     ) -> None:
         self.settings = settings
         self._clock = clock
+        if base_url is None:
+            configured = (
+                getattr(settings, self.base_url_setting, None) if self.base_url_setting else None
+            )
+            base_url = configured or self.default_base_url
         self.api = JsonApi(
             self.name,
-            self.default_base_url if base_url is None else base_url,
+            base_url,
             settings,
             client,
             retry=retry,
@@ -574,6 +698,7 @@ class ApiProvider:
             hints=self.error_hints(),
             sleep=sleep,
             clock=clock,
+            budget=budget,
         )
         for secret in self.secrets():
             self.api.add_secret(secret)

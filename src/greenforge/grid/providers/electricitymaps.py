@@ -25,6 +25,7 @@ import httpx
 from greenforge.config import Secret, Settings
 from greenforge.errors import ConfigError
 from greenforge.grid.cache import DiskCache
+from greenforge.grid.chain import NetworkBudget
 from greenforge.grid.http import (
     ApiProvider,
     ErrorHints,
@@ -60,18 +61,20 @@ class ElectricityMapsProvider(ApiProvider):
 
     name = NAME
     default_base_url = BASE_URL
+    base_url_setting = "electricitymaps_base_url"
 
     def __init__(
         self,
         settings: Settings,
         client: httpx.Client | None = None,
         *,
-        base_url: str = BASE_URL,
+        base_url: str | None = None,
         granularity: str = "hourly",
         retry: RetryPolicy | None = None,
         cache: DiskCache | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        budget: NetworkBudget | None = None,
     ) -> None:
         if granularity not in STEP_S:
             raise ConfigError(
@@ -88,6 +91,7 @@ class ElectricityMapsProvider(ApiProvider):
             cache=cache,
             clock=clock,
             sleep=sleep,
+            budget=budget,
         )
 
     def secrets(self) -> list[str | Secret | None]:

@@ -56,6 +56,7 @@ class EnergiDataProvider(ApiProvider):
 
     name = NAME
     default_base_url = BASE_URL
+    base_url_setting = "energidataservice_base_url"
 
     def error_hints(self) -> ErrorHints:
         return ErrorHints(

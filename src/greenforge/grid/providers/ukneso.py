@@ -106,6 +106,7 @@ class UkNesoProvider(ApiProvider):
 
     name = NAME
     default_base_url = BASE_URL
+    base_url_setting = "ukneso_base_url"
 
     def error_hints(self) -> ErrorHints:
         return ErrorHints(

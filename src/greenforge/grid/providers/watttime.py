@@ -90,6 +90,7 @@ class WattTimeProvider(ApiProvider):
 
     name = NAME
     default_base_url = BASE_URL
+    base_url_setting = "watttime_base_url"
     signal = "marginal"
 
     _token: str | None = None
