@@ -380,12 +380,14 @@ class Monitor:
         closing, which is the order of their end times)."""
         last_s = self._last_s
         assert last_s is not None
-        windows = self._windows
+        windows, cum = self._windows, self._cum_j
         while self._resolved < len(windows) and windows[self._resolved].end_s <= last_s:
             w = windows[self._resolved]
             if not w.final:
-                energy = self.energy_at(w.end_s) - self.energy_at(w.start_s)
-                windows[self._resolved] = dataclasses.replace(w, energy_j=energy, final=True)
+                energy = self.interpolate(cum, w.end_s) - self.interpolate(cum, w.start_s)
+                windows[self._resolved] = WindowSpan(
+                    w.name, w.path, w.depth, w.start_s, w.end_s, energy, True
+                )
             self._resolved += 1
 
     def interpolate(

@@ -199,13 +199,19 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """Full JSON-able form (round-trips through :func:`run_record_from_dict`)."""
-        out = dataclasses.asdict(self)
+        # asdict deep-copies field by field (~50 us a window): windows hold plain values only,
+        # so they are copied flat (a run of 10,000 windows flushes in milliseconds)
+        out = dataclasses.asdict(dataclasses.replace(self, windows=()))
+        out["windows"] = [{f: getattr(w, f) for f in _WINDOW_FIELDS} for w in self.windows]
         out["started_at"] = self.started_at
         out["energy_j"] = self.energy_j
         out["energy_kwh"] = self.energy_kwh
         out["co2e_g"] = self.co2e_g
         out["metadata"] = dict(self.metadata)
         return out
+
+
+_WINDOW_FIELDS = tuple(f.name for f in dataclasses.fields(WindowRecord))
 
 
 def meter_summary(meters: Sequence[str]) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 from pathlib import Path
 
 # (vendor, family, model) -> micro-architecture name as used by the CCF coefficient tables.
@@ -108,6 +107,8 @@ def read_cpuinfo(path: Path = Path("/proc/cpuinfo")) -> CpuInfo:
     try:
         return parse_cpuinfo(path.read_text(encoding="utf-8", errors="replace"))
     except OSError:
+        import platform  # only here: ~5 ms of regex compiling that Linux starts never need
+
         return CpuInfo(
             model_name=platform.processor() or platform.machine(),
             logical_cpus=os.cpu_count() or 1,

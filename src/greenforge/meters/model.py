@@ -20,6 +20,8 @@ counted (see :class:`ProcessTreeCpu`).
 from __future__ import annotations
 
 import functools
+import math
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -69,6 +71,41 @@ def process_share(d_process_s: float, d_busy_s: float) -> float:
 
 _Key = tuple[int, float]  # (pid, create_time): pids are reused, this pair is not
 
+TREE_FRESH_S = 0.05
+"""The RAM meter reuses a process-tree sample this recent (the CPU meter's, same tick)."""
+
+
+def descendant_pids(pid: int, proc_root: str = "/proc") -> list[int] | None:
+    """Returns the pids of every descendant of ``pid`` (children first), read from
+    ``/proc/<pid>/task/<tid>/children``; ``None`` where the kernel does not provide those files.
+
+    A sample reads a few files per process of the tree instead of the parent of every process
+    on the machine (psutil's ``children(recursive=True)``: ~3 ms per 100 processes).
+    """
+    out: list[int] = []
+    stack = [pid]
+    first = True
+    while stack:
+        parent = stack.pop()
+        try:
+            tids = os.listdir(f"{proc_root}/{parent}/task")  # noqa: PTH208 - hot path, no Path objects
+        except OSError:
+            continue  # exited meanwhile
+        for tid in tids:
+            try:
+                with open(f"{proc_root}/{parent}/task/{tid}/children", "rb") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except FileNotFoundError:
+                if first and parent == pid and os.path.isdir(f"{proc_root}/{parent}/task/{tid}"):  # noqa: PTH112
+                    return None  # the thread exists, the file does not: no kernel support
+                continue
+            except (OSError, ValueError):
+                continue
+            first = False
+            out.extend(kids)
+            stack.extend(kids)
+    return out
+
 
 class ProcessTreeCpu:
     """Cumulative CPU seconds (user + system) of a process and all its descendants.
@@ -96,6 +133,8 @@ class ProcessTreeCpu:
         self._rss: dict[_Key, int] = {}
         self._total = 0.0
         self._lock = threading.Lock()
+        self.sampled_at_s = -math.inf
+        """``time.monotonic()`` of the latest :meth:`sample` (the RAM meter reuses it)."""
 
     def attach(self, pid: int) -> None:
         """Make ``pid`` the root of the tree (once; e.g. a command spawned after start)."""
@@ -112,14 +151,24 @@ class ProcessTreeCpu:
     def _procs(self) -> list[psutil.Process]:
         if self._root is None:
             return []
-        try:
-            return [self._root, *self._root.children(recursive=True)]
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            return []
+        pids = descendant_pids(self._root.pid)
+        if pids is None:  # no /proc/<pid>/task/<tid>/children: psutil scans every process
+            try:
+                return [self._root, *self._root.children(recursive=True)]
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                return []
+        procs = [self._root]
+        for pid in pids:
+            try:
+                procs.append(psutil.Process(pid))
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return procs
 
     def sample(self) -> float:
         """Cumulative CPU seconds of the tree so far."""
         with self._lock:
+            self.sampled_at_s = time.monotonic()
             live: set[_Key] = set()
             for proc in self._procs():
                 try:
@@ -300,7 +349,8 @@ def tree_rss_fn(tree: ProcessTreeCpu) -> Callable[[], float]:
     """A function returning the tree's resident memory (bytes) after a fresh sample."""
 
     def _rss() -> float:
-        tree.sample()
+        if time.monotonic() - tree.sampled_at_s > TREE_FRESH_S:  # else the CPU meter just did
+            tree.sample()
         return float(tree.rss_bytes())
 
     return _rss
