@@ -1041,6 +1041,39 @@ def _die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
+def _watch_group(pgid: int) -> Callable[[], None]:
+    """Start a watchdog that sends SIGTERM to process group ``pgid`` once this process is gone
+    (it waits for EOF on a pipe only this process can write to, so any death counts); returns
+    the function that stops it when the command ends normally. A no-op without ``sh``."""
+    import shutil
+
+    sh = shutil.which("sh")
+    if sh is None:  # pragma: no cover - every POSIX system has sh
+        return lambda: None
+    read_fd, write_fd = os.pipe()  # not inherited by anything else we start
+    try:
+        script = 'while read -r _; do :; done; kill -TERM "-$1" 2>/dev/null'
+        dog = subprocess.Popen(
+            [sh, "-c", script, "greenforge-watchdog", str(pgid)],
+            stdin=read_fd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # survives a kill of our own process group
+        )
+    except OSError:  # pragma: no cover - fork/exec failure: PR_SET_PDEATHSIG still holds
+        os.close(write_fd)
+        return lambda: None
+    finally:
+        os.close(read_fd)
+
+    def stop() -> None:
+        dog.kill()
+        dog.wait()
+        os.close(write_fd)
+
+    return stop
+
+
 def _in_foreground_terminal() -> bool:
     """True when stdin is a terminal whose foreground process group is ours (interactive)."""
     try:
@@ -1123,9 +1156,16 @@ def run_command(
     if tree is not None:
         with contextlib.suppress(GreenForgeError):  # gone already: its zombie is read at stop
             tree.attach(proc.pid)
+    # The command's own group gets SIGTERM if this process dies, however (kill -9 included):
+    # PR_SET_PDEATHSIG reaches only the command itself, not what it started.
+    stop_watchdog = _watch_group(proc.pid) if own_group else None
     if on_spawn is not None:
         on_spawn(proc)  # e.g. the CLI forwards SIGTERM to the child
-    returncode = _wait_exited(proc)
+    try:
+        returncode = _wait_exited(proc)
+    finally:
+        if stop_watchdog is not None:
+            stop_watchdog()
     code = _exit_code(returncode)
     status: RunStatus = "completed" if returncode == 0 else "failed"
     try:

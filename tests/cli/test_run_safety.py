@@ -224,3 +224,35 @@ def test_machine_attribution_in_a_container_warns_once_in_one_line(
         assert "attribution = 'process'" in lines[0]
     else:
         assert lines == []
+
+
+def test_a_sigkilled_greenforge_run_takes_the_commands_whole_tree_along(
+    home: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "grandchild.pid"
+    script = f"sleep 60 & echo $! > {marker}; wait"  # sh dies of SIGTERM, sleep would not
+    parent = subprocess.Popen(
+        [*GREENFORGE, "run", "--zone", "DE", "--", "sh", "-c", script],
+        env={**os.environ, "GREENFORGE_INTERVAL_S": "0.05"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_until(lambda: marker.exists() and marker.read_text().strip() != "")
+        grandchild = psutil.Process(int(marker.read_text()))
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    _, alive = psutil.wait_procs([grandchild], timeout=10)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    assert not alive, "a grandchild kept running unmeasured after greenforge run was killed"
+
+
+def test_a_normal_end_leaves_no_watchdog_behind(capsys: pytest.CaptureFixture[str]) -> None:
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    assert main(["run", "--zone", "DE", "--", "sleep", "0.1"]) == 0
+    after = {p.pid for p in psutil.Process().children(recursive=True)}
+    assert after <= before
