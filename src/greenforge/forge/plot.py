@@ -153,6 +153,8 @@ def _points(result: ForgeResult) -> tuple[list[_Point], str]:
     unit, grams = mass_unit(r.lifetime_g for r in rows)
     out = []
     for row in rows:
+        if not (math.isfinite(row.lifetime_g) and math.isfinite(row.accuracy_pct)):
+            continue  # not measured: nothing to place
         value = max(row.lifetime_g, 1e-12) / grams
         low = row.lifetime_low_g / grams if math.isfinite(row.lifetime_low_g) else value
         high = row.lifetime_high_g / grams if math.isfinite(row.lifetime_high_g) else value
@@ -377,14 +379,37 @@ def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
             )
         )
     marker = RUNTIME_MARKERS.get(runtimes[0], OTHER_MARKER)
-    handles += [
-        Line2D([], [], ls="none", marker=marker, markerfacecolor=OKABE_ITO["blue"],
-               markeredgecolor="black", markersize=7, label="meets target, Pareto front"),
-        Line2D([], [], ls="none", marker=marker, markerfacecolor=OKABE_ITO["sky_blue"],
-               markeredgecolor="black", markersize=7, label="meets target"),
-        Line2D([], [], ls="none", marker=marker, markerfacecolor="none",
-               markeredgecolor=GREY, markersize=7, label="below target (hollow)"),
-    ]  # fmt: skip
+    shown = [p for p in points if not p.chosen]
+    kinds = (
+        (
+            OKABE_ITO["blue"],
+            "black",
+            "Pareto front",
+            any(p.pareto and not p.below_target for p in shown),
+        ),
+        (
+            OKABE_ITO["sky_blue"],
+            "black",
+            "off the front",
+            any(not p.pareto and not p.below_target for p in shown),
+        ),
+        ("none", GREY, "below target (hollow)", any(p.below_target for p in shown)),
+    )
+    prefix = "meets target, " if target is not None else ""
+    for face, edge, label, present in kinds:
+        if present:
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    ls="none",
+                    marker=marker,
+                    markerfacecolor=face,
+                    markeredgecolor=edge,
+                    markersize=7,
+                    label=label if face == "none" else prefix + label,
+                )
+            )
     if any(p.clipped for p in points):
         handles.append(
             Line2D([], [], ls="none", marker="<", markerfacecolor="none", markeredgecolor=GREY,
