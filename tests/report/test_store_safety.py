@@ -214,3 +214,43 @@ def test_doctor_reports_a_corrupt_store_and_earlier_corrupt_copies(store_path: P
     assert report["store"]["ok"] is True
     assert len(report["store"]["corrupt_copies"]) == 1
     assert any("moved aside" in w for w in report["warnings"])
+
+
+def overwrite_in_place(path: Path) -> None:
+    """Damage the open file itself (same inode), as a disk or a stray write would."""
+    with path.open("r+b") as fh:
+        fh.write(b"garbage, not SQLite pages " * 400)
+    for side in ("-wal", "-shm"):
+        extra = path.with_name(path.name + side)
+        if extra.exists():
+            with extra.open("r+b") as fh:
+                fh.write(b"garbage " * 100)
+
+
+def test_a_store_damaged_while_open_recovers_on_the_next_write(store_path: Path) -> None:
+    with RunStore(store_path) as store:
+        store.save(record("old000000001"))
+        overwrite_in_place(store_path)
+        store.save(record("new000000001"))
+        assert any("corrupt" in w for w in store.warnings)
+    assert len(corrupt_copies(store_path)) == 1
+    with RunStore(store_path, read_only=True) as reader:
+        assert [r.id for r in reader.list()] == ["new000000001"]
+
+
+def test_a_store_another_writer_already_replaced_is_not_moved_aside_again(
+    store_path: Path,
+) -> None:
+    first = RunStore(store_path)
+    second = RunStore(store_path)
+    try:
+        first.save(record("aaa000000001"))
+        overwrite_in_place(store_path)
+        first.save(record("bbb000000002", started_s=1.7e9 + 1))  # moves it aside, starts afresh
+        second.save(record("ccc000000003", started_s=1.7e9 + 2))  # finds the fresh store
+    finally:
+        first.close()
+        second.close()
+    assert len(corrupt_copies(store_path)) == 1
+    with RunStore(store_path, read_only=True) as reader:
+        assert {r.id for r in reader.list()} == {"bbb000000002", "ccc000000003"}

@@ -345,12 +345,35 @@ class RunStore:
                     raise
                 time.sleep(0.01)
 
-    def _recover(self, exc: sqlite3.Error) -> None:
-        """Move a corrupt store aside and open a fresh one in its place (loudly)."""
+    def _healthy_now(self) -> bool:
+        """Reopen the file now at :attr:`path` and check it whole (``PRAGMA quick_check``):
+        another process may already have replaced a corrupt store with a fresh one."""
+        try:
+            self._open_writable()
+            assert self._conn is not None
+            rows = self._conn.execute("PRAGMA quick_check").fetchall()
+        except (sqlite3.Error, OSError):
+            rows = []
+        if [tuple(r) for r in rows] == [("ok",)]:
+            return True
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._conn = None
+        return False
+
+    def _recover(self, exc: sqlite3.Error, *, recheck: bool = False) -> None:
+        """Move a corrupt store aside and open a fresh one in its place (loudly).
+
+        With ``recheck`` (a write failed on a store that opened fine) the file at the path is
+        checked first, so a store another process already replaced is not moved aside again.
+        """
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+        if recheck and self._healthy_now():
+            return
         try:
             moved = move_aside_corrupt(self.path)
             self._open_writable()
@@ -459,7 +482,7 @@ class RunStore:
                 return
             except sqlite3.Error as exc:
                 if attempt == 1 and _is_corruption(exc):
-                    self._recover(exc)
+                    self._recover(exc, recheck=True)
                     continue
                 if _is_corruption(exc):
                     raise StoreError(_corrupt_message(self.path, exc)) from None
