@@ -312,10 +312,10 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
                 value = tuple(s.strip() for s in raw.split(",") if s.strip())
             elif kind == "tuple[Path, ...]":
                 value = tuple(Path(x).expanduser() for x in raw.split(os.pathsep) if x.strip())
-        elif kind == "tuple[Path, ...]" and isinstance(raw, list):
-            if not all(isinstance(x, str) for x in raw):
+        elif kind == "tuple[Path, ...]" and isinstance(raw, (list, tuple)):
+            if not all(isinstance(x, (str, os.PathLike)) for x in raw):
                 raise ValueError("expected a list of paths (strings)")
-            value = tuple(Path(x).expanduser() for x in raw if x.strip())
+            value = tuple(Path(x).expanduser() for x in raw if str(x).strip())
         return _normalise(name, value)
     except ValueError as exc:
         raise ConfigError(_bad_message(name, value, origin, str(exc))) from None

@@ -155,3 +155,12 @@ def test_budgets_must_be_positive_numbers(value: object) -> None:
 
     with pytest.raises(ConfigError, match=r"bad budget co2e_g=.*finite number > 0"):
         Budget(co2e_g=value)  # type: ignore[arg-type]
+
+
+def test_path_lists_from_python_or_the_file_become_paths(tmp_path: Path) -> None:
+    settings = load_settings(env={}, config_file=None, intensity_files=[tmp_path / "a.csv"])
+    assert settings.intensity_files == (tmp_path / "a.csv",)
+    path = _cfg(tmp_path, '[greenforge]\nintensity_files = ["b.csv"]\n')
+    assert load_settings(env={}, config_file=path).intensity_files == (tmp_path / "b.csv",)
+    with pytest.raises(ConfigError, match="list of paths"):
+        load_settings(env={}, config_file=_cfg(tmp_path, "[greenforge]\nintensity_files = [1]\n"))
