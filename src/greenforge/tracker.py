@@ -300,21 +300,34 @@ class Tracker:
         if self._persist and self._store is None:
             self._store = self._open_store()
         self._flush("running")
-        if self._deferred_intensity and self._series is None:
-            started = self._monitor.started_s if self._monitor is not None else None
-            start_s = started if started is not None else self.clock()
-            # The embedded tables are local and cheap: load a week ahead, so the running
-            # CO2e, budgets, window figures and the prediction follow the hourly profile
-            # instead of holding the first hour's intensity for the whole run.
-            horizon_s = (
-                RUNNING_HORIZON_S
-                if self._embedded_knows_zone()
-                else max(self.settings.interval_s, 1.0)
-            )
-            try:
-                self._set_series(self._intensity(start_s, start_s + horizon_s))
-            except Exception as exc:  # a provider failure must not stop the measurement
-                self._warn(f"could not load the grid intensity at start ({exc}); retrying at stop")
+        if not self._deferred_intensity or self._series is not None:
+            return
+        if self._embedded_knows_zone():
+            self._load_deferred_intensity()  # local tables: quick
+        else:
+            # A provider that failed at start is retried beside the sampling, never in its way:
+            # samples and flushes go on while the network is slow.
+            threading.Thread(
+                target=self._load_deferred_intensity, name="greenforge-intensity", daemon=True
+            ).start()
+
+    def _load_deferred_intensity(self) -> None:
+        """Load the intensity the tracker could not (or did not) fetch at start."""
+        started = self._monitor.started_s if self._monitor is not None else None
+        start_s = started if started is not None else self.clock()
+        # The embedded tables are local and cheap: load a week ahead, so the running
+        # CO2e, budgets, window figures and the prediction follow the hourly profile
+        # instead of holding the first hour's intensity for the whole run.
+        horizon_s = (
+            RUNNING_HORIZON_S if self._embedded_knows_zone() else max(self.settings.interval_s, 1.0)
+        )
+        try:
+            series = self._intensity(start_s, start_s + horizon_s)
+        except Exception as exc:  # a provider failure must not stop the measurement
+            self._warn(f"could not load the grid intensity at start ({exc}); retrying at stop")
+            return
+        if self._monitor is not None and self._monitor.running:  # else stop() has its own
+            self._set_series(series)
 
     def _set_series(self, series: StepIntensity) -> None:
         with self._lock:

@@ -8,10 +8,12 @@ import dataclasses
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from greenforge.config import Settings
-from greenforge.errors import StoreError
+from greenforge.errors import ProviderError, StoreError
+from greenforge.grid.series import IntensitySeries
 from greenforge.meters.model import ProcessTreeCpu
 from greenforge.records import RunRecord
 from greenforge.report.store import RunStore
@@ -63,3 +65,36 @@ def test_a_process_tree_attached_later_counts_the_whole_command() -> None:
     finally:
         child.wait()
     assert used_s >= 0.3
+
+
+class OutageThenSlow(StaticIntensity):
+    """A grid API that fails at start, then answers only when released (a slow network)."""
+
+    def __init__(self) -> None:
+        super().__init__(200.0)
+        self.calls = 0
+        self.release = threading.Event()
+
+    def history(self, zone: str, start_s: float, end_s: float) -> IntensitySeries:
+        self.calls += 1
+        if self.calls == 1:
+            raise ProviderError("grid API down")
+        self.release.wait(60)
+        return super().history(zone, start_s, end_s)
+
+
+def test_a_slow_grid_api_never_holds_up_sampling_or_flushes(settings: Settings) -> None:
+    flushed = dataclasses.replace(settings, flush_interval_s=3600.0)
+    provider = OutageThenSlow()
+    tracker = Tracker(flushed, zone="DE", meters=[FakeMeter(100.0)], provider=provider)
+    tracker.start()
+    try:
+        with RunStore.for_settings(flushed, read_only=True) as store:
+            seen = poll(store, tracker.run_id)  # while the retry still hangs
+    finally:
+        provider.release.set()
+        record = tracker.stop()
+    assert seen is not None, "sampling waited for the grid API"
+    assert seen.emissions is None  # no intensity yet: energy is kept, CO2e follows
+    assert record.co2e_g is not None
+    assert any("unavailable at start" in w for w in record.warnings)
