@@ -1091,7 +1091,7 @@ def _in_foreground_terminal() -> bool:
     """True when stdin is a terminal whose foreground process group is ours (interactive)."""
     try:
         return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
-    except OSError:
+    except (OSError, AttributeError):  # no job control here (Windows)
         return False
 
 
@@ -1150,7 +1150,7 @@ def run_command(
     child_env[PARENT_RUN_ENV] = tracker.run_id
     child_env.pop("GREENFORGE_RUN_ID", None)
     _check_runnable(args[0], child_env)
-    own_group = not _in_foreground_terminal()
+    own_group = os.name == "posix" and not _in_foreground_terminal()
     tracker.metadata["process_group"] = "own" if own_group else "terminal"
     tracker.start()
     try:

@@ -216,7 +216,7 @@ def _forward_termination() -> Iterator[Callable[[subprocess.Popen[bytes]], None]
             raise SystemExit(128 + signum)
         for child in live:
             try:
-                own_group = os.getpgid(child.pid) == child.pid
+                own_group = hasattr(os, "killpg") and os.getpgid(child.pid) == child.pid
             except OSError:
                 continue
             if own_group:
