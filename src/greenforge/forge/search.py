@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -636,18 +635,11 @@ def _decide(result: ForgeResult, ctx: ForgeContext) -> None:
 
 
 def _ray_evaluator(ray_init: Mapping[str, Any] | None) -> Any:
-    try:
-        import ray
-    except ImportError:
-        from greenforge.errors import MissingExtraError
+    # without an address: a local Ray on 127.0.0.1 only, no dashboard (greenforge.ray_local)
+    from greenforge.ray_local import init_ray
 
-        raise MissingExtraError("ray", "ray", "--executor ray") from None
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        kwargs.update(ray_init or {})
-        if "address" not in kwargs and os.environ.get("RAY_ADDRESS"):
-            kwargs["address"] = os.environ["RAY_ADDRESS"]
-        ray.init(**kwargs)
+    kwargs: dict[str, Any] = {"log_to_driver": False, **(ray_init or {})}
+    ray = init_ray(kwargs.pop("address", None), what="--executor ray", **kwargs)
     return ray.remote(num_cpus=1)(_evaluate_payload)
 
 

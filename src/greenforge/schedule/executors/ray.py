@@ -5,6 +5,10 @@ Nodes declare their grid zone as a custom resource named ``zone:<ZONE>`` (for ex
 for a local cluster). A slot in zone ``GB`` asks for ``{"zone:GB": 1}``, so Ray runs it only
 on a GB node; the task measures the slot there through the tracker, with the same supervisor
 (pause at the end of the slot) as the local executor. Ray is imported only when a slot runs.
+
+Without an ``address`` (``--ray-address``), a local Ray is started that listens on 127.0.0.1
+only, without the dashboard (:func:`greenforge.ray_local.init_ray`); with one, that cluster is
+joined as it is.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from greenforge.config import Settings
-from greenforge.errors import ConfigError, MissingExtraError
+from greenforge.errors import ConfigError
+from greenforge.ray_local import import_ray, init_ray
 from greenforge.schedule.executors.base import (
     SlotOutcome,
     SlotSpec,
@@ -43,14 +48,6 @@ def _run_slot_task(spec_json: str) -> str:
     return run_measured_slot(spec).to_json()
 
 
-def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise MissingExtraError("ray", "ray", "the ray executor") from None
-    return ray
-
-
 class RayExecutor:
     """Run slots as Ray tasks on zone-labelled nodes."""
 
@@ -72,10 +69,7 @@ class RayExecutor:
         self._last_ref: Any = None
 
     def _ensure_ray(self) -> Any:
-        ray = _ray()
-        if not ray.is_initialized():
-            ray.init(address=self.address, **self.init_kwargs)
-        return ray
+        return init_ray(self.address, what="the ray executor", **self.init_kwargs)
 
     def run_slot(self, spec: SlotSpec) -> SlotOutcome:
         ray = self._ensure_ray()
@@ -101,7 +95,7 @@ class RayExecutor:
 
     def cancel(self, external_id: str) -> None:
         if self._last_ref is not None and self._last_ref.hex() == external_id:
-            _ray().cancel(self._last_ref)
+            import_ray("the ray executor").cancel(self._last_ref)
 
 
 def _factory(settings: Settings, **options: Any) -> RayExecutor:
