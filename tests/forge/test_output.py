@@ -256,6 +256,17 @@ def test_noise_and_ties_are_said_in_words(forged: tuple[Any, Path]) -> None:
     assert "Busy machine" in card
 
 
+def test_the_attribution_and_a_shared_host_warning_are_said(forged: tuple[Any, Path]) -> None:
+    result, _ = forged
+    changed = copy.copy(result)
+    changed.warnings = ["running in a container: machine attribution models the whole host"]
+
+    text = "\n".join(summary_lines(changed))
+
+    assert f"attribution: {result.attribution} ({result.attribution_method})" in text
+    assert "warning: running in a container" in text
+
+
 def test_labels_do_not_overlap_each_other_or_leave_the_plot() -> None:
     anchors = [(200.0 + 3 * i, 150.0 + 2 * (i % 3)) for i in range(12)]
     sizes = [(90.0 + 5 * i, 14.0) for i in range(12)]

@@ -322,6 +322,14 @@ def summary_lines(result: ForgeResult) -> list[str]:
         f"serving spec: runtimes {runtimes}; {serving.threads} thread(s); batch sizes {batches}; "
         f"training used {result.training_threads} thread(s)"
     )
+    if result.attribution_method:
+        lines.append(
+            f"attribution: {result.attribution} ({result.attribution_method}): each figure is "
+            "this process's own share, not the machine's load"
+        )
+    lines.extend(f"warning: {w}" for w in result.warnings)
+    if serving.skipped:
+        lines.append("not measured in ONNX Runtime: " + "; ".join(serving.skipped))
     if result.chosen is not None:
         ch = result.result(result.chosen)
         lines.append(
