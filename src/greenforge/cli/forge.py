@@ -151,15 +151,7 @@ def _forge(
         )
         progress.update(overall, completed=len(task.recipes))
     if as_json:
-        import json
-
-        typer.echo(
-            json.dumps(
-                (out_dir / "forge.json").read_text()
-                and json.loads((out_dir / "forge.json").read_text()),
-                indent=2,
-            )
-        )
+        typer.echo((out_dir / "forge.json").read_text(encoding="utf-8"))
     else:
         _print_table(console, result, out_dir)
     if result.chosen is None:
