@@ -15,10 +15,12 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from greenforge.errors import GreenForgeError
+from greenforge.grid import files
 from greenforge.grid.files import (
     GENERIC_HEADER,
     MAX_INTENSITY_G_PER_KWH,
@@ -211,3 +213,42 @@ def test_regular_series_with_any_offsets_convert_to_utc(
     np.testing.assert_array_equal(series.times_s, np.array(instants))
     assert series.step_s == 3600.0
     assert not any(math.isnan(v) for v in series.values_g_per_kwh.tolist())
+
+
+@FUZZ
+@given(
+    n=st.integers(min_value=1, max_value=2500),
+    zones=st.lists(offsets, min_size=1, max_size=3),
+    values=st.lists(st.floats(min_value=0, max_value=5000), min_size=1, max_size=5),
+    flags=st.lists(st.sampled_from(["true", "false", " TRUE", "False"]), min_size=1, max_size=3),
+    portal=st.booleans(),
+)
+def test_the_block_and_row_by_row_paths_agree(
+    tmp_path: Path,
+    n: int,
+    zones: list[dt.timezone],
+    values: list[float],
+    flags: list[str],
+    portal: bool,
+) -> None:
+    start = dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc)
+    texts = [
+        (start + dt.timedelta(hours=i)).astimezone(zones[i % len(zones)]).isoformat()
+        for i in range(n)
+    ]
+    vals = [repr(values[i % len(values)]) for i in range(n)]
+    if portal:
+        lines = [PORTAL_HEADER] + [
+            f"{t},Germany,Germany,DE,1,{v},1,1,src,{flags[i % len(flags)]},"
+            for i, (t, v) in enumerate(zip(texts, vals, strict=True))
+        ]
+    else:
+        lines = [GENERIC_HEADER] + [f"{t},{v}" for t, v in zip(texts, vals, strict=True)]
+    path = write(tmp_path / "b.csv", ("\n".join(lines) + "\n").encode(), False)
+    fast = files._parse_file(path, "lca")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(files, "_block_fast", lambda *args: False)
+        slow = files._parse_file(path, "lca")
+    for name in ("times_s", "values", "estimated", "lines"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name), err_msg=name)
+    assert (fast.zone, fast.naive, fast.portal) == (slow.zone, slow.naive, slow.portal)

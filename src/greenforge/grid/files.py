@@ -18,8 +18,8 @@ and filled only under an explicit fill policy (``ffill``, ``interpolate``, ``pro
 
 Files are read as a stream, row by row, with :func:`datetime.datetime.fromisoformat` for the
 timestamps (any UTC offset is converted; portal times without one are UTC): memory grows with
-the number of rows only. Limits, each a clear error: lines of at most :data:`MAX_LINE_CHARS`
-characters, fields of at most :data:`MAX_FIELD_CHARS`, at most :data:`MAX_DECOMPRESSED_BYTES`
+the number of rows only. Limits, each a clear error: lines of at most :data:`MAX_LINE_BYTES`
+bytes, fields of at most :data:`MAX_FIELD_CHARS`, at most :data:`MAX_DECOMPRESSED_BYTES`
 decompressed from a ``.gz``, :data:`MAX_ROWS` rows per file, intensities in [0,
 :data:`MAX_INTENSITY_G_PER_KWH`] g/kWh and timestamps in the years
 :data:`FIRST_YEAR`-:data:`LAST_YEAR`.
@@ -37,11 +37,12 @@ import gzip
 import io
 import itertools
 import math
+import operator
 import re
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -70,8 +71,8 @@ UNKNOWN_ZONE = "unknown"
 """Zone of a generic CSV loaded without ``zone=``: the files provider serves it for any zone."""
 
 
-MAX_LINE_CHARS = 65_536
-"""Longest line accepted (characters); a portal row is about 150."""
+MAX_LINE_BYTES = 65_536
+"""Longest line accepted (bytes); a portal row is about 150."""
 MAX_FIELD_CHARS = 4_096
 """Longest field accepted (characters)."""
 MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024
@@ -103,79 +104,54 @@ class _Part:
     portal: bool
 
 
-class _CappedGzip(io.RawIOBase):
-    """A gzip stream that refuses to decompress past :data:`MAX_DECOMPRESSED_BYTES`."""
+class _LineTooLongError(Exception):
+    """Raised by :class:`_Guard` inside the text layer; turned into a DataError with the line."""
 
-    def __init__(self, path: Path, raw: BinaryIO, cap: int) -> None:
+
+class _Guard(io.RawIOBase):
+    """A byte stream with limits checked per chunk: line length, and optionally total size.
+
+    Checking per chunk (not per line) keeps the text and CSV layers at C speed while no line
+    longer than :data:`MAX_LINE_BYTES` and no more than ``cap`` bytes are ever buffered.
+    """
+
+    def __init__(self, path: Path, inner: io.BufferedIOBase, cap: int | None) -> None:
         super().__init__()
         self._path = path
-        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        self._inner = inner
         self._cap = cap
         self._total = 0
+        self._since_newline = 0
 
     def readable(self) -> bool:
         return True
 
     def drain(self) -> None:
-        """Decompress the rest (bounded chunks, still capped): raises if the stream is corrupt."""
-        while self._gz.read(1 << 20):
+        """Read the rest (bounded chunks, still capped): raises if a gzip stream is corrupt."""
+        while self._inner.read(1 << 20):
             pass
 
     def readinto(self, buffer: Any) -> int:
-        n = self._gz.readinto(buffer)
+        n = self._inner.readinto(buffer)
+        if not n:
+            return 0
         self._total += n
-        if self._total > self._cap:
+        if self._cap is not None and self._total > self._cap:
             raise DataError(
                 f"{self._path}: decompresses to more than {self._cap // 2**20} MiB; an "
                 "intensity file is far smaller (a year of hourly portal data is about 1.5 MiB). "
                 "Is it the right file? Split it, e.g. one file per year."
             )
+        chunk = bytes(memoryview(buffer)[:n])
+        last = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+        self._since_newline = self._since_newline + n if last < 0 else n - last - 1
+        if self._since_newline > MAX_LINE_BYTES:
+            raise _LineTooLongError
         return n
 
 
-class _Lines:
-    """Text lines of an open file, counted and checked (length, UTF-8) as they are read."""
-
-    def __init__(self, path: Path, text: io.TextIOBase) -> None:
-        self.path = path
-        self.number = 0
-        self._text = text
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        line = self._text.readline(MAX_LINE_CHARS + 1)
-        if not line:
-            raise StopIteration
-        self.number += 1
-        if len(line) > MAX_LINE_CHARS:
-            raise DataError(
-                f"{self.path}:{self.number}: line is longer than {MAX_LINE_CHARS} characters "
-                "(a portal row is about 150). Is this an intensity CSV? Fix or remove the line."
-            )
-        if not line.isascii():
-            try:
-                line.encode("utf-8")  # bytes that were not UTF-8 decode to lone surrogates
-            except UnicodeEncodeError as exc:
-                what = "header" if self.number == 1 else "line"
-                raise DataError(
-                    f"{self.path}:{self.number}: {what} is not UTF-8 text (character "
-                    f"{exc.start + 1}). Save the CSV as UTF-8."
-                ) from None
-        if self.number > 2 * MAX_ROWS:
-            raise DataError(
-                f"{self.path}:{self.number}: more than {2 * MAX_ROWS:,} lines in one file. "
-                "Split it (e.g. one file per year) or resample it to a coarser step."
-            )
-        return line
-
-
-def _open_text(path: Path, stack: contextlib.ExitStack) -> tuple[io.TextIOBase, _CappedGzip | None]:
-    """The file as UTF-8 text (BOM dropped, any line ends), decompressing ``.gz`` as it reads.
-
-    Also returns the gzip stream of a ``.gz`` file (else None).
-    """
+def _open_binary(path: Path, stack: contextlib.ExitStack) -> tuple[_Guard, bool]:
+    """The file's bytes behind a :class:`_Guard` (``.gz`` decompressed), and whether gzipped."""
     try:
         raw = stack.enter_context(path.open("rb"))
         magic = raw.peek(4)[:4]
@@ -185,13 +161,29 @@ def _open_text(path: Path, stack: contextlib.ExitStack) -> tuple[io.TextIOBase, 
         ) from None
     if magic.startswith(b"PK\x03\x04"):
         raise DataError(f"{path}: is a zip archive; unzip it and pass the CSV inside.")
-    binary: BinaryIO = raw
-    capped = None
     if magic.startswith(b"\x1f\x8b"):
-        capped = _CappedGzip(path, raw, MAX_DECOMPRESSED_BYTES)
-        binary = stack.enter_context(io.BufferedReader(capped))
-    text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline=None)
-    return stack.enter_context(text), capped
+        gz = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+        return _Guard(path, gz, MAX_DECOMPRESSED_BYTES), True
+    return _Guard(path, raw, None), False
+
+
+def _bad_utf8_line(path: Path) -> DataError:
+    """The error for the first line of ``path`` that is not UTF-8 (read again, line by line)."""
+    with contextlib.ExitStack() as stack:
+        guard, _ = _open_binary(path, stack)
+        stream = stack.enter_context(io.BufferedReader(guard))
+        number = 0
+        while line := stream.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                what = "header" if number == 1 else "line"
+                return DataError(
+                    f"{path}:{number}: {what} is not UTF-8 text (byte {exc.start + 1} of the "
+                    "line). Save the CSV as UTF-8."
+                )
+    return DataError(f"{path}: not UTF-8 text. Save the CSV as UTF-8.")
 
 
 _SEMICOLON_HINT = (
@@ -276,13 +268,19 @@ def _parse_file(path: Path, basis: str) -> _Part:
     """Read one file row by row (bounded memory: O(rows) numbers, never the whole text)."""
     try:
         with contextlib.ExitStack() as stack:
-            text, gz = _open_text(path, stack)
+            guard, gzipped = _open_binary(path, stack)
+            buffered = stack.enter_context(io.BufferedReader(guard))
+            text = stack.enter_context(
+                io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="strict", newline=None)
+            )
             try:
-                return _parse_stream(path, basis, _Lines(path, text))
-            except DataError:
-                if gz is not None:  # garbage rows from a corrupt .gz: name the real cause
-                    gz.drain()
+                return _parse_stream(path, basis, text)
+            except (DataError, UnicodeDecodeError):
+                if gzipped:  # garbage rows from a corrupt .gz: name the real cause
+                    guard.drain()
                 raise
+    except UnicodeDecodeError:
+        raise _bad_utf8_line(path) from None
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(
             f"{path}: not a readable gzip file ({exc}): it is corrupt or truncated. "
@@ -294,108 +292,232 @@ def _parse_file(path: Path, basis: str) -> _Part:
         ) from None
 
 
-def _parse_stream(path: Path, basis: str, lines: _Lines) -> _Part:
-    head = next(lines, "").rstrip("\n")
-    if not head.strip():
-        raise DataError(
-            f"{path}:1: empty file (no header). Expected an Electricity Maps portal export or "
-            f"a CSV with the header {GENERIC_HEADER!r}."
-        )
+def _too_long(path: Path, line: int) -> DataError:
+    return DataError(
+        f"{path}:{line}: line is longer than {MAX_LINE_BYTES} bytes (a portal row is about "
+        "150). Is this an intensity CSV? Fix or remove the line."
+    )
+
+
+_BLOCK_ROWS = 1024
+"""Rows parsed per block: a block of well-formed rows is converted with C-level maps."""
+
+
+@dataclasses.dataclass
+class _Columns:
+    """What one file's header says, and the rows read so far (as growing arrays)."""
+
+    path: Path
+    portal: bool
+    ncol: int
+    tcol: int
+    vcol: int
+    value_name: str
+    zone_col: int | None
+    est_col: int | None
+    example: str
+    decimal_comma: bool
+    delimiter: str
+    times: array.array[float] = dataclasses.field(default_factory=lambda: array.array("d"))
+    values: array.array[float] = dataclasses.field(default_factory=lambda: array.array("d"))
+    lines: array.array[int] = dataclasses.field(default_factory=lambda: array.array("q"))
+    estimated: bytearray = dataclasses.field(default_factory=bytearray)
+    zone_raw: str | None = None
+    naive_kinds: set[bool] = dataclasses.field(default_factory=set)
+
+    def check_rows(self) -> None:
+        if len(self.times) > MAX_ROWS:
+            raise DataError(
+                f"{self.path}:{self.lines[MAX_ROWS]}: more than {MAX_ROWS:,} data rows in one "
+                "file. Split it (e.g. one file per year) or resample it to a coarser step."
+            )
+
+
+def _header(path: Path, basis: str, head: str) -> _Columns:
+    """The columns to read, from the header line (``;`` or ``,`` separated)."""
     delimiter = _delimiter(head)
-    decimal_comma = delimiter == ";"
     header = [h.strip() for h in next(csv.reader([head], delimiter=delimiter))]
-    ncol = len(header)
     index = {name: i for i, name in enumerate(header)}
     portal = PORTAL_TIME in index or any(h.startswith("Carbon Intensity") for h in header)
-    est_col: int | None = None
-    zone_col: int | None = None
     if portal:
         for wanted in (PORTAL_TIME, PORTAL_ZONE, PORTAL_VALUE[basis]):
             if wanted not in index:
                 raise _missing_column(path, header, wanted, PORTAL_HEADER)
-        tcol, vcol, value_name = index[PORTAL_TIME], index[PORTAL_VALUE[basis]], PORTAL_VALUE[basis]
-        zone_col = index[PORTAL_ZONE]
-        est_col = index.get(PORTAL_ESTIMATED)
-        example = _PORTAL_EXAMPLE
+        return _Columns(
+            path,
+            True,
+            len(header),
+            index[PORTAL_TIME],
+            index[PORTAL_VALUE[basis]],
+            PORTAL_VALUE[basis],
+            index[PORTAL_ZONE],
+            index.get(PORTAL_ESTIMATED),
+            _PORTAL_EXAMPLE,
+            delimiter == ";",
+            delimiter,
+        )
+    tcol = next((index[n] for n in GENERIC_TIME if n in index), None)
+    vcol = next((index[n] for n in GENERIC_VALUE if n in index), None)
+    if tcol is None:
+        raise _missing_column(path, header, "timestamp", GENERIC_HEADER)
+    if vcol is None:
+        raise _missing_column(path, header, "value", GENERIC_HEADER)
+    return _Columns(
+        path,
+        False,
+        len(header),
+        tcol,
+        vcol,
+        "value",
+        None,
+        None,
+        _GENERIC_EXAMPLE,
+        delimiter == ";",
+        delimiter,
+    )
+
+
+def _block_fast(cols: _Columns, rows: list[list[str]], lines: Sequence[int]) -> bool:
+    """Append a block of well-formed rows with C-level conversions; False (nothing appended)
+    when anything is unusual, for :func:`_block_slow` to handle and explain."""
+    if cols.decimal_comma or set(map(len, rows)) != {cols.ncol}:
+        return False
+    columns = list(zip(*rows, strict=True))
+    try:
+        stamps = list(map(dt.datetime.fromisoformat, columns[cols.tcol]))
+        naive = stamps[0].tzinfo is None
+        epoch = _EPOCH_NAIVE if naive else _EPOCH_UTC
+        deltas = map(operator.sub, stamps, itertools.repeat(epoch))  # mixed kinds: TypeError
+        times = np.fromiter(map(dt.timedelta.total_seconds, deltas), np.float64, len(rows))
+        values = np.fromiter(map(float, columns[cols.vcol]), np.float64, len(rows))
+    except (ValueError, TypeError):
+        return False
+    if not cols.portal and cols.naive_kinds - {naive}:
+        return False
+    if np.any((times < _FIRST_S) | (times >= _END_S)):
+        return False
+    if not np.all((values >= 0.0) & (values <= MAX_INTENSITY_G_PER_KWH)):  # NaN fails too
+        return False
+    if cols.zone_col is not None:
+        zones = set(columns[cols.zone_col])
+        if len(zones) > 1 or (cols.zone_raw is not None and zones != {cols.zone_raw}):
+            return False
+        cols.zone_raw = zones.pop()
+    if not cols.portal:
+        cols.naive_kinds.add(naive)
+    cols.times.frombytes(times.tobytes())
+    cols.values.frombytes(values.tobytes())
+    cols.lines.frombytes(np.asarray(lines, dtype=np.int64).tobytes())
+    flags = {"false"} if cols.est_col is None else set(columns[cols.est_col])
+    if flags <= {"false", "true"} and len(flags) == 1:  # the usual case: one value throughout
+        cols.estimated.extend((b"\x01" if flags == {"true"} else b"\x00") * len(rows))
     else:
-        t_found = next((index[n] for n in GENERIC_TIME if n in index), None)
-        v_found = next((index[n] for n in GENERIC_VALUE if n in index), None)
-        if t_found is None:
-            raise _missing_column(path, header, "timestamp", GENERIC_HEADER)
-        if v_found is None:
-            raise _missing_column(path, header, "value", GENERIC_HEADER)
-        tcol, vcol, value_name, example = t_found, v_found, "value", _GENERIC_EXAMPLE
-    times = array.array("d")
-    values = array.array("d")
-    line_numbers = array.array("q")
-    estimated = bytearray()
-    zone: str | None = None
-    naive_kinds: set[bool] = set()
-    reader = csv.reader(lines, delimiter=delimiter)
-    while True:
-        try:
-            row = next(reader, None)
-        except csv.Error as exc:
-            raise DataError(
-                f"{path}:{lines.number}: unreadable CSV ({exc}). Check the quoting of this line."
-            ) from None
-        if row is None:
-            break
-        line = lines.number
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) != ncol:
+        cleaned = map(str.lower, map(str.strip, columns[cols.est_col or 0]))
+        cols.estimated.extend(map("true".__eq__, cleaned))
+    return True
+
+
+def _block_slow(cols: _Columns, rows: list[list[str]], lines: Sequence[int]) -> None:
+    """Append a block row by row, skipping blank lines and naming the first bad row."""
+    path = cols.path
+    for row, line in zip(rows, lines, strict=True):
+        if len(row) != cols.ncol or not "".join(row).strip():
+            if not "".join(row).strip():
+                continue  # a blank line, or a line of empty fields
             hint = ""
             if any("\n" in c for c in row):
                 hint = ' A quote (") opened on an earlier line is never closed.'
-            elif delimiter == "," and ";" in "".join(row):
+            elif cols.delimiter == "," and ";" in "".join(row):
                 hint = _SEMICOLON_HINT
             raise DataError(
-                f"{path}:{line}: {len(row)} field(s), but the header has {ncol}.{hint} Fix or "
-                "remove this line."
+                f"{path}:{line}: {len(row)} field(s), but the header has {cols.ncol}.{hint} "
+                "Fix or remove this line."
             )
         if max(map(len, row)) > MAX_FIELD_CHARS:
             raise DataError(
                 f"{path}:{line}: a field is longer than {MAX_FIELD_CHARS} characters. Is this "
                 "an intensity CSV? Fix or remove the line."
             )
-        t, naive = _timestamp(path, line, row[tcol].strip(), example)
-        if not portal:  # portal times are UTC by definition; generic ones must agree
-            naive_kinds.add(naive)
-            if len(naive_kinds) > 1:
+        stamp_text = row[cols.tcol].strip()
+        t, naive = _timestamp(path, line, stamp_text, cols.example)
+        if not cols.portal:  # portal times are UTC by definition; generic ones must agree
+            cols.naive_kinds.add(naive)
+            if len(cols.naive_kinds) > 1:
                 raise DataError(
-                    f"{path}:{line}: timestamp {row[tcol].strip()!r} mixes timestamps with and "
+                    f"{path}:{line}: timestamp {stamp_text!r} mixes timestamps with and "
                     "without a UTC offset. Give every timestamp an offset (e.g. 'Z' or '+01:00')."
                 )
-        values.append(_intensity(path, line, row[vcol].strip(), value_name, decimal_comma))
-        times.append(t)
-        line_numbers.append(line)
-        if len(times) > MAX_ROWS:
-            raise DataError(
-                f"{path}:{line}: more than {MAX_ROWS:,} data rows in one file. Split it (e.g. "
-                "one file per year) or resample it to a coarser step."
-            )
-        if zone_col is not None:
-            row_zone = row[zone_col].strip()
-            if zone is None:
-                zone = row_zone
-            elif row_zone != zone:
+        value = _intensity(path, line, row[cols.vcol].strip(), cols.value_name, cols.decimal_comma)
+        if cols.zone_col is not None:
+            zone = row[cols.zone_col]
+            if cols.zone_raw is None:
+                cols.zone_raw = zone
+            elif zone.strip() != cols.zone_raw.strip():
                 raise DataError(
-                    f"{path}:{line}: zone {row_zone!r} differs from {zone!r} above. Use one "
-                    "file per zone."
+                    f"{path}:{line}: zone {zone.strip()!r} differs from "
+                    f"{cols.zone_raw.strip()!r} above. Use one file per zone."
                 )
-        estimated.append(est_col is not None and row[est_col].strip().lower() == "true")
-    if not times:
+        cols.times.append(t)
+        cols.values.append(value)
+        cols.lines.append(line)
+        flag = "" if cols.est_col is None else row[cols.est_col].strip().lower()
+        cols.estimated.append(flag == "true")
+        cols.check_rows()
+
+
+def _parse_stream(path: Path, basis: str, text: io.TextIOWrapper) -> _Part:
+    try:
+        head = text.readline(MAX_LINE_BYTES + 1)
+    except _LineTooLongError:
+        raise _too_long(path, 1) from None
+    if len(head) > MAX_LINE_BYTES:
+        raise _too_long(path, 1)
+    head = head.rstrip("\n")
+    if not head.strip():
+        raise DataError(
+            f"{path}:1: empty file (no header). Expected an Electricity Maps portal export or "
+            f"a CSV with the header {GENERIC_HEADER!r}."
+        )
+    cols = _header(path, basis, head)
+    reader = csv.reader(text, delimiter=cols.delimiter)
+    done = 0  # lines the reader has consumed (the header is line 1)
+    while True:
+        try:
+            rows = list(itertools.islice(reader, _BLOCK_ROWS))
+        except _LineTooLongError:
+            raise _too_long(path, reader.line_num + 2) from None
+        except csv.Error as exc:
+            raise DataError(
+                f"{path}:{reader.line_num + 1}: unreadable CSV ({exc}). Check the quoting of "
+                "this line."
+            ) from None
+        if not rows:
+            break
+        if reader.line_num - done == len(rows):  # one line per row
+            lines: Sequence[int] = range(done + 2, done + 2 + len(rows))
+            if not _block_fast(cols, rows, lines):
+                _block_slow(cols, rows, lines)
+        else:  # quoted fields over several lines: count their line breaks
+            spans = [1 + sum(f.count("\n") for f in row) for row in rows]
+            _block_slow(cols, rows, (done + 1 + np.cumsum(spans)).tolist())
+        done = reader.line_num
+        if done > 2 * MAX_ROWS:
+            raise DataError(
+                f"{path}:{done + 1}: more than {2 * MAX_ROWS:,} lines in one file. Split it "
+                "(e.g. one file per year) or resample it to a coarser step."
+            )
+        cols.check_rows()
+    if not cols.times:
         raise DataError(f"{path}:2: no data rows after the header. Is the download complete?")
     return _Part(
         path,
-        np.array(times, dtype=np.float64),
-        np.array(values, dtype=np.float64),
-        np.frombuffer(bytes(estimated), dtype=np.bool_).copy(),
-        np.array(line_numbers, dtype=np.int64),
-        zone,
-        naive_kinds == {True},
-        portal,
+        np.array(cols.times, dtype=np.float64),
+        np.array(cols.values, dtype=np.float64),
+        np.frombuffer(bytes(cols.estimated), dtype=np.bool_).copy(),
+        np.array(cols.lines, dtype=np.int64),
+        None if cols.zone_raw is None else cols.zone_raw.strip(),
+        cols.naive_kinds == {True},
+        cols.portal,
     )
 
 

@@ -105,13 +105,13 @@ def cases() -> dict[str, tuple[bytes, dict[str, object]]]:
         "truncated.csv.gz": (packed[: len(packed) // 2], {**err, "error": "not a readable gzip"}),
         "gzip_bomb_one_line.csv.gz": (
             gz(PORTAL_HEADER.encode() + b"\n" + b"0" * (64 << 20)),
-            {**err, "error": "longer than 65536 characters", "crashed_before": "out of memory"},
+            {**err, "error": "longer than 65536 bytes", "crashed_before": "out of memory"},
         ),
         "zip_archive.csv": (b"PK\x03\x04" + bytes(200), {**err, "error": "zip archive"}),
         # --- memory: huge fields and lines
         "field_100kb.csv": (
             portal(["2023-01-01 00:00:00", "2023-01-01 01:00:00"], ["1" * 100_000, "2"]),
-            {**err, "error": "longer than 65536 characters", "crashed_before": "2.6 GB of memory"},
+            {**err, "error": "longer than 65536 bytes", "crashed_before": "2.6 GB of memory"},
         ),
         "quoted_field_over_many_lines.csv": (
             generic(['2023-01-01T00:00Z,"' + "1\n" * 5000 + '"', "2023-01-01T01:00Z,2"]),
