@@ -29,6 +29,7 @@ from typing import Any, Final, Literal
 import psutil
 
 from greenforge.errors import ConfigError, StoreError
+from greenforge.redact import redact_argv
 
 JobState = Literal["queued", "waiting", "running", "paused", "done", "failed", "cancelled"]
 JOB_STATES: Final[tuple[JobState, ...]] = (
@@ -191,7 +192,7 @@ class QueuedJob:
         return {
             "id": self.id,
             "name": self.name,
-            "argv": list(self.argv),
+            "argv": redact_argv(self.argv),  # printed: no secrets (the queue keeps the real one)
             "cwd": self.cwd,
             "executor": self.executor,
             "state": self.state,

@@ -35,6 +35,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 from greenforge.config import Settings, load_settings
 from greenforge.errors import MeterError, UnknownNameError
 from greenforge.records import RunRecord
+from greenforge.redact import redact_argv
 from greenforge.schedule.checkpoint import (
     ENV_CHECKPOINT_DIR,
     ENV_JOB_ID,
@@ -244,7 +245,7 @@ def run_measured_slot(
             "slot_index": spec.slot_index,
             "n_slots": spec.n_slots,
             "zone": spec.zone,
-            "command": list(spec.argv),
+            "command": redact_argv(spec.argv),  # stored with the run: no secrets
         }
     }
     name = spec.name if spec.n_slots == 1 else f"{spec.name} [slot {spec.slot_index + 1}]"
