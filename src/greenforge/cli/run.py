@@ -58,7 +58,7 @@ def _fmt_g(co2e_g: float | None) -> str:
 
 
 _ATTRIBUTION = {
-    "process": "process (the tracked process tree's share of the machine; GPUs: whole device)",
+    "process": "process (the tracked process tree's share of the machine and of each GPU's use)",
     "machine": "machine (the whole machine's energy, other work included)",
 }
 

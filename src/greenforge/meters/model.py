@@ -206,6 +206,11 @@ class ProcessTreeCpu:
         with self._lock:
             return sum(self._rss.values())
 
+    def live_pids(self) -> set[int]:
+        """The pids of the tree's live processes at the last sample."""
+        with self._lock:
+            return {pid for pid, _ in self._rss}
+
 
 class ModelCpuMeter:
     """CPU energy from utilisation x a power curve (``model:*``)."""

@@ -10,7 +10,8 @@ Rules (in order):
 With ``settings.attribution == "process"`` and a ``pid``, node-wide meters are scoped to the
 process tree rooted at ``pid``: modelled meters directly, RAPL through
 :class:`greenforge.meters.model.ProcessShareMeter` (its readings are scaled by the tree's share
-of busy CPU time). GPU meters always report the whole visible device.
+of busy CPU time), NVIDIA GPUs through :class:`greenforge.meters.gpushare.GpuShareMeter` (the
+tree's share of each GPU's use, where NVML can tell; else the whole device).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from greenforge.config import Settings
 from greenforge.hardware.catalog import cloud_instance
 from greenforge.hardware.cpuinfo import CpuInfo, read_cpuinfo
-from greenforge.meters import amd, model, nvidia, rapl
+from greenforge.meters import amd, gpushare, model, nvidia, rapl
 from greenforge.meters.base import Availability, Meter
 
 
@@ -58,6 +59,12 @@ def attribution_warning(settings: Settings, *, container: bool | None = None) ->
         "(/proc/stat is host-wide); set attribution = 'process' to charge only this "
         "container's processes"
     )
+
+
+def _distributed(env: Mapping[str, str] | None) -> bool:
+    from greenforge.distributed import rank_info
+
+    return rank_info(env).distributed
 
 
 def _skip(av: Availability) -> str:
@@ -137,6 +144,11 @@ def select_meters(
     for av, meter in gpu_meters:
         avail.append(av)
         if av.available:
+            if tree is not None and av.name == "nvidia" and not _distributed(env):
+                # the tree's share of each GPU's use (a distributed run keeps whole devices,
+                # read once per device by the rank that owns them)
+                meter = gpushare.GpuShareMeter(meter, tree.live_pids)
+                av = dataclasses.replace(av, detail=f"{av.detail}; {gpushare.DESCRIPTION}")
             meters.append(meter)
             reasons.append(f"{av.name}: using - {av.detail}")
         else:
