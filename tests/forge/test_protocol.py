@@ -226,7 +226,8 @@ def test_measurement_is_round_robin_warm_up_discarded_and_stops_when_tight() -> 
     )
 
     assert order[:2] == ["a", "b"]  # warm-up round
-    assert order[2:] == ["a", "b"] * 5  # then A B A B ..., stopping at the minimum rounds
+    # then rounds rotated by one (A B, B A, A B ...), stopping at the minimum rounds
+    assert order[2:] == ["a", "b", "b", "a", "a", "b", "b", "a", "a", "b"]
     assert run.rounds == 5
     assert "within" in run.stopped
     assert run.costs["a"].energy_j_per_1k == (2.0,) * 5

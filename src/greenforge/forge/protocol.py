@@ -23,7 +23,8 @@ Every energy figure ``greenforge forge`` reports comes through this module:
   CPU time of a prediction does not grow on a busy machine.
 
 - **Interleaved repeats** (:func:`measure_interleaved`): all workloads are measured together,
-  round-robin (A B C A B C ...), each repeat a fixed amount of work sized once so it takes about
+  round-robin, each round rotated by one (A B C, B C A, C A B ...: the bookkeeping between
+  rounds does not always precede the same workload), each repeat a fixed amount of work sized once so it takes about
   ``repeat_s``; one warm-up round is discarded. Rounds continue from ``min_rounds`` until every
   workload's bootstrap 95 % interval half-width is below ``rel_half_width`` of its median, or
   ``max_rounds``, or the time budget is spent.
@@ -613,7 +614,8 @@ def measure_interleaved(
     rounds = 0
     stopped = f"max_rounds ({config.max_rounds})"
     while rounds < config.max_rounds:
-        for w in workloads:
+        shift = rounds % len(workloads)  # rotate: no workload is always first after the check
+        for w in [*workloads[shift:], *workloads[:shift]]:
             mark = attribution.begin()
             n = w.run(sizes[w.key])
             r = attribution.end(mark)
