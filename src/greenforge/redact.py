@@ -12,20 +12,31 @@ Two kinds of redaction, each replacing a secret with ``***``:
   :func:`redact_values` and :func:`redact_json` replace every occurrence of the known values,
   also in their URL- and JSON-escaped forms.
 
-Pure standard library (no httpx), so the tracker can redact a command line at no import cost.
+Pure standard library (no httpx), imported lazily where it costs (``shlex``, ``urllib.parse``),
+so importing the config to redact a command line stays cheap.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import re
-import shlex
-import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 from typing import Any, Protocol
 
 REDACTED = "***"
+
+
+class _Lazy:
+    """A regular expression compiled on first use (keeps ``import greenforge`` cheap)."""
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self.pattern = pattern
+        self.flags = flags
+
+    @functools.cached_property
+    def rx(self) -> re.Pattern[str]:
+        return re.compile(self.pattern, self.flags)
 
 
 class _Revealable(Protocol):
@@ -38,13 +49,13 @@ SecretLike = str | _Revealable | None
 # A name is secret-looking when it contains one of the strong words, or when one of its parts
 # (split at ``-``, ``_``, ``.`` and camelCase) is one of the short words (``key`` but not
 # ``monkey``, ``pass`` but not ``passthrough``).
-_STRONG = re.compile(
+_STRONG = _Lazy(
     r"token|secret|passw|passphrase|apikey|api_key|api-key|credential|signature|cookie|"
     r"bearer|authorization|oauth|private[-_]?key|access[-_]?key|session[-_]?id",
     re.IGNORECASE,
 )
 _SHORT = frozenset({"key", "pass", "pwd", "pw", "auth", "sig", "jwt"})
-_PARTS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_PARTS = _Lazy(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 _HEADER_OPTIONS = frozenset({"-H", "--header", "--headers", "--http-header"})
 _USER_OPTIONS = frozenset({"-u", "--user", "--proxy-user", "-U"})
@@ -52,18 +63,18 @@ _PASSWORD_SHORT = frozenset({"-p"})
 # Programs whose ``-pVALUE`` (value attached) is a password, as in ``mysql -psecret``.
 _ATTACHED_P_PROGRAMS = frozenset({"mysql", "mysqldump", "mysqladmin", "mariadb", "mysqlimport"})
 
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>`]+")
-_ASSIGN = re.compile(r"(?<![\w.-])([A-Za-z_][\w.-]*)=(\"[^\"]*\"|'[^']*'|[^\s&]*)")
-_HEADER_TEXT = re.compile(r"(?i)\b([A-Za-z][\w-]*)\s*:\s*(.+)")
-_SCHEME_VALUE = re.compile(r"(?i)\b(bearer)\s+([^\s\"',;]+)")
-_LONG_OPTION_TEXT = re.compile(r"(?<!\S)(--?[A-Za-z][\w-]*)(\s+)([^\s\"']+|\"[^\"]*\"|'[^']*')")
+_URL = _Lazy(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>`]+")
+_ASSIGN = _Lazy(r"(?<![\w.-])([A-Za-z_][\w.-]*)=(\"[^\"]*\"|'[^']*'|[^\s&]*)")
+_HEADER_TEXT = _Lazy(r"(?i)\b([A-Za-z][\w-]*)\s*:\s*(.+)")
+_SCHEME_VALUE = _Lazy(r"(?i)\b(bearer)\s+([^\s\"',;]+)")
+_LONG_OPTION_TEXT = _Lazy(r"(?<!\S)(--?[A-Za-z][\w-]*)(\s+)([^\s\"']+|\"[^\"]*\"|'[^']*')")
 
 
 def is_secret_name(name: str) -> bool:
     """True when an option, variable, header or parameter name looks like it holds a secret."""
-    if _STRONG.search(name):
+    if _STRONG.rx.search(name):
         return True
-    return any(part.lower() in _SHORT for part in _PARTS.findall(name))
+    return any(part.lower() in _SHORT for part in _PARTS.rx.findall(name))
 
 
 def redact_url(url: str) -> str:
@@ -93,6 +104,8 @@ def redact_url(url: str) -> str:
 
 
 def _redact_params(text: str) -> str:
+    import urllib.parse
+
     out = []
     for item in re.split(r"([&;])", text):
         name, eq, _value = item.partition("=")
@@ -104,7 +117,7 @@ def _redact_params(text: str) -> str:
 
 def _redact_header(text: str) -> str | None:
     """``Name: ***`` for a secret-looking header line (scheme such as ``Bearer`` kept)."""
-    m = _HEADER_TEXT.fullmatch(text.strip())
+    m = _HEADER_TEXT.rx.fullmatch(text.strip())
     if m is None or not is_secret_name(m.group(1)):
         return None
     value = m.group(2).strip()
@@ -121,12 +134,12 @@ def redact_text(text: str) -> str:
     header = _redact_header(text)
     if header is not None:
         return header
-    out = _URL.sub(lambda m: redact_url(m.group(0)), text)
-    out = _SCHEME_VALUE.sub(lambda m: f"{m.group(1)} {REDACTED}", out)
-    out = _ASSIGN.sub(
+    out = _URL.rx.sub(lambda m: redact_url(m.group(0)), text)
+    out = _SCHEME_VALUE.rx.sub(lambda m: f"{m.group(1)} {REDACTED}", out)
+    out = _ASSIGN.rx.sub(
         lambda m: f"{m.group(1)}={REDACTED}" if is_secret_name(m.group(1)) else m.group(0), out
     )
-    return _LONG_OPTION_TEXT.sub(
+    return _LONG_OPTION_TEXT.rx.sub(
         lambda m: (
             f"{m.group(1)}{m.group(2)}{REDACTED}"
             if _is_secret_option(m.group(1)) and not m.group(3).startswith("-")
@@ -212,6 +225,8 @@ def _redact_arg(arg: str, attached_p: bool) -> str:
 
 def _redact_shell(arg: str) -> str | None:
     """A whole shell command in one argument, redacted word by word (``None``: not needed)."""
+    import shlex
+
     try:
         words = shlex.split(arg)
     except ValueError:
@@ -235,6 +250,9 @@ def _reveal(secret: SecretLike) -> str | None:
 
 def _forms(value: str) -> list[str]:
     """The ways a secret value may appear in text: as is, URL-encoded, JSON-escaped."""
+    import json
+    import urllib.parse
+
     forms = {
         value,
         urllib.parse.quote_plus(value, safe=""),
