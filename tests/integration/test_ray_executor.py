@@ -1,6 +1,7 @@
 """The Ray executor on a real local Ray cluster whose node is labelled with two zones.
 
-One Ray start for the whole module (``ray.init`` on 127.0.0.1, no dashboard).
+One Ray start for the whole module (:func:`greenforge.ray_local.init_ray`: 127.0.0.1, no
+dashboard).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 
 from greenforge.config import load_settings
 from greenforge.errors import ConfigError
+from greenforge.ray_local import init_ray
 from greenforge.report.store import RunStore
 from greenforge.schedule.executors.base import METADATA_KEY, SlotSpec
 from greenforge.schedule.executors.ray import RayExecutor, zone_resource, zones_of
@@ -54,11 +56,10 @@ MIGRATING_JOB = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
-    ray.init(
+    # as the executor starts it: on 127.0.0.1 only, no dashboard
+    init_ray(
         num_cpus=2,
         resources={zone_resource("GB"): 1, zone_resource("DE"): 1},
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
         log_to_driver=False,
     )
     try:
