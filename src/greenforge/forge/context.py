@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from greenforge.config import Settings
-from greenforge.errors import ConfigError
+from greenforge.errors import BudgetExceededError, ConfigError
 from greenforge.forge.candidate import Candidate, TrainOutcome
 from greenforge.forge.spec import TaskSpec
 
@@ -60,6 +60,8 @@ class ForgeContext:
     """Optional ``progress(label, done, total)`` callback (rich progress bars in the CLI)."""
     scratch_dir: Path | None = None
     """Where recipes may write intermediate files (ONNX exports); a temp dir by default."""
+    artifacts: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Intermediate results recipes share (e.g. cached teacher logits of the augmented set)."""
 
     @property
     def seed(self) -> int:
@@ -105,6 +107,29 @@ class ForgeContext:
         else:
             return None
         return min(max(base + margin, 0.0), 1.0)
+
+    # ------------------------------------------------------------------ search budget
+
+    @property
+    def spent_co2e_g(self) -> float:
+        """The CO2e (g) of every measurement taken so far in this search."""
+        return sum(m.co2e_g for _, m in self.measurements)
+
+    def budget_left_co2e_g(self) -> float | None:
+        """The task's search budget minus what is spent (g CO2e); ``None`` without a budget."""
+        budget = self.task.search_budget_co2e_g
+        return None if budget is None else budget - self.spent_co2e_g
+
+    def check_budget(self, step: str) -> None:
+        """Raise :class:`~greenforge.errors.BudgetExceededError` naming ``step`` when the task's
+        ``search_budget_co2e_g`` is spent; the search records it and skips the recipe."""
+        left = self.budget_left_co2e_g()
+        if left is not None and left <= 0:
+            raise BudgetExceededError(
+                f"search budget spent: {self.spent_co2e_g:.4g} g of search_budget_co2e_g = "
+                f"{self.task.search_budget_co2e_g:g} g used, so {step!r} was skipped. Raise "
+                "search_budget_co2e_g in the task table to search further."
+            )
 
     # ------------------------------------------------------------------ helpers
 
@@ -158,10 +183,13 @@ class ForgeContext:
         batch_size: int | None = None,
     ) -> Any:
         """A DataLoader over one split (seeded shuffling)."""
+        data = {"train": self.train_data, "val": self.val_data, "test": self.test_data}[split]
+        return self._loader(data, shuffle, batch_size)
+
+    def _loader(self, data: Dataset[Any], shuffle: bool, batch_size: int | None) -> Any:
         import torch
         from torch.utils.data import DataLoader
 
-        data = {"train": self.train_data, "val": self.val_data, "test": self.test_data}[split]
         gen = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             data,
@@ -190,6 +218,8 @@ class ForgeContext:
         stop_at_accuracy: float | None = None,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         parameters: Sequence[torch.nn.Parameter] | None = None,
+        data: Dataset[Any] | None = None,
+        batch_size: int | None = None,
     ) -> TrainOutcome:
         """Train ``model`` in place, measured; returns the measured cost and what happened.
 
@@ -199,9 +229,15 @@ class ForgeContext:
         - ``stop_at_accuracy``: stop after the first epoch whose validation accuracy reaches it
           (energy-to-accuracy early stopping).
         - ``parameters``: train only these (e.g. a new head); default all with ``requires_grad``.
+        - ``data``: train on this dataset instead of the training split, e.g. ``(x, y,
+          teacher_logits)`` from :func:`greenforge.forge.augment.kd_dataset` (KD with cached
+          logits); ``batch_size`` overrides the task's.
+        - Raises :class:`~greenforge.errors.BudgetExceededError` before training when the
+          task's search budget is spent.
         """
         from greenforge.forge.training import TrainSettings, fit
 
+        self.check_budget(f"train:{name}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}.")
         cfg = TrainSettings(
@@ -217,7 +253,9 @@ class ForgeContext:
         def run() -> tuple[int, float, bool]:
             return fit(
                 model,
-                self.loader("train", shuffle=True),
+                self.loader("train", shuffle=True, batch_size=batch_size)
+                if data is None
+                else self._loader(data, shuffle=True, batch_size=batch_size),
                 self.loader("val", batch_size=512),
                 cfg,
                 teacher=teacher,

@@ -52,8 +52,22 @@ class TaskSpec:
     machine)."""
     measure_budget_s: float = 25.0
     """Time budget of the interleaved inference measurement of all candidates (seconds)."""
+    search_budget_co2e_g: float | None = None
+    """Cap on the search's measured CO2e (g) for training and conversion steps: once spent,
+    the remaining steps are skipped with the reason recorded (``None``: no cap). The final
+    inference measurement (``measure_budget_s``) comes on top."""
 
     def __post_init__(self) -> None:
+        budget = self.search_budget_co2e_g
+        if budget is not None and (
+            isinstance(budget, bool)
+            or not isinstance(budget, (int, float))
+            or not (math.isfinite(budget) and budget > 0)
+        ):
+            raise ConfigError(
+                f"task {self.name!r}: search_budget_co2e_g must be a number of grams > 0, got "
+                f"{budget!r}."
+            )
         if isinstance(self.serving_runtimes, (list, str)):
             runtimes = (
                 (self.serving_runtimes,)

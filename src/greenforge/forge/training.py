@@ -98,7 +98,12 @@ def fit(
     parameters: Sequence[nn.Parameter] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[int, float, bool]:
-    """Train in place with AdamW. Returns ``(epochs run, last val accuracy, stopped early)``."""
+    """Train in place with AdamW. Returns ``(epochs run, last val accuracy, stopped early)``.
+
+    ``train_loader`` yields ``(x, y)`` or ``(x, y, teacher_logits)``: with cached teacher logits
+    (see :func:`greenforge.forge.augment.kd_dataset`) the KD loss uses them and the teacher is not
+    run again.
+    """
     params = (
         list(parameters)
         if parameters is not None
@@ -116,16 +121,18 @@ def fit(
     stopped = False
     for epoch in range(cfg.epochs):
         model.train()
-        for x, y in train_loader:
+        for batch in train_loader:
+            x, y = batch[0], batch[1]
+            cached = batch[2] if len(batch) > 2 else None
             opt.zero_grad(set_to_none=True)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
                 logits = _forward(model, x)
-                if teacher is not None:
+                if teacher is not None and cached is None:
                     with torch.no_grad():
-                        t_logits = _forward(teacher, x)
+                        cached = _forward(teacher, x)
             logits = logits.float()
-            if teacher is not None:
-                loss = kd_loss(logits, t_logits.float(), y, cfg.temperature, cfg.alpha)
+            if cached is not None:
+                loss = kd_loss(logits, cached.float(), y, cfg.temperature, cfg.alpha)
             elif loss_fn is not None:
                 loss = loss_fn(logits, y)
             else:

@@ -97,6 +97,7 @@ class QuantizeRecipe:
         name = cfg.name or f"{parent.name}+{cfg.mode}"
         if name in ctx.candidates:
             return []  # 'best' resolved to a source already quantized this way
+        ctx.check_budget(f"convert:{name}")
         workdir = ctx.scratch(name)
         q, m = ctx.measure(
             f"convert:{name}",
