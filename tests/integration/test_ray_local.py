@@ -1,6 +1,6 @@
 """A local Ray started by GreenForge (greenforge.ray_local) listens on loopback only.
 
-Starts a real local Ray (one CPU, ~10-20 s), lists the listening sockets of this process and
+Starts a real local Ray (one CPU, ~10-20 s) the way each Ray executor does, lists the listening sockets of this process and
 of every process under it (the GCS, raylet, agents and workers Ray started), and checks that
 none is bound to an address reachable from the network (0.0.0.0, ::, or a real interface).
 """
@@ -13,16 +13,29 @@ import psutil
 import pytest
 import ray
 
-from greenforge.ray_local import LOOPBACK, init_ray, is_loopback
+from greenforge.config import Settings
+from greenforge.forge.search import _ray_evaluator
+from greenforge.ray_local import LOOPBACK, is_loopback
+from greenforge.schedule.executors.ray import RayExecutor
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def started_ray() -> Iterator[None]:
+def _start_for_schedule() -> None:
+    RayExecutor(Settings(), init_kwargs={"num_cpus": 1})._ensure_ray()
+
+
+def _start_for_forge() -> None:
+    _ray_evaluator({"num_cpus": 1})
+
+
+@pytest.fixture(params=[_start_for_schedule, _start_for_forge], ids=["schedule", "forge"])
+def started_ray(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A local Ray started as ``schedule --executor ray`` / ``forge --executor ray`` start it
+    without ``--ray-address``."""
     if ray.is_initialized():  # another module's cluster: start our own
         ray.shutdown()
-    init_ray(num_cpus=1, log_to_driver=False)
+    request.param()
     try:
         yield
     finally:
