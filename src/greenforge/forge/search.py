@@ -538,8 +538,9 @@ def _account(result: ForgeResult, ctx: ForgeContext, started: float) -> None:
         r.lifetime_co2e_g = lifetime_co2e_g(
             r.train_co2e_g, r.inference_co2e_g_per_1k, n, r.search_share_co2e_g
         )
-        r.lifetime_co2e_low_g = lifetime_co2e_g(r.train_co2e_g, r.inference_co2e_g_per_1k_low, n)
-        r.lifetime_co2e_high_g = lifetime_co2e_g(r.train_co2e_g, r.inference_co2e_g_per_1k_high, n)
+        train_low, train_high = _train_bounds_g(ctx, r.name)
+        r.lifetime_co2e_low_g = lifetime_co2e_g(train_low, r.inference_co2e_g_per_1k_low, n)
+        r.lifetime_co2e_high_g = lifetime_co2e_g(train_high, r.inference_co2e_g_per_1k_high, n)
         r.lifetime_co2e_spread_low_g = lifetime_co2e_g(r.train_co2e_g, g(s.spread_low_j_per_1k), n)
         r.lifetime_co2e_spread_high_g = lifetime_co2e_g(
             r.train_co2e_g, g(s.spread_high_j_per_1k), n
@@ -550,6 +551,21 @@ def _account(result: ForgeResult, ctx: ForgeContext, started: float) -> None:
         for r, p in zip(done, mask, strict=True):
             r.pareto = bool(p)
     result.headline = _headline(result)
+
+
+def _train_bounds_g(ctx: ForgeContext, name: str) -> tuple[float, float]:
+    """Low and high training-lineage CO2e (g): each step's CO2e scaled by its meter bounds."""
+    low = high = 0.0
+    for c in ctx.lineage(name):
+        m = c.train
+        if m is None:
+            continue
+        if m.energy_j > 0:
+            low += m.co2e_g * m.low_j / m.energy_j
+            high += m.co2e_g * m.high_j / m.energy_j
+        else:
+            low, high = low + m.co2e_g, high + m.co2e_g
+    return low, high
 
 
 def _headline(result: ForgeResult) -> Headline | None:
