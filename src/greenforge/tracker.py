@@ -1054,37 +1054,52 @@ def _die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
-def _watch_group(pgid: int) -> Callable[[], None]:
-    """Start a watchdog that sends SIGTERM to process group ``pgid`` once this process is gone
-    (it waits for EOF on a pipe only this process can write to, so any death counts); returns
-    the function that stops it when the command ends normally. A no-op without ``sh``."""
-    import shutil
+class _GroupWatchdog:
+    """A tiny ``sh`` that sends SIGTERM to a process group once this process is gone, however
+    it died (``kill -9`` included): it reads the group id, then waits for EOF on a pipe only
+    this process writes to. Started *before* the command, so there is no moment after the
+    command starts without it; :meth:`stop` ends it when the command ends normally."""
 
-    sh = shutil.which("sh")
-    if sh is None:  # pragma: no cover - every POSIX system has sh
-        return lambda: None
-    read_fd, write_fd = os.pipe()  # not inherited by anything else we start
-    try:
-        script = 'while read -r _; do :; done; kill -TERM "-$1" 2>/dev/null'
-        dog = subprocess.Popen(
-            [sh, "-c", script, "greenforge-watchdog", str(pgid)],
-            stdin=read_fd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # survives a kill of our own process group
-        )
-    except OSError:  # pragma: no cover - fork/exec failure: PR_SET_PDEATHSIG still holds
-        os.close(write_fd)
-        return lambda: None
-    finally:
-        os.close(read_fd)
+    SCRIPT = 'read -r pg || exit 0; while read -r _; do :; done; kill -TERM "-$pg" 2>/dev/null'
 
-    def stop() -> None:
-        dog.kill()
-        dog.wait()
-        os.close(write_fd)
+    def __init__(self) -> None:
+        import shutil
 
-    return stop
+        self._dog: subprocess.Popen[bytes] | None = None
+        self._fd: int | None = None
+        sh = shutil.which("sh")
+        if sh is None:  # pragma: no cover - every POSIX system has sh
+            return
+        read_fd, write_fd = os.pipe()  # not inherited by anything else we start
+        try:
+            self._dog = subprocess.Popen(
+                [sh, "-c", self.SCRIPT, "greenforge-watchdog"],
+                stdin=read_fd,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # survives a kill of our own process group
+            )
+            self._fd = write_fd
+        except OSError:  # pragma: no cover - fork/exec failure: PR_SET_PDEATHSIG still holds
+            os.close(write_fd)
+        finally:
+            os.close(read_fd)
+
+    def watch(self, pgid: int) -> None:
+        """Guard process group ``pgid`` from now on."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._fd, f"{pgid}\n".encode())
+
+    def stop(self) -> None:
+        """End the watchdog without it signalling anyone."""
+        if self._dog is not None:
+            self._dog.kill()
+            self._dog.wait()
+            self._dog = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _in_foreground_terminal() -> bool:
@@ -1153,6 +1168,9 @@ def run_command(
     own_group = os.name == "posix" and not _in_foreground_terminal()
     tracker.metadata["process_group"] = "own" if own_group else "terminal"
     tracker.start()
+    # The command's own group gets SIGTERM if this process dies, however (kill -9 included):
+    # PR_SET_PDEATHSIG reaches only the command itself, not what it started.
+    watchdog = _GroupWatchdog() if own_group else None
     try:
         proc = subprocess.Popen(
             args,
@@ -1161,24 +1179,27 @@ def run_command(
             process_group=0 if own_group else None,
         )
     except OSError as exc:
+        if watchdog is not None:
+            watchdog.stop()
         tracker.discard()
         raise _start_error(args[0], exc) from None
     except BaseException:
+        if watchdog is not None:
+            watchdog.stop()
         tracker.discard()
         raise
+    if watchdog is not None:
+        watchdog.watch(proc.pid)  # the command leads its own group: pgid = its pid
     if tree is not None:
         with contextlib.suppress(GreenForgeError):  # gone already: its zombie is read at stop
             tree.attach(proc.pid)
-    # The command's own group gets SIGTERM if this process dies, however (kill -9 included):
-    # PR_SET_PDEATHSIG reaches only the command itself, not what it started.
-    stop_watchdog = _watch_group(proc.pid) if own_group else None
     if on_spawn is not None:
         on_spawn(proc)  # e.g. the CLI forwards SIGTERM to the child
     try:
         returncode = _wait_exited(proc)
     finally:
-        if stop_watchdog is not None:
-            stop_watchdog()
+        if watchdog is not None:
+            watchdog.stop()
     code = _exit_code(returncode)
     status: RunStatus = "completed" if returncode == 0 else "failed"
     try:
