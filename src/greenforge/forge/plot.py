@@ -5,7 +5,8 @@
 - y: lifetime CO2e *without* the search share (the ranking basis) in gCO2e (or mg, µg, kg...:
   the unit in which the values read best, named on the axis), with error bars
   from ``lifetime_co2e_low_g``/``lifetime_co2e_high_g``; log scale when the data span more than
-  1.5 decades, limits clipped to the data.
+  one decade (a cluster of good candidates would be squashed flat otherwise), limits clipped
+  to the data.
 - Colours from the Okabe-Ito palette (colour-blind safe); below-target candidates hollow grey;
   marker shape = runtime (a dimension of the comparison, not a hidden difference).
 - Labels only for the Pareto front, the chosen model and the baseline, placed by
@@ -39,7 +40,7 @@ OKABE_ITO: dict[str, str] = {
 GREY = "#8C8C8C"
 RUNTIME_MARKERS: dict[str, str] = {"torch": "o", "onnxruntime": "s"}
 OTHER_MARKER = "D"
-LOG_SPAN_DECADES = 1.5
+LOG_SPAN_DECADES = 1.0
 """Above this many decades between the smallest and largest CO2e the y-axis is logarithmic."""
 FAR_BELOW_POINTS = 8.0
 """Candidates more than this many accuracy points below the target are drawn at the left edge."""
