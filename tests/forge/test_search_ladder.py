@@ -255,3 +255,21 @@ def test_without_a_budget_nothing_is_skipped() -> None:
     ctx = context()
     assert ctx.budget_left_co2e_g() is None
     ctx.check_budget("anything")
+
+
+def test_the_documented_default_search_is_the_default() -> None:
+    from pathlib import Path
+
+    import tomllib
+
+    text = (Path(__file__).parents[2] / "docs" / "forge.md").read_text(encoding="utf-8")
+    block = text.split("A task without `recipes`", 1)[1].split("```toml\n", 1)[1].split("```")[0]
+
+    documented = tomllib.loads(block)["recipes"]
+
+    assert [d if isinstance(d, str) else d["recipe"] for d in documented] == [
+        r.recipe for r in DEFAULT_RECIPES
+    ]
+    for doc, spec in zip(documented, DEFAULT_RECIPES, strict=True):
+        if isinstance(doc, dict):
+            assert {k: v for k, v in doc.items() if k != "recipe"} == dict(spec.options)

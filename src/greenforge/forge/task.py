@@ -101,7 +101,7 @@ DEFAULT_RECIPES: tuple[RecipeSpec, ...] = (
             "amounts": [0.3, 0.5, 0.7],
             "teacher": "baseline",
             "augment": "auto",
-            "finetune_epochs": 3,
+            "finetune_epochs": 1,
             "margin": 0.01,
         },
     ),
