@@ -342,6 +342,9 @@ def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
         x, y = (float(v) for v in to_px((p.accuracy_pct, p.co2e)))
         r = 11.0 if p.chosen else 6.0
         obstacles.append(Box(x - r, y - r, x + r, y + r))
+        _, y_low = (float(v) for v in to_px((p.accuracy_pct, p.low)))
+        _, y_high = (float(v) for v in to_px((p.accuracy_pct, p.high)))
+        obstacles.append(Box(x - 4.0, min(y_low, y_high), x + 4.0, max(y_low, y_high)))  # bar
     ab = ax.get_window_extent(renderer=renderer)
     bounds = Box(float(ab.x0) + 2, float(ab.y0) + 2, float(ab.x1) - 2, float(ab.y1) - 2)
     spots = place_labels([(a[0], a[1]) for a in anchors], sizes, obstacles, bounds, gap=7.0)
