@@ -382,14 +382,17 @@ def _block_fast(cols: _Columns, rows: list[list[str]], lines: Sequence[int]) -> 
     when anything is unusual, for :func:`_block_slow` to handle and explain."""
     if cols.decimal_comma or set(map(len, rows)) != {cols.ncol}:
         return False
-    columns = list(zip(*rows, strict=True))
+
+    def column(index: int) -> list[str]:
+        return list(map(operator.itemgetter(index), rows))
+
     try:
-        stamps = list(map(dt.datetime.fromisoformat, columns[cols.tcol]))
+        stamps = list(map(dt.datetime.fromisoformat, column(cols.tcol)))
         naive = stamps[0].tzinfo is None
         epoch = _EPOCH_NAIVE if naive else _EPOCH_UTC
         deltas = map(operator.sub, stamps, itertools.repeat(epoch))  # mixed kinds: TypeError
         times = np.fromiter(map(dt.timedelta.total_seconds, deltas), np.float64, len(rows))
-        values = np.fromiter(map(float, columns[cols.vcol]), np.float64, len(rows))
+        values = np.fromiter(map(float, column(cols.vcol)), np.float64, len(rows))
     except (ValueError, TypeError):
         return False
     if not cols.portal and cols.naive_kinds - {naive}:
@@ -399,7 +402,7 @@ def _block_fast(cols: _Columns, rows: list[list[str]], lines: Sequence[int]) -> 
     if not np.all((values >= 0.0) & (values <= MAX_INTENSITY_G_PER_KWH)):  # NaN fails too
         return False
     if cols.zone_col is not None:
-        zones = set(columns[cols.zone_col])
+        zones = set(column(cols.zone_col))
         if len(zones) > 1 or (cols.zone_raw is not None and zones != {cols.zone_raw}):
             return False
         cols.zone_raw = zones.pop()
@@ -408,11 +411,12 @@ def _block_fast(cols: _Columns, rows: list[list[str]], lines: Sequence[int]) -> 
     cols.times.frombytes(times.tobytes())
     cols.values.frombytes(values.tobytes())
     cols.lines.frombytes(np.asarray(lines, dtype=np.int64).tobytes())
-    flags = {"false"} if cols.est_col is None else set(columns[cols.est_col])
+    est = [] if cols.est_col is None else column(cols.est_col)
+    flags = set(est) if est else {"false"}
     if flags <= {"false", "true"} and len(flags) == 1:  # the usual case: one value throughout
         cols.estimated.extend((b"\x01" if flags == {"true"} else b"\x00") * len(rows))
     else:
-        cleaned = map(str.lower, map(str.strip, columns[cols.est_col or 0]))
+        cleaned = map(str.lower, map(str.strip, est))
         cols.estimated.extend(map("true".__eq__, cleaned))
     return True
 
