@@ -245,8 +245,9 @@ def _forecasts(
     The forecaster gets, per decision ``i``, a copy of ``values[i - need : i]`` only.
     """
     values = series.values_g_per_kwh
+    # row j of `windows` is values[j : j + need]; row i - need ends one step before decision i
+    windows = np.lib.stride_tricks.sliding_window_view(values, max(need, 1))
     lead = np.arange(horizon)
-    back = np.arange(-need, 0)
     fcs: list[FloatArray] = []
     acts: list[FloatArray] = []
     for lo in range(0, decisions.size, _CHUNK):
@@ -255,7 +256,12 @@ def _forecasts(
         if forecaster.needs_future:
             fc = actual
         else:
-            history = values[idx[:, None] + back[None, :]]  # only steps before each decision
+            if idx[-1] - idx[0] == idx.size - 1:  # consecutive decisions: a view, copied once
+                history = windows[idx[0] - need : idx[-1] - need + 1]  # by ForecastInput
+            else:
+                history = windows[idx - need]
+            if need == 0:
+                history = history[:, :0]
             inp = ForecastInput(history, series.times_s[idx], series.step_s, horizon, series.zone)
             fc = np.asarray(forecaster.predict(inp), dtype=np.float64)
             if fc.shape != actual.shape:
