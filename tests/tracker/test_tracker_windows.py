@@ -132,5 +132,11 @@ def test_many_windows_are_finished_once_and_stored_in_start_order(
     assert [w.path for w in record.windows[:2]] == ["epoch", "epoch/step-0"]
     assert record.windows[0].energy_j == pytest.approx(10.0 * 20.0)
     assert sum(w.energy_j for w in record.windows[1:]) == pytest.approx(10.0 * 20.0)
+    # steps inside one sampling interval take the fast path (energy x mean intensity), the
+    # epoch spans many: both agree
+    epoch_g = record.windows[0].co2e_g
+    assert epoch_g is not None
+    assert epoch_g > 0
+    assert sum(w.co2e_g or 0.0 for w in record.windows[1:]) == pytest.approx(epoch_g, rel=1e-9)
     starts = [w.start_s for w in record.windows]
     assert starts == sorted(starts)
