@@ -332,8 +332,8 @@ def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
     anchors = [tuple(float(v) for v in to_px((p.accuracy_pct, p.co2e))) for p in labelled]
     texts = [f"{p.name} (chosen)" if p.chosen else p.name for p in labelled]
     sizes: list[tuple[float, float]] = []
-    for text in texts:
-        probe = ax.text(0, 0, text, fontsize=8.5)
+    for p, text in zip(labelled, texts, strict=True):
+        probe = ax.text(0, 0, text, fontsize=8.5, fontweight="bold" if p.chosen else "normal")
         bb = probe.get_window_extent(renderer=renderer)
         sizes.append((float(bb.width) + 4.0, float(bb.height) + 2.0))
         probe.remove()
