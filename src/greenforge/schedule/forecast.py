@@ -242,11 +242,24 @@ class Blend:
         target_weekend = _is_weekend(target_t)
         acc = np.zeros((inp.n, lead.size))
         count = np.zeros((inp.n, lead.size))
+        # With whole-second times and steps that tile a day, day d + 7 falls on the same
+        # weekday as day d (exact integer arithmetic), so only a week of masks is computed.
+        weekly = (
+            p * inp.step_s == DAY_S
+            and float(inp.step_s).is_integer()
+            and float(offset_s).is_integer()
+            and bool(np.all(np.floor(inp.decision_times_s) == inp.decision_times_s))
+        )
+        masks: list[npt.NDArray[np.bool_]] = []
         for d in range(self.daytype_days):
             values = _same_phase(inp, lead, d)
-            steps_back = p * (lead // p + 1) + p * d - lead  # from the decision to that value
-            t = inp.decision_times_s[:, None] - inp.step_s * steps_back[None, :] + offset_s
-            same = _is_weekend(t) == target_weekend
+            if weekly and d >= 7:
+                same = masks[d % 7]
+            else:
+                steps_back = p * (lead // p + 1) + p * d - lead  # from the decision to that value
+                t = inp.decision_times_s[:, None] - inp.step_s * steps_back[None, :] + offset_s
+                same = _is_weekend(t) == target_weekend
+                masks.append(same)
             acc += values * same
             count += same
         return np.where(count > 0, acc / np.maximum(count, 1.0), profile)
