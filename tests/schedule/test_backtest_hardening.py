@@ -119,3 +119,42 @@ def test_replaying_in_small_blocks_gives_the_same_totals(
                 assert b.to_dict()[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
             else:
                 assert b.to_dict()[key] == value, key
+
+
+@pytest.mark.parametrize(("step_s", "zone"), [(3600.0, "DE"), (3600.0, "IN-WE"), (900.0, "AA")])
+def test_blend_weekday_masks_reused_weekly_equal_the_direct_computation(
+    step_s: float, zone: str
+) -> None:
+    from greenforge.schedule.forecast import (
+        Blend,
+        ForecastInput,
+        _is_weekend,
+        _same_phase,
+        _standard_offset_s,
+    )
+
+    blend = Blend()
+    horizon = round(28 * 3600 / step_s)
+    need = blend.history_steps(horizon, step_s)
+    rng = np.random.default_rng(4)
+    values = rng.uniform(50, 500, need + 400)
+    decisions = np.arange(need, values.size, 37)
+    history = values[decisions[:, None] + np.arange(-need, 0)[None, :]]
+    times: FloatArray = T0 + step_s * decisions.astype(np.float64)
+    inp = ForecastInput(history, times, step_s, horizon, zone)
+    lead = np.arange(horizon)
+    profile = np.zeros((inp.n, horizon))
+    # the definition: every one of the 35 days compared on its own
+    offset_s = _standard_offset_s(zone)
+    p = inp.period
+    target = _is_weekend(inp.decision_times_s[:, None] + step_s * lead[None, :] + offset_s)
+    acc = np.zeros((inp.n, horizon))
+    count = np.zeros((inp.n, horizon))
+    for d in range(blend.daytype_days):
+        back = p * (lead // p + 1) + p * d - lead
+        same = _is_weekend(inp.decision_times_s[:, None] - step_s * back[None, :] + offset_s)
+        same = same == target
+        acc += _same_phase(inp, lead, d) * same
+        count += same
+    expected = np.where(count > 0, acc / np.maximum(count, 1.0), profile)
+    np.testing.assert_array_equal(blend._daytype_profile(inp, lead, profile), expected)
