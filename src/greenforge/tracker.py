@@ -297,6 +297,8 @@ class Tracker:
         The store opens and the run is flushed before the (possibly slow, networked)
         intensity fetch, so a run killed during that fetch is still on record.
         """
+        if self._started_s is None and self._monitor is not None:
+            self._started_s = self._monitor.started_s  # (start() may not have set it yet)
         if self._persist and self._store is None:
             self._store = self._open_store()
         self._flush("running")
@@ -1188,26 +1190,25 @@ def run_command(
             watchdog.stop()
         tracker.discard()
         raise
+    if on_spawn is not None:
+        on_spawn(proc)  # at once: e.g. the CLI forwards SIGTERM to the child
     if watchdog is not None:
         watchdog.watch(proc.pid)  # the command leads its own group: pgid = its pid
     if tree is not None:
-        with contextlib.suppress(GreenForgeError):  # gone already: its zombie is read at stop
+        with contextlib.suppress(GreenForgeError):  # gone already: its CPU time comes below
             tree.attach(proc.pid)
-    if on_spawn is not None:
-        on_spawn(proc)  # e.g. the CLI forwards SIGTERM to the child
     try:
-        returncode = _wait_exited(proc)
+        returncode, cpu_s = _wait_reaped(proc)
     finally:
         if watchdog is not None:
             watchdog.stop()
+    if tree is not None and cpu_s is not None:
+        # What the OS says the command and the children it waited for used in all: the final
+        # sample charges it even if the command ended between two samples.
+        tree.finish(cpu_s)
     code = _exit_code(returncode)
     status: RunStatus = "completed" if returncode == 0 else "failed"
-    try:
-        # The child is still unreaped here, so the final sample reads its whole CPU time
-        # (process attribution would otherwise lose everything since the last sample).
-        record = tracker.stop(status, exit_code=code)
-    finally:
-        _wait(proc)  # reap it
+    record = tracker.stop(status, exit_code=code)
     return code, record
 
 
@@ -1220,22 +1221,24 @@ def _wait(proc: subprocess.Popen[bytes]) -> int:
             continue
 
 
-def _wait_exited(proc: subprocess.Popen[bytes]) -> int:
-    """Wait until the child exits but leave it unreaped (a zombie) where the OS allows, so its
-    final CPU time can still be read; returns its return code (``-N`` if signal N killed it)."""
-    waitid = getattr(os, "waitid", None)
-    if waitid is None:  # pragma: no cover - macOS and Windows: reap at once
-        return _wait(proc)
+def _wait_reaped(proc: subprocess.Popen[bytes]) -> tuple[int, float | None]:
+    """Wait for the child and reap it; returns its return code (``-N`` if signal N killed it)
+    and the CPU seconds it and the descendants it waited for used (``wait4``'s rusage; None
+    where the OS does not say)."""
+    wait4 = getattr(os, "wait4", None)
+    if wait4 is None:  # pragma: no cover - Windows
+        return _wait(proc), None
     while True:
         try:
-            info = waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-        except KeyboardInterrupt:
+            _, status, usage = wait4(proc.pid, 0)
+        except KeyboardInterrupt:  # Ctrl-C reaches the command through the terminal
             continue
-        except ChildProcessError:  # already reaped (e.g. by Popen.poll in a signal handler)
-            return _wait(proc)
-        if info is None:  # pragma: no cover - only with WNOHANG
-            continue
-        return int(info.si_status) if info.si_code == os.CLD_EXITED else -int(info.si_status)
+        except ChildProcessError:  # reaped elsewhere (e.g. Popen.poll): the code, no rusage
+            return _wait(proc), None
+        break
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code  # Popen must not wait for it again
+    return code, float(usage.ru_utime + usage.ru_stime)
 
 
 __all__ = ["CommandStartError", "Tracker", "interval_co2e_g", "new_run_id", "run_command", "track"]

@@ -256,3 +256,26 @@ def test_a_normal_end_leaves_no_watchdog_behind(capsys: pytest.CaptureFixture[st
     assert main(["run", "--zone", "DE", "--", "sleep", "0.1"]) == 0
     after = {p.pid for p in psutil.Process().children(recursive=True)}
     assert after <= before
+
+
+def test_a_stop_signal_before_the_command_exists_is_held_and_delivered_to_it() -> None:
+    from greenforge.cli.run import _forward_termination
+
+    with _forward_termination() as register:
+        os.kill(os.getpid(), signal.SIGTERM)  # e.g. while the tracker starts: not lost
+        child = subprocess.Popen(["sleep", "60"], process_group=0)
+        register(child)
+        assert child.wait(timeout=30) == -signal.SIGTERM
+
+
+def test_a_command_that_ends_between_two_samples_is_charged_its_cpu_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.05: pass"
+    for _ in range(5):  # each command ends long before the first periodic sample (30 s)
+        assert main(["run", "--zone", "DE", "--interval", "30", "--", PY, "-c", burn]) == 0
+    capsys.readouterr()
+    assert main(["runs", "export", "--format", "json"]) == 0
+    for run in json.loads(capsys.readouterr().out):
+        cpu_j = sum(c["energy_j"] for c in run["components"] if c["component"].startswith("cpu"))
+        assert cpu_j > 0, "the command's CPU time was lost"

@@ -3,12 +3,15 @@ runs are never lost), corruption is named as such, and reading never writes."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -254,3 +257,25 @@ def test_a_store_another_writer_already_replaced_is_not_moved_aside_again(
     assert len(corrupt_copies(store_path)) == 1
     with RunStore(store_path, read_only=True) as reader:
         assert {r.id for r in reader.list()} == {"bbb000000002", "ccc000000003"}
+
+
+def test_json_output_is_valid_even_with_a_non_finite_number_stored(
+    store_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    odd = dataclasses.replace(
+        record("nan000000001"),
+        components=(ComponentTotal("cpu", math.nan, 0.0, math.inf, "fake"),),
+    )
+    with RunStore(store_path) as store:
+        store.save(odd)
+
+    def strict(text: str) -> Any:
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"invalid JSON: {c}"))
+
+    for argv in (
+        ["runs", "list", "--json"],
+        ["runs", "show", "nan000000001", "--json"],
+        ["runs", "export", "--format", "json"],
+    ):
+        assert main(argv) == 0
+        assert strict(capsys.readouterr().out)

@@ -98,3 +98,11 @@ def test_a_slow_grid_api_never_holds_up_sampling_or_flushes(settings: Settings) 
     assert seen.emissions is None  # no intensity yet: energy is kept, CO2e follows
     assert record.co2e_g is not None
     assert any("unavailable at start" in w for w in record.warnings)
+
+
+def test_a_finished_root_never_reads_less_than_the_os_reported() -> None:
+    tree = ProcessTreeCpu()
+    tree.finish(1.5)  # e.g. wait4's rusage of a command reaped between two samples
+    assert tree.sample() == 1.5
+    tree.finish(1.0)  # never goes back
+    assert tree.sample() == 1.5

@@ -10,7 +10,6 @@ code. ``runs list --json`` is a stable contract: a JSON array of objects with at
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import subprocess
 import sys
@@ -202,28 +201,37 @@ def run(
 def _forward_termination() -> Iterator[Callable[[subprocess.Popen[bytes]], None]]:
     """While the command runs, SIGTERM/SIGHUP/SIGINT sent to ``greenforge run`` go to the
     command (its whole process group when it has its own), so a scheduler's stop request ends
-    the command and the run is still stored (``failed``). Before the command exists, the
-    signal ends ``greenforge run`` as usual."""
+    the command and the run is still stored (``failed``). A signal that arrives before the
+    command exists is held and sent to it as soon as it does: never lost, never a run
+    stopped half-way."""
     import os
 
     children: list[subprocess.Popen[bytes]] = []
+    pending: list[int] = []
+
+    def send(child: subprocess.Popen[bytes], signum: int, via_terminal: bool) -> None:
+        if child.returncode is not None:  # (no poll(): reaping is run_command's, with rusage)
+            return
+        try:
+            own_group = hasattr(os, "killpg") and os.getpgid(child.pid) == child.pid
+        except OSError:
+            return
+        if own_group:
+            with contextlib.suppress(OSError):
+                os.killpg(child.pid, signum)
+        elif not (via_terminal and signum == signal.SIGINT):  # Ctrl-C reached it already
+            child.send_signal(signum)
 
     def forward(signum: int, _frame: object) -> None:
-        live = [c for c in children if c.poll() is None]
         if not children:
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            raise SystemExit(128 + signum)
-        for child in live:
-            try:
-                own_group = hasattr(os, "killpg") and os.getpgid(child.pid) == child.pid
-            except OSError:
-                continue
-            if own_group:
-                with contextlib.suppress(OSError):
-                    os.killpg(child.pid, signum)
-            elif signum != signal.SIGINT:  # Ctrl-C reached it through the terminal already
-                child.send_signal(signum)
+            pending.append(signum)
+        for child in children:
+            send(child, signum, via_terminal=True)
+
+    def register(child: subprocess.Popen[bytes]) -> None:
+        children.append(child)
+        while pending:
+            send(child, pending.pop(0), via_terminal=False)
 
     wanted = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP", "SIGINT") if hasattr(signal, n)]
     previous = {sig: signal.getsignal(sig) for sig in wanted}
@@ -233,7 +241,7 @@ def _forward_termination() -> Iterator[Callable[[subprocess.Popen[bytes]], None]
     except ValueError:  # not the main thread (e.g. called from a test runner thread)
         previous = {}
     try:
-        yield children.append
+        yield register
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -249,7 +257,9 @@ def runs_list(
         records = store.list(limit=limit)
         _report_problems(store)
     if as_json:
-        sys.stdout.write(json.dumps([r.summary_dict() for r in records], indent=2) + "\n")
+        from greenforge.report.store import json_text
+
+        sys.stdout.write(json_text([r.summary_dict() for r in records]))
         return
     if not records:
         Console(stderr=True).print(
@@ -294,7 +304,9 @@ def runs_show(
         record = store.get(run_id)
         _report_problems(store)
     if as_json:
-        sys.stdout.write(json.dumps(record.to_dict(), indent=2, default=str) + "\n")
+        from greenforge.report.store import json_text
+
+        sys.stdout.write(json_text(record.to_dict()))
         return
     render_record(record, Console())
 

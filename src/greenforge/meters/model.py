@@ -206,6 +206,14 @@ class ProcessTreeCpu:
         with self._lock:
             return sum(self._rss.values())
 
+    def finish(self, cpu_s: float) -> None:
+        """Record what the OS reported when the root was reaped: ``cpu_s`` CPU seconds for it
+        and the descendants it waited for. The tree never reads less from then on (a root
+        that ended between two samples is still charged in full)."""
+        with self._lock:
+            if cpu_s > self._total:
+                self._total = float(cpu_s)
+
     def live_pids(self) -> set[int]:
         """The pids of the tree's live processes at the last sample."""
         with self._lock:

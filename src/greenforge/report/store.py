@@ -680,10 +680,18 @@ def store_health(path: Path) -> dict[str, Any]:
     return out
 
 
+def json_text(value: Any) -> str:
+    """Returns ``value`` as valid JSON text plus a newline: non-finite floats become ``null``
+    (never ``NaN``), other non-JSON objects their ``str``."""
+    from greenforge.jsonsafe import finite_or_none
+
+    return json.dumps(finite_or_none(value), indent=2, default=str, allow_nan=False) + "\n"
+
+
 def export_records(records: Sequence[RunRecord], fmt: str) -> str:
     """Serialise records as ``json`` (array of full records) or ``csv`` (flat summary rows)."""
     if fmt == "json":
-        return json.dumps([r.to_dict() for r in records], indent=2, default=str) + "\n"
+        return json_text([r.to_dict() for r in records])
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
