@@ -88,7 +88,6 @@ DEFAULT_RECIPES: tuple[RecipeSpec, ...] = (
             "students": [[64], [128], [256]],
             "ladder": "up",
             "augment": "auto",
-            "epochs": 20,
             "early_stop": False,
             "margin": 0.01,
         },
