@@ -252,3 +252,27 @@ def test_a_fill_that_would_create_millions_of_points_is_refused(tmp_path: Path) 
     path = write_lines(tmp_path / "stray.csv", lines)
     with pytest.raises(DataError, match=r"filling the gaps \(interpolate\) would make .*stray"):
         load_csv(path, fill="interpolate")
+
+
+def test_rows_of_long_multi_line_fields_are_read_in_small_blocks(tmp_path: Path) -> None:
+    # every field quoted over 100 lines of 1,000 characters: 1.1 MB a row, 26 MB in all
+    field = '"' + "\n".join(["7" * 1000] * 100) + '"'
+    path = tmp_path / "tall.csv"
+    with path.open("w") as fh:
+        fh.write(PORTAL_HEADER + "\n")
+        for _ in range(24):
+            fh.write(",".join([field] * 11) + "\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"tall\.csv:\d+: a field is longer than 4096"):
+            load_csv(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < path.stat().st_size / 2
+
+
+def test_a_header_with_too_many_columns_is_refused(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "wide.csv", [",".join(f"c{i}" for i in range(500)), "1"])
+    with pytest.raises(DataError, match=r"wide\.csv:1: the header has 500 columns"):
+        load_csv(path)

@@ -121,6 +121,7 @@ class _Guard(io.RawIOBase):
         self._inner = inner
         self._cap = cap
         self._total = 0
+        self.bytes_read = 0
         self._since_newline = 0
 
     def readable(self) -> bool:
@@ -136,6 +137,7 @@ class _Guard(io.RawIOBase):
         if not n:
             return 0
         self._total += n
+        self.bytes_read = self._total
         if self._cap is not None and self._total > self._cap:
             raise DataError(
                 f"{self._path}: decompresses to more than {self._cap // 2**20} MiB; an "
@@ -274,7 +276,7 @@ def _parse_file(path: Path, basis: str) -> _Part:
                 io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="strict", newline=None)
             )
             try:
-                return _parse_stream(path, basis, text)
+                return _parse_stream(path, basis, text, guard)
             except (DataError, UnicodeDecodeError):
                 if gzipped:  # garbage rows from a corrupt .gz: name the real cause
                     guard.drain()
@@ -300,7 +302,11 @@ def _too_long(path: Path, line: int) -> DataError:
 
 
 _BLOCK_ROWS = 1024
-"""Rows parsed per block: a block of well-formed rows is converted with C-level maps."""
+"""Most rows parsed per block: a block of well-formed rows is converted with C-level maps."""
+_BLOCK_BYTES = 4 * 1024 * 1024
+"""A block also ends once this much text was read for it (bounds memory with long rows)."""
+MAX_COLUMNS = 64
+"""Most columns in the header (a portal export has 11)."""
 
 
 @dataclasses.dataclass
@@ -337,6 +343,11 @@ def _header(path: Path, basis: str, head: str) -> _Columns:
     """The columns to read, from the header line (``;`` or ``,`` separated)."""
     delimiter = _delimiter(head)
     header = [h.strip() for h in next(csv.reader([head], delimiter=delimiter))]
+    if len(header) > MAX_COLUMNS:
+        raise DataError(
+            f"{path}:1: the header has {len(header)} columns (at most {MAX_COLUMNS}). Expected "
+            f"an Electricity Maps portal export or the header {GENERIC_HEADER!r}."
+        )
     index = {name: i for i, name in enumerate(header)}
     portal = PORTAL_TIME in index or any(h.startswith("Carbon Intensity") for h in header)
     if portal:
@@ -469,7 +480,19 @@ def _block_slow(cols: _Columns, rows: list[list[str]], lines: Sequence[int]) -> 
         cols.check_rows()
 
 
-def _parse_stream(path: Path, basis: str, text: io.TextIOWrapper) -> _Part:
+def _read_block(reader: Any, guard: _Guard) -> list[list[str]]:
+    """Up to :data:`_BLOCK_ROWS` rows, fewer once :data:`_BLOCK_BYTES` of text were read."""
+    start = guard.bytes_read
+    rows: list[list[str]] = []
+    while len(rows) < _BLOCK_ROWS and guard.bytes_read - start <= _BLOCK_BYTES:
+        part = list(itertools.islice(reader, 8))
+        rows += part
+        if len(part) < 8:
+            break
+    return rows
+
+
+def _parse_stream(path: Path, basis: str, text: io.TextIOWrapper, guard: _Guard) -> _Part:
     try:
         head = text.readline(MAX_LINE_BYTES + 1)
     except _LineTooLongError:
@@ -487,7 +510,7 @@ def _parse_stream(path: Path, basis: str, text: io.TextIOWrapper) -> _Part:
     done = 0  # lines the reader has consumed (the header is line 1)
     while True:
         try:
-            rows = list(itertools.islice(reader, _BLOCK_ROWS))
+            rows = _read_block(reader, guard)
         except _LineTooLongError:
             raise _too_long(path, reader.line_num + 2) from None
         except csv.Error as exc:
