@@ -198,11 +198,11 @@ def test_the_card_has_one_basis_per_column(forged: tuple[Any, Path]) -> None:
 
 
 def _table(result: Any, out: Path) -> str:
-    from greenforge.cli.forge import _print_table
+    from greenforge.cli.forge import print_forge_summary
 
     buf = io.StringIO()
     console = Console(file=buf, width=220, color_system=None)
-    _print_table(console, result, out)
+    print_forge_summary(console, result, out)
     return buf.getvalue()
 
 

@@ -153,12 +153,13 @@ def _forge(
     if as_json:
         typer.echo((out_dir / "forge.json").read_text(encoding="utf-8"))
     else:
-        _print_table(console, result, out_dir)
+        print_forge_summary(console, result, out_dir)
     if result.chosen is None:
         raise typer.Exit(NO_CANDIDATE_EXIT_CODE)
 
 
-def _print_table(console: Any, result: ForgeResult, out_dir: Path) -> None:
+def print_forge_summary(console: Any, result: ForgeResult, out_dir: Path) -> None:
+    """Prints the candidates table and the summary lines of a finished search to ``console``."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
