@@ -26,7 +26,7 @@ from greenforge.forge.output import (
     write_atomic,
     write_text_atomic,
 )
-from greenforge.forge.plot import Box, log_scale, place_labels, plot_pareto
+from greenforge.forge.plot import Box, draw_pareto, log_scale, place_labels, plot_pareto
 from greenforge.forge.search import run_forge
 from greenforge.forge.task import load_task
 
@@ -294,3 +294,38 @@ def test_the_plot_is_drawn_from_the_result(forged: tuple[Any, Path], tmp_path: P
     path = plot_pareto(tmp_path, result)
     assert path is not None
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_drawn_figure_keeps_legend_and_labels_clear(forged: tuple[Any, Path]) -> None:
+    import numpy as np
+    from matplotlib.collections import PathCollection
+
+    result, _ = forged
+    fig = draw_pareto(result)
+    assert fig is not None
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    ax = fig.axes[0]
+    area = ax.get_window_extent(renderer=renderer)
+    legend = ax.get_legend()
+    assert legend is not None
+    assert not legend.get_window_extent(renderer=renderer).overlaps(area)  # outside the data
+    labels = [t.get_window_extent(renderer=renderer) for t in ax.texts]
+    assert labels, "the chosen model and the baseline are labelled"
+    for i, a in enumerate(labels):
+        for b in labels[i + 1 :]:
+            assert not a.overlaps(b)
+    assert "CO2e" in ax.get_ylabel()
+    low, high = ax.get_ylim()
+    ys = [  # the plotted points (scatter collections; error bars are LineCollections)
+        float(y)
+        for c in ax.collections
+        if isinstance(c, PathCollection)
+        for y in np.asarray(c.get_offsets())[:, 1]
+    ]
+    assert ys
+    assert low <= min(ys)  # clipped to the data, nothing cut off
+    assert max(ys) <= high
+    assert high / low < 10 * max(ys) / min(ys)  # and not padded far beyond it
+    assert [t.get_text() for t in ax.texts if "(chosen)" in t.get_text()] == [
+        f"{result.chosen} (chosen)"
+    ]

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from greenforge.forge.result import ForgeResult
 
 OKABE_ITO: dict[str, str] = {
@@ -219,9 +221,19 @@ def _y_limits(points: Sequence[_Point], log: bool) -> tuple[float, float]:
 
 def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
     """Returns the path of ``pareto.png`` after drawing it; ``None`` when nothing was evaluated."""
-    import matplotlib
+    from greenforge.forge.output import write_atomic
 
-    matplotlib.use("Agg", force=False)
+    fig = draw_pareto(result)
+    if fig is None:
+        return None
+    path = out_dir / "pareto.png"
+    write_atomic(path, lambda tmp: fig.savefig(str(tmp), format="png"))
+    return path
+
+
+def draw_pareto(result: ForgeResult) -> Figure | None:
+    """Returns the accuracy vs lifetime CO2e figure (drawn on its own Agg canvas: no pyplot, no
+    global backend change); ``None`` when nothing was evaluated."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -442,8 +454,4 @@ def plot_pareto(out_dir: Path, result: ForgeResult) -> Path | None:
         fontsize=8.5,
         frameon=False,
     )
-    path = out_dir / "pareto.png"
-    from greenforge.forge.output import write_atomic
-
-    write_atomic(path, lambda tmp: fig.savefig(str(tmp), format="png"))
-    return path
+    return fig
