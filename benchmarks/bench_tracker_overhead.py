@@ -23,6 +23,7 @@ Medians come with a bootstrap 95 % interval. Prints rich tables and writes
 ``benchmarks/results/tracker_overhead.json``.
 
     python benchmarks/bench_tracker_overhead.py [--repeats 5] [--epochs 40] [--idle-s 10]
+        [--compare-ref REF]  # also the windows on a git ref's source: before/after in one run
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from rich.table import Table
 
 from greenforge.forge.protocol import bootstrap_median
 
+ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_OVERHEAD = 0.005
 TARGET_BOUNDARY_US = 20.0
@@ -216,19 +218,23 @@ def median_ci(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
 
 
 def interleaved(
-    cases: dict[str, str], env: dict[str, str], repeats: int
+    cases: dict[str, str],
+    env: dict[str, str],
+    repeats: int,
+    envs: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, list[dict[str, float]]]:
-    """Each case ``repeats`` times in fresh processes, in a rotating order."""
+    """Each case ``repeats`` times in fresh processes, in a rotating order (``envs`` overrides
+    the environment of some cases)."""
     names = list(cases)
     out: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     for r in range(repeats):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            out[name].append(fresh(cases[name], env))
+            out[name].append(fresh(cases[name], (envs or {}).get(name, env)))
     return out
 
 
 def windows_and_idle(
-    repeats: int, idle_s: float, have_cc: bool, console: Console
+    repeats: int, idle_s: float, have_cc: bool, console: Console, compare_ref: str | None = None
 ) -> dict[str, Any]:
     """Parts 1 and 2: window boundaries, stop after many windows, idle thread CPU and memory."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -239,6 +245,18 @@ def windows_and_idle(
             f"greenforge, {MANY_WINDOWS} windows": f"N = {MANY_WINDOWS}\n{GF_WINDOWS}",
             f"greenforge, {FEW_WINDOWS} windows": f"N = {FEW_WINDOWS}\n{GF_WINDOWS}",
         }
+        envs: dict[str, dict[str, str]] = {}
+        if compare_ref:  # the same windows on the source of a git ref (before/after)
+            ref_dir = Path(tmp) / "ref"
+            ref_dir.mkdir()
+            subprocess.run(
+                f"git -C {ROOT} archive {compare_ref} src | tar -x -C {ref_dir}",
+                shell=True,
+                check=True,
+            )
+            name = f"greenforge@{compare_ref}, {MANY_WINDOWS} windows"
+            win_cases[name] = f"N = {MANY_WINDOWS}\n{GF_WINDOWS}"
+            envs[name] = {**env, "PYTHONPATH": str(ref_dir / "src"), "GREENFORGE_HOME": f"{tmp}/r"}
         if have_cc:
             win_cases[f"codecarbon, {CC_TASKS} tasks"] = f"N = {CC_TASKS}\n{CC_TASKS_SCRIPT}"
         idle_cases = {
@@ -246,9 +264,10 @@ def windows_and_idle(
             for name, code in IDLE.items()
             if have_cc or name != "codecarbon"
         }
-        for script in (*win_cases.values(), *idle_cases.values()):
-            fresh(script.replace(f"N = {MANY_WINDOWS}", "N = 10").replace(repr(idle_s), "0.1"), env)
-        windows = interleaved(win_cases, env, repeats)
+        for name, script in (*win_cases.items(), *idle_cases.items()):
+            warm = script.replace(f"N = {MANY_WINDOWS}", "N = 10").replace(repr(idle_s), "0.1")
+            fresh(warm, envs.get(name, env))
+        windows = interleaved(win_cases, env, repeats, envs)
         idle = interleaved(idle_cases, env, repeats)
 
     table = Table(title=f"window boundaries and stop, fresh processes, {repeats} repeats")
@@ -290,12 +309,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=40, help="0 skips the training part")
     parser.add_argument("--idle-s", type=float, default=10.0)
+    parser.add_argument("--compare-ref", help="also time the windows on this git ref's source")
     args = parser.parse_args()
     console = Console(width=max(Console().width, 120))
     have_cc = importlib.util.find_spec("codecarbon") is not None
     if not have_cc:
         console.print("[yellow]codecarbon is not installed: GreenForge is measured alone")
-    parts = windows_and_idle(args.repeats, args.idle_s, have_cc, console)
+    parts = windows_and_idle(args.repeats, args.idle_s, have_cc, console, args.compare_ref)
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {
         "codecarbon_installed": have_cc,
