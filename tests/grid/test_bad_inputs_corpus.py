@@ -35,7 +35,8 @@ def _limit_memory() -> None:  # runs in the child only
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
 
 
-def greenforge(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+def greenforge(*commands: list[str], home: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Run ``greenforge <command>`` for each command side by side (memory-limited children)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
@@ -45,17 +46,24 @@ def greenforge(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
         "OPENBLAS_NUM_THREADS": "1",
         "COLUMNS": "200",
     }
-    return subprocess.run(
-        [sys.executable, "-m", "greenforge", *args],
-        capture_output=True,
-        text=True,
-        errors="replace",
-        env=env,
-        cwd=home,
-        timeout=120,
-        preexec_fn=_limit_memory,
-        check=False,
-    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "greenforge", *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            env=env,
+            cwd=home,
+            preexec_fn=_limit_memory,
+        )
+        for command in commands
+    ]
+    done = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
 
 
 def strict_json(text: str) -> Any:
@@ -103,8 +111,11 @@ def test_the_python_api_gives_the_expected_result(name: str) -> None:
 def test_the_cli_gives_a_clear_error_or_a_result(name: str, tmp_path: Path) -> None:
     expect = MANIFEST[name]
     path = str(CORPUS / name)
-    show = greenforge("grid", "show", "DE", "--file", path, "--json", home=tmp_path)
-    back = greenforge("backtest", "--file", path, "--json", home=tmp_path)
+    show, back = greenforge(
+        ["grid", "show", "DE", "--file", path, "--json"],
+        ["backtest", "--file", path, "--json"],
+        home=tmp_path,
+    )
     if not expect.get("ok"):
         for proc in (show, back):
             assert proc.returncode == expect["exit_code"], (name, proc.stderr[-2000:])
