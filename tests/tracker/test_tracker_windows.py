@@ -38,6 +38,24 @@ class HourlyIntensity:
         return self.history(zone, start_s, end_s)
 
 
+def started(
+    settings: Settings,
+    clock: ManualClock,
+    meter: FakeMeter,
+    provider: HourlyIntensity | None = None,
+) -> Tracker:
+    """A started in-memory tracker on ``clock`` whose thread never samples."""
+    return Tracker(
+        settings,
+        zone="DE",
+        meters=[meter],
+        provider=provider,
+        interval_s=NEVER_S,
+        clock=clock,
+        persist=False,
+    ).start()
+
+
 def test_window_boundaries_do_not_read_the_meters(clock: ManualClock) -> None:
     meter = FakeMeter(10.0, clock=clock)
     monitor = Monitor([meter], NEVER_S, clock=clock)
@@ -83,15 +101,7 @@ def test_windows_that_tile_a_run_sum_to_its_energy_and_co2e(
     # Power changes between samples and the intensity changes inside windows: each window's
     # figures are interpolated between samples, and tiling windows still add up exactly.
     meter = FakeMeter(50.0, clock=clock)
-    tracker = Tracker(
-        settings,
-        zone="DE",
-        meters=[meter],
-        provider=HourlyIntensity(clock()),
-        interval_s=NEVER_S,
-        clock=clock,
-        persist=False,
-    ).start()
+    tracker = started(settings, clock, meter, provider=HourlyIntensity(clock()))
     for i, (seconds, power_w) in enumerate([(250.0, 80.0), (700.0, 20.0), (500.0, 200.0)]):
         with tracker.window(f"phase-{i}"):
             for _ in range(3):
@@ -111,15 +121,7 @@ def test_windows_that_tile_a_run_sum_to_its_energy_and_co2e(
 def test_many_windows_are_finished_once_and_stored_in_start_order(
     settings: Settings, clock: ManualClock
 ) -> None:
-    meter = FakeMeter(10.0, clock=clock)
-    tracker = Tracker(
-        settings,
-        zone="DE",
-        meters=[meter],
-        interval_s=NEVER_S,
-        clock=clock,
-        persist=False,
-    ).start()
+    tracker = started(settings, clock, FakeMeter(10.0, clock=clock))  # embedded DE profile
     with tracker.window("epoch"):
         for i in range(2000):
             with tracker.window(f"step-{i}"):
