@@ -251,12 +251,38 @@ def test_noisy_measurements_run_on_until_the_budget_or_max_rounds() -> None:
         att,
         ProtocolConfig(min_rounds=5, max_rounds=30, budget_s=8.0),
         wall_clock=wall,
+        cpu_clock=wall,  # one CPU second per repeat
         units={"a": 1},
         probe=LoadProbe(machine_times=lambda: (0.0, 0.0), wall_clock=wall, ncpu=1),
     )
 
     assert result.rounds == 8
-    assert "budget" in result.stopped
+    assert "CPU budget" in result.stopped
+
+
+def test_a_very_busy_machine_stops_at_the_wall_time_limit() -> None:
+    order: list[str] = []
+    att = ScriptedAttribution({"a": [1.0, 5.0, 2.0, 9.0] * 20}, order)
+    wall, cpu = Clock(), Clock()
+
+    def run(units: int) -> int:
+        order.append("a")
+        wall.t += 10.0  # waiting for the CPU most of the time
+        cpu.t += 0.1
+        return 1000
+
+    result = measure_interleaved(
+        [Workload("a", run)],
+        att,
+        ProtocolConfig(min_rounds=5, max_rounds=30, budget_s=8.0, wall_limit_s=60.0),
+        wall_clock=wall,
+        cpu_clock=cpu,
+        units={"a": 1},
+        probe=LoadProbe(machine_times=lambda: (0.0, 0.0), wall_clock=wall, ncpu=1),
+    )
+
+    assert result.rounds == 6
+    assert "wall-time limit" in result.stopped
 
 
 def test_protocol_config_and_threads_reject_bad_values() -> None:

@@ -27,7 +27,10 @@ Every energy figure ``greenforge forge`` reports comes through this module:
   rounds does not always precede the same workload), each repeat a fixed amount of work sized once so it takes about
   ``repeat_s``; one warm-up round is discarded. Rounds continue from ``min_rounds`` until every
   workload's bootstrap 95 % interval half-width is below ``rel_half_width`` of its median, or
-  ``max_rounds``, or the time budget is spent.
+  ``max_rounds``, or the CPU budget is spent. Repeat sizes and the budget count this process's
+  *CPU* seconds, not wall time, so the amount of measuring - and its own energy, which is part
+  of the search's cost - does not depend on other processes' load (a wall-time limit only
+  guards against a machine so busy that the CPU budget would take too long).
 
 - **Estimator** (:func:`bootstrap_median`): the median of the per-repeat cost, with a seeded
   (deterministic) bootstrap 95 % percentile interval.
@@ -505,14 +508,17 @@ class Workload:
 class ProtocolConfig:
     """Settings of :func:`measure_interleaved` (durations in seconds)."""
 
-    repeat_s: float = 0.06
-    """Target duration of one repeat (fixed work, sized once per workload)."""
+    repeat_s: float = 0.05
+    """Target CPU seconds of one repeat (fixed work, sized once per workload)."""
     min_rounds: int = 5
     max_rounds: int = 30
     rel_half_width: float = 0.05
     """Stop when every workload's 95 % interval half-width is below this share of its median."""
     budget_s: float = 25.0
-    """Stop after this much measuring (the minimum rounds always run)."""
+    """Stop after this process spent this many CPU seconds measuring (the minimum rounds
+    always run)."""
+    wall_limit_s: float = 120.0
+    """Stop after this much wall time, whatever the CPU budget (a very busy machine)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -525,6 +531,8 @@ class ProtocolConfig:
             )
         if not self.budget_s > 0:
             raise ConfigError(f"budget_s {self.budget_s!r} must be > 0 (seconds).")
+        if not self.wall_limit_s > 0:
+            raise ConfigError(f"wall_limit_s {self.wall_limit_s!r} must be > 0 (seconds).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -560,15 +568,13 @@ class InterleavedRun:
     background_load: float
 
 
-def _size_units(
-    w: Workload, wall_clock: WallClock, repeat_s: float, max_units: int = 100_000
-) -> int:
+def _size_units(w: Workload, cpu_clock: CpuClock, repeat_s: float, max_units: int = 100_000) -> int:
     """Units per repeat so one repeat takes about ``repeat_s`` (growing from 1 unit)."""
     units = 1
     while True:
-        t0 = wall_clock()
+        t0 = cpu_clock()
         w.run(units)
-        dt = max(wall_clock() - t0, 0.0)
+        dt = max(cpu_clock() - t0, 0.0)
         if dt >= repeat_s / 4 or units >= max_units:
             if dt <= 0:
                 return units
@@ -583,6 +589,7 @@ def measure_interleaved(
     config: ProtocolConfig = ProtocolConfig(),
     *,
     wall_clock: WallClock = time.perf_counter,
+    cpu_clock: CpuClock = time.process_time,
     probe: LoadProbe | None = None,
     units: dict[str, int] | None = None,
 ) -> InterleavedRun:
@@ -597,12 +604,13 @@ def measure_interleaved(
     sizes = dict(units or {})
     for w in workloads:
         if w.key not in sizes:
-            sizes[w.key] = _size_units(w, wall_clock, config.repeat_s)
+            sizes[w.key] = _size_units(w, cpu_clock, config.repeat_s)
     for w in workloads:  # warm-up round, discarded
         w.run(sizes[w.key])
-    probe = probe if probe is not None else LoadProbe(wall_clock=wall_clock)
+    probe = probe if probe is not None else LoadProbe(wall_clock=wall_clock, cpu_clock=cpu_clock)
     probe.start()
     started = wall_clock()
+    cpu_started = cpu_clock()
     energy: dict[str, list[float]] = {k: [] for k in keys}
     wall: dict[str, list[float]] = {k: [] for k in keys}
     cpu: dict[str, list[float]] = {k: [] for k in keys}
@@ -637,8 +645,11 @@ def measure_interleaved(
         ):
             stopped = f"intervals within {config.rel_half_width:.0%} of the median"
             break
-        if wall_clock() - started >= config.budget_s:
-            stopped = f"time budget ({config.budget_s:g} s) spent"
+        if cpu_clock() - cpu_started >= config.budget_s:
+            stopped = f"CPU budget ({config.budget_s:g} s) spent"
+            break
+        if wall_clock() - started >= config.wall_limit_s:
+            stopped = f"wall-time limit ({config.wall_limit_s:g} s) reached"
             break
     load = probe.stop()
     costs = {

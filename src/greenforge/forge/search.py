@@ -60,7 +60,7 @@ Executor = Literal["local", "ray"]
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 EventFn = Callable[[str, Mapping[str, Any]], None]
 DEFAULT_REPEAT_S = 0.05
-"""Target duration of one inference repeat (s)."""
+"""Target CPU seconds of one inference repeat."""
 BF16_ORT_SKIP = (
     "bf16 candidates are measured in torch only: ONNX Runtime's CPU provider has no bf16 "
     "kernels for MatMul/Gemm, so an ORT export would run in fp32 and misstate bf16"
@@ -132,9 +132,9 @@ def run_forge(
 
     - ``threads``: overrides both the task's ``training_threads`` and ``serving_threads``
       (torch threads are set inside the search only and restored afterwards).
-    - ``min_duration_s``: target duration of one inference repeat (s).
-    - ``measure_budget_s``: time budget of the interleaved inference measurement (s); default
-      the task's ``measure_budget_s``.
+    - ``min_duration_s``: target CPU seconds of one inference repeat.
+    - ``measure_budget_s``: CPU-second budget of the interleaved inference measurement (wall
+      limit 4x that); default the task's ``measure_budget_s``.
     - ``measure_kwargs``: ``meters`` (injected meters, read as they are) and
       ``intensity_g_per_kwh`` + ``intensity_source`` (a fixed intensity for training and
       deployment), for tests and callers without a grid.
@@ -154,7 +154,9 @@ def run_forge(
     )
     runtimes = tuple(spec.serving_runtimes)
     budget = measure_budget_s if measure_budget_s is not None else spec.measure_budget_s
-    config = ProtocolConfig(repeat_s=min_duration_s, budget_s=budget, seed=spec.seed)
+    config = ProtocolConfig(
+        repeat_s=min_duration_s, budget_s=budget, wall_limit_s=4 * budget, seed=spec.seed
+    )
     return _run_forge(
         task,
         settings,
@@ -458,11 +460,12 @@ def _measure_inference(
         repeat_s=config.repeat_s,
         budget_s=config.budget_s,
         rule=(
-            f"round-robin over {len(run.run.costs)} (candidate, batch size) workloads, fixed "
-            f"work per repeat (~{config.repeat_s:g} s), one warm-up round discarded, "
-            f"{config.min_rounds}-{config.max_rounds} rounds until every 95 % bootstrap "
-            f"interval half-width < {config.rel_half_width:.0%} of the median or "
-            f"{config.budget_s:g} s; estimate = median J/1k"
+            f"round-robin over {len(run.run.costs)} (candidate, batch size) workloads, each "
+            f"round rotated by one, fixed work per repeat (~{config.repeat_s:g} CPU s), one "
+            f"warm-up round discarded, {config.min_rounds}-{config.max_rounds} rounds until "
+            f"every 95 % bootstrap interval half-width < {config.rel_half_width:.0%} of the "
+            f"median, or {config.budget_s:g} CPU s spent (wall limit {config.wall_limit_s:g} s); "
+            "estimate = median J/1k"
         ),
     )
     emit("measured", {"rounds": run.run.rounds, "busy": run.noise.busy, "energy_j": m.energy_j})

@@ -51,7 +51,9 @@ class TaskSpec:
     """torch threads while training (recorded; 1 keeps training cost reproducible on a busy
     machine)."""
     measure_budget_s: float = 25.0
-    """Time budget of the interleaved inference measurement of all candidates (seconds)."""
+    """CPU seconds the interleaved inference measurement of all candidates may spend (its wall
+    time is limited to 4x that); counted in CPU time so its own cost does not depend on other
+    processes' load."""
     search_budget_co2e_g: float | None = None
     """Cap on the search's measured CO2e (g) for training and conversion steps: once spent,
     the remaining steps are skipped with the reason recorded (``None``: no cap). The final

@@ -15,7 +15,7 @@ A task file (all keys but ``[data]`` and ``target_accuracy``/``tolerance`` are o
     serving_threads = 1           # threads a serving replica gets (every candidate measured so)
     serving_runtimes = ["native", "onnxruntime"]  # also measure fp32 models in ONNX Runtime
     training_threads = 1
-    measure_budget_s = 25.0       # time budget of the interleaved inference measurement
+    measure_budget_s = 25.0       # CPU seconds for the interleaved inference measurement
     search_budget_co2e_g = 0.02   # cap on the search's training/conversion CO2e (optional)
     recipes = ["baseline", "distill", { recipe = "prune", source = "distill", amount = 0.5 },
                { recipe = "quantize", mode = "int8-static" }]
