@@ -329,3 +329,22 @@ def test_the_drawn_figure_keeps_legend_and_labels_clear(forged: tuple[Any, Path]
     assert [t.get_text() for t in ax.texts if "(chosen)" in t.get_text()] == [
         f"{result.chosen} (chosen)"
     ]
+
+
+def test_a_leader_line_does_not_run_across_another_point() -> None:
+    anchor = (300.0, 200.0)
+    own = Box(294.0, 194.0, 306.0, 206.0)
+    # other points all around the anchor's upper right, where the first spots are
+    others = [Box(300.0 + dx - 6, 200.0 + dy - 6, 300.0 + dx + 6, 200.0 + dy + 6)
+              for dx, dy in ((14, 14), (30, 30), (14, 0), (0, 14))]  # fmt: skip
+    bounds = Box(0.0, 0.0, 800.0, 500.0)
+
+    ((x, y),) = place_labels([anchor], [(80.0, 14.0)], [own, *others], bounds)
+
+    label = Box(x, y, x + 80.0, y + 14.0)
+    cx, cy = (label.x0 + label.x1) / 2, (label.y0 + label.y1) / 2
+    for k in range(1, 32):
+        t = k / 32
+        px, py = cx + t * (anchor[0] - cx), cy + t * (anchor[1] - cy)
+        assert not any(o.contains(px, py) for o in others)
+    assert label.overlap(own) == 0.0

@@ -66,6 +66,10 @@ class Box:
         h = min(self.y1, other.y1) - max(self.y0, other.y0)
         return w * h if w > 0 and h > 0 else 0.0
 
+    def contains(self, x: float, y: float) -> bool:
+        """Returns True when the pixel ``(x, y)`` lies inside the box (edges included)."""
+        return self.x0 <= x <= self.x1 and self.y0 <= y <= self.y1
+
     def outside(self, bounds: Box) -> float:
         """Returns the area of this box that lies outside ``bounds`` (square pixels)."""
         return (self.x1 - self.x0) * (self.y1 - self.y0) - self.overlap(bounds)
@@ -91,6 +95,27 @@ def _candidate_spots(
     return spots
 
 
+LEADER_SAMPLES = 16
+"""Points checked along a label's leader line for crossing other points or labels."""
+
+
+def _leader_crossings(
+    box: Box, anchor: tuple[float, float], others: Sequence[Box], own: Sequence[Box]
+) -> int:
+    """How many samples of the line from the label's centre to its anchor fall on ``others``
+    (boxes that do not hold the anchor itself: its own point and bar are where it must end)."""
+    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+    ax, ay = anchor
+    hits = 0
+    for k in range(1, LEADER_SAMPLES):
+        t = k / LEADER_SAMPLES
+        x, y = cx + t * (ax - cx), cy + t * (ay - cy)
+        if box.contains(x, y):
+            continue
+        hits += sum(1 for o in others if o not in own and o.contains(x, y))
+    return hits
+
+
 def place_labels(
     anchors: Sequence[tuple[float, float]],
     sizes: Sequence[tuple[float, float]],
@@ -104,8 +129,9 @@ def place_labels(
 
     Greedy and deterministic: labels are placed in order of their anchor's x, each at the
     nearest spot on rings around its anchor with the least overlap (labels weigh most, then
-    leaving the bounds, then points); ties go to the nearest spot. When no spot is free the
-    least-overlapping one is kept (a crowded plot degrades gracefully).
+    leaving the bounds, then points, then a leader line that runs across another point or
+    label, which would point the eye at the wrong candidate); ties go to the nearest spot. When
+    no spot is free the least-overlapping one is kept (a crowded plot degrades gracefully).
     """
     if len(anchors) != len(sizes):
         raise ValueError(f"{len(anchors)} anchors but {len(sizes)} label sizes.")
@@ -113,12 +139,15 @@ def place_labels(
     placed: dict[int, Box] = {}
     for i in order:
         best: tuple[float, float, tuple[float, float]] | None = None
+        own = [o for o in obstacles if o.contains(*anchors[i])]
         for rank, spot in enumerate(_candidate_spots(anchors[i], sizes[i], gap)):
             box = _box_at(spot[0], spot[1], sizes[i])
+            crossings = _leader_crossings(box, anchors[i], [*obstacles, *placed.values()], own)
             cost = (
                 100.0 * sum(box.overlap(b) for b in placed.values())
                 + 50.0 * box.outside(bounds)
                 + 10.0 * sum(box.overlap(o) for o in obstacles)
+                + 400.0 * crossings
             )
             if best is None or cost < best[0] or (cost == best[0] and rank < best[1]):
                 best = (cost, rank, spot)
