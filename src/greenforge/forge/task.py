@@ -115,6 +115,7 @@ EXAMPLE_SPECS: dict[str, dict[str, Any]] = {
     "digits": {
         "epochs": 30,
         "search_budget_co2e_g": 0.02,
+        "measure_budget_s": 12.0,
         "batch_size": 64,
         "lr": 1e-3,
         "architecture": "mlp",
@@ -123,6 +124,7 @@ EXAMPLE_SPECS: dict[str, dict[str, Any]] = {
     "mnist5k": {
         "epochs": 12,
         "search_budget_co2e_g": 0.02,
+        "measure_budget_s": 12.0,
         "batch_size": 64,
         "lr": 1e-3,
         "architecture": "mlp",
