@@ -273,3 +273,18 @@ def test_the_documented_default_search_is_the_default() -> None:
     for doc, spec in zip(documented, DEFAULT_RECIPES, strict=True):
         if isinstance(doc, dict):
             assert {k: v for k, v in doc.items() if k != "recipe"} == dict(spec.options)
+
+
+def test_large_training_splits_get_fewer_copies_axial_shifts_first() -> None:
+    x = torch.zeros(10, 1, 8, 8)
+    x[:, 0, 4, 4] = 1.0
+
+    five = augment_inputs(x, (1, 8, 8), "shift", max_values=x.numel() * 5)
+    none = augment_inputs(x, (1, 8, 8), "shift", max_values=x.numel())
+    noise = augment_inputs(x.reshape(10, 64), (64,), "noise", max_values=640 * 3)
+
+    assert five.shape[0] == 50
+    lit = {tuple(int(v) for v in torch.nonzero(img[0])[0]) for img in five}
+    assert lit == {(4, 4), (3, 4), (5, 4), (4, 3), (4, 5)}
+    assert torch.equal(none, x)
+    assert noise.shape == (30, 64)

@@ -17,6 +17,9 @@ Augmentations (``augment`` option of ``distill`` and ``prune``):
 - ``auto``: ``shift`` for image-shaped inputs, else ``noise``.
 - ``none``: the training split as is (teacher logits still cached).
 
+Memory: the augmented set and its logits live in memory, capped at
+:data:`MAX_AUGMENTED_VALUES` numbers; a larger training split gets fewer copies.
+
 Mixup is not offered: with cached logits the teacher would have to label every mixed batch
 anew, which is the cost caching avoids.
 """
@@ -38,6 +41,9 @@ Augment = Literal["none", "auto", "shift", "noise"]
 AUGMENTS: tuple[str, ...] = ("none", "auto", "shift", "noise")
 NOISE_COPIES = 4
 NOISE_SCALE = 0.1
+MAX_AUGMENTED_VALUES = 100_000_000
+"""Cap on the numbers an augmented set holds (400 MB of float32): larger training splits get
+fewer copies (axial shifts first), or none."""
 """Noise standard deviation as a fraction of each feature's standard deviation."""
 
 
@@ -64,8 +70,9 @@ def resolve_augment(kind: str, input_shape: tuple[int, ...]) -> str:
     return kind
 
 
-def shifted(x: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
-    """Returns ``x`` and 8 zero-filled shifted copies (9x the rows), same dtype and shape."""
+def shifted(x: torch.Tensor, input_shape: tuple[int, ...], copies: int = 8) -> torch.Tensor:
+    """Returns ``x`` and up to 8 zero-filled shifted copies (``copies``; the four axial shifts
+    come first when fewer are allowed), same dtype and shape."""
     hw = _image_hw(input_shape)
     if hw is None:
         raise ConfigError(f"cannot shift inputs of shape {list(input_shape)}.")
@@ -73,38 +80,41 @@ def shifted(x: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
     step = 1 if min(h, w) < 16 else 2
     img = x.reshape(x.shape[0], -1, h, w)
     out = [x]
-    for dy in (-step, 0, step):
-        for dx in (-step, 0, step):
-            if dy == 0 and dx == 0:
-                continue
-            s = torch.zeros_like(img)
-            ys, yd = (
-                (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-            )
-            xs, xd = (
-                (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-            )
-            s[:, :, yd, xd] = img[:, :, ys, xs]
-            out.append(s.reshape(x.shape))
+    offsets = [(dy, dx) for dy in (-step, 0, step) for dx in (-step, 0, step) if dy or dx]
+    if copies < len(offsets):
+        offsets = sorted(offsets, key=lambda o: o[0] != 0 and o[1] != 0)[: max(copies, 0)]
+    for dy, dx in offsets:
+        s = torch.zeros_like(img)
+        ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+        xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+        s[:, :, yd, xd] = img[:, :, ys, xs]
+        out.append(s.reshape(x.shape))
     return torch.cat(out)
 
 
-def noisy(x: torch.Tensor, seed: int) -> torch.Tensor:
-    """Returns ``x`` and :data:`NOISE_COPIES` copies with Gaussian noise (seeded)."""
+def noisy(x: torch.Tensor, seed: int, copies: int = NOISE_COPIES) -> torch.Tensor:
+    """Returns ``x`` and ``copies`` (default :data:`NOISE_COPIES`) copies with Gaussian noise
+    (seeded)."""
     gen = torch.Generator().manual_seed(seed)
     std = x.float().std(dim=0, keepdim=True).nan_to_num(0.0) * NOISE_SCALE
-    copies = [x + torch.randn(x.shape, generator=gen) * std for _ in range(NOISE_COPIES)]
-    return torch.cat([x, *copies])
+    extra = [x + torch.randn(x.shape, generator=gen) * std for _ in range(max(copies, 0))]
+    return torch.cat([x, *extra])
 
 
 def augment_inputs(
-    x: torch.Tensor, input_shape: tuple[int, ...], kind: str, seed: int = 0
+    x: torch.Tensor,
+    input_shape: tuple[int, ...],
+    kind: str,
+    seed: int = 0,
+    max_values: int = MAX_AUGMENTED_VALUES,
 ) -> torch.Tensor:
-    """Returns the augmented inputs (the originals first), for a resolved ``kind``."""
+    """Returns the augmented inputs (the originals first), for a resolved ``kind``; fewer copies
+    when the set would hold more than ``max_values`` numbers (none when even one would)."""
+    room = max_values // max(x.numel(), 1) - 1
     if kind == "shift":
-        return shifted(x, input_shape)
+        return shifted(x, input_shape, min(8, room))
     if kind == "noise":
-        return noisy(x, seed)
+        return noisy(x, seed, min(NOISE_COPIES, room))
     return x
 
 
