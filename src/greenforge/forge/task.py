@@ -115,7 +115,6 @@ EXAMPLE_SPECS: dict[str, dict[str, Any]] = {
     "digits": {
         "epochs": 30,
         "search_budget_co2e_g": 0.02,
-        "measure_budget_s": 12.0,
         "batch_size": 64,
         "lr": 1e-3,
         "architecture": "mlp",
@@ -124,7 +123,6 @@ EXAMPLE_SPECS: dict[str, dict[str, Any]] = {
     "mnist5k": {
         "epochs": 12,
         "search_budget_co2e_g": 0.02,
-        "measure_budget_s": 12.0,
         "batch_size": 64,
         "lr": 1e-3,
         "architecture": "mlp",
