@@ -91,9 +91,12 @@ def test_a_search_chooses_the_least_lifetime_co2e_model_and_writes_everything(
         assert doc["decision"]["tie_break"].startswith("fewer precision-weighted FLOPs")
     else:
         assert chosen["lifetime_co2e_g"] - chosen["search_share_co2e_g"] == pytest.approx(best)
-    # the whole search is charged to the chosen model: lineage + share = search total
+    # the whole search is charged to the chosen model: lineage + share = search total, but for
+    # the inference measurement's own cost, which is reported apart
+    search = doc["search"]
+    assert search["measurement_co2e_g"] > 0
     assert chosen["train_co2e_g"] + chosen["search_share_co2e_g"] == pytest.approx(
-        doc["search"]["total_co2e_g"]
+        search["total_co2e_g"] - search["measurement_co2e_g"]
     )
     # the serving spec, attribution, noise and decision are recorded with the results
     assert doc["schema"] == 2

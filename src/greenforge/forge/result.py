@@ -133,17 +133,25 @@ class SearchStep:
         return dataclasses.asdict(self)
 
 
+MEASUREMENT_STEP = "measure:inference"
+MEASUREMENT_NOTE = (
+    "the interleaved inference measurement's own CO2e is in total_co2e_g but not in any "
+    "model's search share: its size is set by measure_budget_s (a precision setting of the "
+    "tool) and by how long the machine took to give tight intervals, not by the model"
+)
 SEARCH_NOTE = (
-    "every training and conversion step is metered with the attribution named (energy_basis "
-    "says whether the figures are hardware readings or model:* estimates); the interleaved "
-    "inference measurement is counted in inference_measurement_*; unmeasured_s is the wall "
-    "time outside those (data loading, exports, accuracy evaluation, bookkeeping)"
+    "every training and conversion step and the inference measurement are metered with the "
+    "attribution named (energy_basis says whether the figures are hardware readings or "
+    "model:* estimates); unmeasured_s is the wall time outside those (data loading, accuracy "
+    "evaluation, bookkeeping)"
 )
 
 
 @dataclasses.dataclass(frozen=True)
 class SearchSummary:
-    """The search's own measured cost (charged to the chosen model)."""
+    """The search's own measured cost: training and conversion are charged to the chosen model
+    (its search share); the inference measurement's own cost is reported apart and not charged
+    (``measurement_co2e_g``, see :data:`MEASUREMENT_NOTE`)."""
 
     total_energy_j: float = 0.0
     total_energy_low_j: float = 0.0
@@ -157,6 +165,10 @@ class SearchSummary:
     intensity_source: str = ""
     steps: tuple[SearchStep, ...] = ()
     note: str = SEARCH_NOTE
+    measurement_energy_j: float = 0.0
+    measurement_co2e_g: float = 0.0
+    """The interleaved inference measurement's own CO2e (part of ``total_co2e_g``)."""
+    measurement_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

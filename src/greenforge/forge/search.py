@@ -44,6 +44,8 @@ from greenforge.forge.pareto import choose, lifetime_co2e_g, pareto_front, ratio
 from greenforge.forge.protocol import ProtocolConfig, thread_limit
 from greenforge.forge.recipes.base import Recipe, create_recipe
 from greenforge.forge.result import (
+    MEASUREMENT_NOTE,
+    MEASUREMENT_STEP,
     CandidateResult,
     Decision,
     ForgeResult,
@@ -438,7 +440,7 @@ def _measure_inference(
     models = {r.name: _serving_model(r.candidate.model, result.serving.threads) for r in todo}
     emit("measure", {"candidates": len(models), "budget_s": config.budget_s})
     run, m = ctx.measure(
-        "measure:inference",
+        MEASUREMENT_STEP,
         lambda: measure_serving(
             models,
             pool,
@@ -494,8 +496,12 @@ def _check_input_shape(ctx: ForgeContext, pool: torch.Tensor) -> None:
 
 def _summary(ctx: ForgeContext, started: float) -> SearchSummary:
     tot = total([m for _, m in ctx.measurements])
+    meas = total([m for label, m in ctx.measurements if label == MEASUREMENT_STEP])
     wall = time.time() - started
     return SearchSummary(
+        measurement_energy_j=meas.energy_j,
+        measurement_co2e_g=meas.co2e_g,
+        measurement_note=MEASUREMENT_NOTE,
         total_energy_j=tot.energy_j,
         total_energy_low_j=tot.low_j,
         total_energy_high_j=tot.high_j,
@@ -536,7 +542,9 @@ def _account(result: ForgeResult, ctx: ForgeContext, started: float) -> None:
         r.inference_co2e_g_per_1k_low = g(s.energy_j_per_1k_low)
         r.inference_co2e_g_per_1k_high = g(s.energy_j_per_1k_high)
         r.search_share_co2e_g = (
-            max(total_g - r.train_co2e_g, 0.0) if r.name == result.chosen else 0.0
+            max(total_g - result.search.measurement_co2e_g - r.train_co2e_g, 0.0)
+            if r.name == result.chosen
+            else 0.0
         )
         r.lifetime_co2e_g = lifetime_co2e_g(
             r.train_co2e_g, r.inference_co2e_g_per_1k, n, r.search_share_co2e_g
