@@ -769,11 +769,8 @@ def aggregate_parts(run_id: str, parts: Sequence[RunRecord]) -> RunRecord:
         base = emitted[0]
         co2e = sum(e.co2e_g for e in emitted)
         energy_j = sum(c.energy_j for c in components)
-        mean = (
-            co2e / (energy_j / J_PER_KWH * base.pue)
-            if energy_j > 0
-            else base.mean_intensity_g_per_kwh
-        )
+        kwh_at_meter = energy_j / J_PER_KWH * base.pue  # 0.0 for a subnormal energy too
+        mean = co2e / kwh_at_meter if kwh_at_meter > 0 else base.mean_intensity_g_per_kwh
         emissions = dataclasses.replace(
             base,
             co2e_g=co2e,
