@@ -12,7 +12,9 @@ Required (issue 8):
 - the same chosen candidate in every run, or each choice "within measurement noise" of the
   other (it is among the other run's contenders);
 - headline ratios within +-25 % of each other (max / min <= 1.25 / 0.75 around their mean);
-- same-architecture candidates within 10 % of each other in serving energy per prediction.
+- same-architecture candidates within 10 % of each other in serving energy per prediction
+  (candidates with the same parameters, FLOPs, precision and runtime, and the forge's own
+  self-check: an independent copy of the baseline measured in the same rounds).
 
 Usage::
 
@@ -131,6 +133,17 @@ def same_architecture_spreads(data: Mapping[str, Any]) -> list[dict[str, Any]]:
         )
         groups.setdefault(key, []).append(cand)
     out = []
+    protocol = data.get("protocol")
+    if isinstance(protocol, Mapping) and _num(protocol.get("control_spread")) is not None:
+        # the forge's own self-check: an independent copy of the baseline measured beside it
+        of = str(protocol.get("control_of"))
+        out.append(
+            {
+                "candidates": [of, f"{of}~control"],
+                "j_per_1k": [],
+                "spread": float(protocol["control_spread"]),
+            }
+        )
     for group in groups.values():
         if len(group) < 2:
             continue

@@ -10,6 +10,7 @@ import pytest
 
 from greenforge.config import Settings
 from greenforge.errors import ConfigError, DataError, UnknownNameError
+from greenforge.forge.output import summary_lines
 from greenforge.forge.search import run_forge
 from greenforge.forge.task import load_task
 
@@ -91,12 +92,21 @@ def test_a_search_chooses_the_least_lifetime_co2e_model_and_writes_everything(
         assert doc["decision"]["tie_break"].startswith("fewer precision-weighted FLOPs")
     else:
         assert chosen["lifetime_co2e_g"] - chosen["search_share_co2e_g"] == pytest.approx(best)
-    # the whole search is charged to the chosen model: lineage + share = search total, but for
-    # the inference measurement's own cost, which is reported apart
+    # the whole search, the inference measurement included, is charged to the chosen model:
+    # its lineage + its share = the search total (the measurement is also shown apart)
     search = doc["search"]
-    assert search["measurement_co2e_g"] > 0
+    assert 0 < search["measurement_co2e_g"] < search["total_co2e_g"]
     assert chosen["train_co2e_g"] + chosen["search_share_co2e_g"] == pytest.approx(
-        search["total_co2e_g"] - search["measurement_co2e_g"]
+        search["total_co2e_g"]
+    )
+    # the protocol's self-check: an independent copy of the baseline, measured in the same
+    # rounds, is reported (never as a candidate)
+    assert doc["protocol"]["control_of"] == "baseline"
+    assert doc["protocol"]["control_spread"] >= 0.0
+    assert "baseline~control" not in names
+    assert any(
+        line.startswith("self-check: two independent copies of baseline")
+        for line in summary_lines(result)
     )
     # the serving spec, attribution, noise and decision are recorded with the results
     assert doc["schema"] == 2

@@ -177,7 +177,9 @@ def test_timeouts_are_retried_then_reported(tmp_path: Path) -> None:
 
     api = make_api(tmp_path, handler)
 
-    with pytest.raises(ProviderTimeoutError, match=r"no complete answer within 2 s.*http_timeout_s"):
+    with pytest.raises(
+        ProviderTimeoutError, match=r"no complete answer within 2 s.*http_timeout_s"
+    ):
         api.get_json("/thing")
     assert len(calls) == 3
 

@@ -30,7 +30,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from greenforge import jsonsafe
 from greenforge.errors import DataError
+from greenforge.forge.result import CONTROL_TOLERANCE
 
 if TYPE_CHECKING:
     from greenforge.forge.context import ForgeContext
@@ -41,16 +43,6 @@ FILE_MODE = 0o666
 
 
 # --------------------------------------------------------------------------- writing files
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
 
 
 def write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
@@ -90,7 +82,7 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 def write_json_atomic(path: Path, data: Any) -> Path:
     """Returns ``path`` after writing ``data`` as JSON (non-finite floats as ``null``)."""
-    text = json.dumps(_clean(data), indent=2, sort_keys=False, allow_nan=False)
+    text = jsonsafe.dumps(data)
     return write_text_atomic(path, text)
 
 
@@ -348,6 +340,18 @@ def summary_lines(result: ForgeResult) -> list[str]:
                 or f"other processes used {100 * noise.background_load:.0f} % of the CPU while "
                 "the forge measured; intervals were widened"
             )
+        )
+    proto = result.protocol
+    if proto.control_of is not None and proto.control_spread is not None:
+        verdict = (
+            "agree"
+            if proto.control_spread <= CONTROL_TOLERANCE
+            else f"DISAGREE (more than {CONTROL_TOLERANCE:.0%}): treat differences of that size "
+            "as noise, or repeat on a quieter machine"
+        )
+        lines.append(
+            f"self-check: two independent copies of {proto.control_of} measured "
+            f"{100 * proto.control_spread:.1f} % apart ({verdict})"
         )
     decision = result.decision
     if decision.within_noise:

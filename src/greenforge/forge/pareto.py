@@ -9,9 +9,8 @@ Lifetime CO2e of a candidate (grams)::
 - ``inference_per_1k``: measured energy per 1,000 predictions at the serving batch size x the
   deployment zone's mean intensity (x PUE).
 - ``search_share``: the whole search's measured CO2e that is not already in the chosen model's
-  lineage (the other candidates' training and conversion) is charged to the **chosen** model
-  (the inference measurement's own cost is reported apart, not charged: its size is a
-  precision setting of the tool, not a property of any model); the other
+  lineage (the other candidates' training and conversion, the inference measurement) is
+  charged to the **chosen** model; the other
   candidates carry none (their figure is what their recipe alone would cost). The ranking uses
   ``train_lineage + inference`` - the search share is the same sunk cost whichever model wins.
 

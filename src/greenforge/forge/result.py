@@ -62,6 +62,11 @@ class ProtocolReport:
     repeat_s: float = 0.0
     budget_s: float = 0.0
     rule: str = ""
+    control_of: str | None = None
+    """The candidate measured twice, as two independent copies, to check the protocol."""
+    control_spread: float | None = None
+    """Largest relative difference between the two copies' median J/1k over the batch sizes
+    (0.03 = 3 %); above :data:`CONTROL_TOLERANCE` the figures are not reliable to that level."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -135,10 +140,14 @@ class SearchStep:
 
 MEASUREMENT_STEP = "measure:inference"
 MEASUREMENT_NOTE = (
-    "the interleaved inference measurement's own CO2e is in total_co2e_g but not in any "
-    "model's search share: its size is set by measure_budget_s (a precision setting of the "
-    "tool) and by how long the machine took to give tight intervals, not by the model"
+    "the interleaved inference measurement's own CO2e is part of total_co2e_g and, like every "
+    "other step of the search, charged to the chosen model's search share: deciding which "
+    "model to serve is part of what making it cost (measure_budget_s caps it)"
 )
+CONTROL_SUFFIX = "~control"
+"""Key of the baseline's independent copy in the interleaved measurement (not a candidate)."""
+CONTROL_TOLERANCE = 0.10
+"""Two copies of the same model must measure within 10 % of each other."""
 SEARCH_NOTE = (
     "every training and conversion step and the inference measurement are metered with the "
     "attribution named (energy_basis says whether the figures are hardware readings or "
@@ -149,9 +158,9 @@ SEARCH_NOTE = (
 
 @dataclasses.dataclass(frozen=True)
 class SearchSummary:
-    """The search's own measured cost: training and conversion are charged to the chosen model
-    (its search share); the inference measurement's own cost is reported apart and not charged
-    (``measurement_co2e_g``, see :data:`MEASUREMENT_NOTE`)."""
+    """The search's own measured cost, all of it charged to the chosen model (its search share);
+    the inference measurement's part is also shown apart (``measurement_co2e_g``, see
+    :data:`MEASUREMENT_NOTE`)."""
 
     total_energy_j: float = 0.0
     total_energy_low_j: float = 0.0

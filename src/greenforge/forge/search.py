@@ -14,6 +14,7 @@ the decision under uncertainty and the headline.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -44,6 +45,8 @@ from greenforge.forge.pareto import choose, lifetime_co2e_g, pareto_front, ratio
 from greenforge.forge.protocol import ProtocolConfig, thread_limit
 from greenforge.forge.recipes.base import Recipe, create_recipe
 from greenforge.forge.result import (
+    CONTROL_SUFFIX,
+    CONTROL_TOLERANCE,
     MEASUREMENT_NOTE,
     MEASUREMENT_STEP,
     CandidateResult,
@@ -438,6 +441,9 @@ def _measure_inference(
     if not todo:
         return
     models = {r.name: _serving_model(r.candidate.model, result.serving.threads) for r in todo}
+    control = _control_copy(result)
+    if control is not None:
+        models[control[0]] = _serving_model(control[1], result.serving.threads)
     emit("measure", {"candidates": len(models), "budget_s": config.budget_s})
     run, m = ctx.measure(
         MEASUREMENT_STEP,
@@ -455,6 +461,16 @@ def _measure_inference(
         assert r.quality is not None
         r.evaluation = Evaluation(r.quality, run.costs[(r.name, 1)], run.costs[(r.name, bs)])
     result.noise = run.noise
+    control_of = control_spread = None
+    if control is not None:
+        control_of = control[0].removesuffix(CONTROL_SUFFIX)
+        control_spread = max(
+            _relative_difference(
+                run.costs[(control_of, b)].energy_j_per_1k,
+                run.costs[(control[0], b)].energy_j_per_1k,
+            )
+            for b in dict.fromkeys(result.serving.batch_sizes)
+        )
     result.protocol = ProtocolReport(
         rounds=run.run.rounds,
         stopped=run.run.stopped,
@@ -468,9 +484,35 @@ def _measure_inference(
             f"every 95 % bootstrap interval half-width < {config.rel_half_width:.0%} of the "
             f"median, or {config.budget_s:g} CPU s spent (wall limit {config.wall_limit_s:g} s); "
             "estimate = median J/1k"
+            + (
+                f"; self-check: an independent copy of {control_of!r} measured in the same "
+                f"rounds must agree within {CONTROL_TOLERANCE:.0%}"
+                if control_of is not None
+                else ""
+            )
         ),
+        control_of=control_of,
+        control_spread=control_spread,
     )
     emit("measured", {"rounds": run.run.rounds, "busy": run.noise.busy, "energy_j": m.energy_j})
+
+
+def _control_copy(result: ForgeResult) -> tuple[str, Any] | None:
+    """An independent copy of the baseline (its own weights' memory), measured beside it as the
+    protocol's self-check; ``None`` when the baseline cannot be copied."""
+    base = result.baseline
+    if base is None or base.quality is None:
+        return None
+    try:
+        return base.name + CONTROL_SUFFIX, copy.deepcopy(base.candidate.model)
+    except Exception:  # a model that cannot be copied only loses the self-check
+        return None
+
+
+def _relative_difference(a: float, b: float) -> float:
+    """|a - b| relative to the smaller of the two (0 when both are 0)."""
+    low = min(abs(a), abs(b))
+    return 0.0 if a == b else (abs(a - b) / low if low > 0 else math.inf)
 
 
 def _check_input_shape(ctx: ForgeContext, pool: torch.Tensor) -> None:
@@ -542,9 +584,7 @@ def _account(result: ForgeResult, ctx: ForgeContext, started: float) -> None:
         r.inference_co2e_g_per_1k_low = g(s.energy_j_per_1k_low)
         r.inference_co2e_g_per_1k_high = g(s.energy_j_per_1k_high)
         r.search_share_co2e_g = (
-            max(total_g - result.search.measurement_co2e_g - r.train_co2e_g, 0.0)
-            if r.name == result.chosen
-            else 0.0
+            max(total_g - r.train_co2e_g, 0.0) if r.name == result.chosen else 0.0
         )
         r.lifetime_co2e_g = lifetime_co2e_g(
             r.train_co2e_g, r.inference_co2e_g_per_1k, n, r.search_share_co2e_g
