@@ -159,6 +159,10 @@ def same_architecture_spreads(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def summarise(label: str, data: Mapping[str, Any], wall_s: float) -> dict[str, Any]:
     ratio, low, high = headline(data)
     raw_noise = data.get("noise")
@@ -168,8 +172,17 @@ def summarise(label: str, data: Mapping[str, Any], wall_s: float) -> dict[str, A
     for cand in data.get("candidates", []):
         if cand.get("name") == chosen:
             chosen_acc = _num(cand.get("accuracy"))
+    search = _mapping(data.get("search"))
+    protocol = _mapping(data.get("protocol"))
+    by_name = {c.get("name"): c for c in data.get("candidates", [])}
     return {
         "condition": label,
+        "search_co2e_g": _num(search.get("total_co2e_g")),
+        "measurement_co2e_g": _num(search.get("measurement_co2e_g")),
+        "rounds": protocol.get("rounds"),
+        "stopped": protocol.get("stopped"),
+        "baseline_j_per_1k": serving_j_per_1k(by_name.get("baseline") or {}),
+        "chosen_j_per_1k": serving_j_per_1k(by_name.get(chosen) or {}),
         "wall_s": wall_s,
         "chosen": chosen,
         "contenders": sorted(contenders(data)),
@@ -237,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "acc loss pts",
         "bg load",
         "same-arch spread",
+        "base J/1k",
+        "chosen J/1k",
+        "search g (measuring)",
+        "rounds",
         "wall s",
     ):
         table.add_column(col)
@@ -254,6 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _fmt(row["accuracy_loss_points"], "{:.2f}"),
             _fmt(row["background_load"], "{:.0%}"),
             _fmt(spread, "{:.1%}"),
+            _fmt(row["baseline_j_per_1k"], "{:.4g}"),
+            _fmt(row["chosen_j_per_1k"], "{:.3g}"),
+            _fmt(row["search_co2e_g"], "{:.3g}") + _fmt(row["measurement_co2e_g"], " ({:.2g})"),
+            str(row["rounds"]),
             f"{row['wall_s']:.0f}",
         )
     console = Console(width=150)

@@ -32,8 +32,11 @@ student = { architecture = "mlp", hidden = [16] }
 
 @pytest.fixture
 def local_ray() -> Iterator[None]:
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    pytest.importorskip("ray")
+    from greenforge.ray_local import init_ray
+
+    # started the way GreenForge starts a local Ray: 127.0.0.1 only, no dashboard
+    ray = init_ray(num_cpus=2, log_to_driver=False)
     try:
         yield
     finally:
