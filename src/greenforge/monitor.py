@@ -69,13 +69,14 @@ def sync_cuda() -> bool:
     return False
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class WindowSpan:
     """A closed window: its name, nesting, time span and energy (J).
 
     ``final`` is False while the energy is provisional (the sample after ``end_s`` has not
-    arrived yet); :attr:`Monitor.windows` and :meth:`Monitor.windows_from` give final ones
-    once it has.
+    arrived yet); the monitor then sets the final ``energy_j`` and ``final`` in place (once,
+    in one pass over every window the new sample covers), so the span :meth:`Monitor.end`
+    returned becomes final too.
     """
 
     name: str
@@ -380,15 +381,25 @@ class Monitor:
         closing, which is the order of their end times)."""
         last_s = self._last_s
         assert last_s is not None
-        windows, cum = self._windows, self._cum_j
-        while self._resolved < len(windows) and windows[self._resolved].end_s <= last_s:
-            w = windows[self._resolved]
+        windows, cum, times = self._windows, self._cum_j, self._sample_s
+        # Windows inside the last interval (nearly all of them when windows are short) get
+        # its power x their duration in one tight loop; the rest interpolate at both ends.
+        prev_s = times[-2] if len(times) > 1 else last_s
+        width_s = last_s - prev_s
+        power_w = (cum[-1] - cum[-2]) / width_s if width_s > 0 else 0.0
+        done, count = self._resolved, len(windows)
+        while done < count:
+            w = windows[done]
+            if w.end_s > last_s:
+                break
             if not w.final:
-                energy = self.interpolate(cum, w.end_s) - self.interpolate(cum, w.start_s)
-                windows[self._resolved] = WindowSpan(
-                    w.name, w.path, w.depth, w.start_s, w.end_s, energy, True
-                )
-            self._resolved += 1
+                if w.start_s >= prev_s:
+                    w.energy_j = power_w * (w.end_s - w.start_s)
+                else:
+                    w.energy_j = self.interpolate(cum, w.end_s) - self.interpolate(cum, w.start_s)
+                w.final = True
+            done += 1
+        self._resolved = done
 
     def interpolate(
         self,
@@ -432,6 +443,11 @@ class Monitor:
         is final once the sample after its end has arrived)."""
         with self._lock:
             return self._windows[start:]
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Returns the monitor's (reentrant) lock: held while sampling, its hooks included."""
+        return self._lock
 
     @property
     def sample_times_s(self) -> Sequence[float]:
