@@ -129,6 +129,53 @@ class WindowRecord:
         return self.end_s - self.start_s
 
 
+class WindowColumns:
+    """Window figures one list per field, in the order the windows closed: what the tracker
+    keeps and the run store writes in batches, with no object per window until
+    :meth:`records` builds them (a run of 10,000 windows stops in the same time as one of 100).
+    """
+
+    __slots__ = ("co2e_g", "depths", "end_s", "energy_j", "paths", "start_s")
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.depths: list[int] = []
+        self.start_s: list[float] = []
+        self.end_s: list[float] = []
+        self.energy_j: list[float] = []
+        self.co2e_g: list[float | None] = []
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def slice(self, start: int, stop: int) -> WindowColumns:
+        """Returns windows ``start:stop`` as new columns (the lists are only ever appended
+        to, so a slice up to a count read first is consistent while another thread adds)."""
+        out = WindowColumns()
+        out.paths = self.paths[start:stop]
+        out.depths = self.depths[start:stop]
+        out.start_s = self.start_s[start:stop]
+        out.end_s = self.end_s[start:stop]
+        out.energy_j = self.energy_j[start:stop]
+        out.co2e_g = self.co2e_g[start:stop]
+        return out
+
+    def records(self) -> list[WindowRecord]:
+        """Returns one :class:`WindowRecord` per window, in closing order."""
+        names = [p.rpartition("/")[2] for p in self.paths]
+        return list(
+            map(
+                WindowRecord,
+                names,
+                self.paths,
+                self.start_s,
+                self.end_s,
+                self.energy_j,
+                self.co2e_g,
+            )
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class Prediction:
     """Projection of a run's total from its first ``windows_seen`` windows (Carbontracker)."""

@@ -57,6 +57,7 @@ from greenforge.records import (
     Prediction,
     RunRecord,
     RunStatus,
+    WindowColumns,
     WindowRecord,
 )
 from greenforge.units import J_PER_KWH, S_PER_YEAR
@@ -72,10 +73,6 @@ if TYPE_CHECKING:
     from greenforge.report.store import RunStore
 
 log = logging.getLogger("greenforge.tracker")
-
-FLUSH_S_PER_WINDOW = 0.001
-"""A running flush stores the window records at most once per this many seconds per window
-(10,000 windows: every 10 s; serialising one costs ~10 us, so at most ~1 % of a core)."""
 
 RUNNING_HORIZON_S = 7 * 24 * 3600.0
 LOCAL_PROVIDERS = frozenset({"embedded", "embedded-annual", "files"})
@@ -196,14 +193,15 @@ class Tracker:
         """Energy (J) of the intervals accounted so far (those with a duration)."""
         self._sample_g: list[float] = [0.0]
         """Cumulative CO2e (g) at each of the monitor's sample times accounted so far."""
-        self._window_records: list[WindowRecord] = []
-        self._window_keys: list[tuple[float, int]] = []
-        """``(start_s, depth)`` of each of ``_window_records``, which are kept in that order."""
+        self._windows = WindowColumns()
+        """Final figures of the finished windows, in closing order."""
         self._windows_done = 0
-        """How many of the monitor's resolved windows have a record in ``_window_records``."""
+        """How many of the monitor's closed windows are in ``_windows``."""
+        self._windows_stored = 0
+        """How many of ``_windows`` the store holds (each flush writes the new ones)."""
+        self._windows_restore = False
+        """The stored windows are out of date (accounted again at stop): write them all anew."""
         self._top_windows: tuple[list[float], list[float | None], list[float]] = ([], [], [])
-        self._flushed_windows: tuple[WindowRecord, ...] = ()
-        self._windows_flushed_mono = -math.inf
         """Energy (J), CO2e (g) and duration (s) of each closed top-level window."""
         self._monitor: Monitor | None = None
         self._prepared = False
@@ -354,9 +352,10 @@ class Tracker:
             self._co2e_bounds_g = [0.0, 0.0]
             self._co2e_energy_j = 0.0
             self._sample_g = [0.0]
-            self._window_records = []
-            self._window_keys = []
+            self._windows = WindowColumns()
             self._windows_done = 0
+            self._windows_restore = self._windows_stored > 0
+            self._windows_stored = 0
         if series is None:
             return
         for interval in intervals:
@@ -397,7 +396,7 @@ class Tracker:
                 self._warn(f"could not fetch the grid intensity for the run's span ({exc}); {used}")
         if series is not current or self._pending:
             self._reaccount(series, self._monitor.intervals)
-        self._finish_windows()
+        self._finish_windows(final=True)
         if self.over_budget and self.budget_status is not None:
             self._warn(f"over budget: {self.budget_status.reason}")
         record = self._build_record((), status, end_s, final=True)
@@ -542,46 +541,76 @@ class Tracker:
         self._finish_windows()
         return co2e
 
-    def _finish_windows(self) -> None:
-        """Give every window whose end the accounted samples cover its final record, once:
-        energy from the monitor, CO2e the running total at its end minus that at its start
-        (both interpolated between the samples around each boundary)."""
-        monitor, series = self._monitor, self._series
-        if monitor is None or series is None:
+    def _finish_windows(self, final: bool = False) -> None:
+        """Give every window whose end the accounted samples cover its final figures, once,
+        in one pass: energy from the monitor, CO2e the running total at its end minus that at
+        its start (both interpolated between the samples around each boundary). Windows inside
+        the last accounted interval (nearly all when windows are short) under one intensity
+        step take its energy x that intensity. With ``final`` (at stop) windows left without
+        an intensity are finished with no CO2e."""
+        monitor = self._monitor
+        if monitor is None:
             return
-        times, cum_g = monitor.sample_times_s, self._sample_g
-        n = len(cum_g)
-        covered_s = times[n - 1]
-        for span in monitor.windows_from(self._windows_done):
-            if not span.final or span.end_s > covered_s:
-                break
-            k = bisect.bisect_right(times, span.start_s, 0, n) - 1
-            if 0 <= k < n - 1 and span.end_s <= times[k + 1]:
-                # inside one interval, whose power is uniform: its energy x mean intensity
-                g = series.co2e_g(span.start_s, span.end_s, span.energy_j, self.pue)
-            else:
-                # The interval's energy spread evenly over it, times the intensity: the
-                # running CO2e between two samples grows with the intensity integral.
-                at_end = monitor.interpolate(cum_g, span.end_s, series.integral)
-                g = at_end - monitor.interpolate(cum_g, span.start_s, series.integral)
-            key = (span.start_s, span.depth)
-            i = bisect.bisect_right(self._window_keys, key)
-            self._window_keys.insert(i, key)
-            self._window_records.insert(i, span.to_record(g))
-            self._windows_done += 1
+        with monitor.lock:  # (the intensity thread may account beside the sampling thread)
+            self._finish_windows_locked(monitor, final)
+
+    def _finish_windows_locked(self, monitor: Monitor, final: bool) -> None:
+        series = self._series
+        spans = monitor.windows_from(self._windows_done)
+        if not spans:
+            return
+        cols, pue = self._windows, self.pue
+        batch: list[WindowSpan] = []
+        co2es: list[float | None] = []
+        if series is not None:
+            times, cum_g = monitor.sample_times_s, self._sample_g
+            n = len(cum_g)
+            covered_s = times[n - 1]
+            lo_s = times[n - 2] if n > 1 else covered_s
+            steps = series.times_s
+            one_step = bisect.bisect_right(steps, lo_s) == bisect.bisect_right(steps, covered_s)
+            per_j = series.value_at(lo_s) / J_PER_KWH * pue
+            for span in spans:
+                if not span.final or span.end_s > covered_s:
+                    break
+                batch.append(span)
+                start_s, end_s = span.start_s, span.end_s
+                if start_s >= lo_s and one_step:
+                    co2es.append(span.energy_j * per_j)
+                    continue
+                k = bisect.bisect_right(times, start_s, 0, n) - 1
+                if 0 <= k < n - 1 and end_s <= times[k + 1]:
+                    # inside one interval, whose power is uniform: its energy x mean intensity
+                    co2es.append(series.co2e_g(start_s, end_s, span.energy_j, pue))
+                else:
+                    # The interval's energy spread evenly over it, times the intensity: the
+                    # running CO2e between two samples grows with the intensity integral.
+                    at_end = monitor.interpolate(cum_g, end_s, series.integral)
+                    co2es.append(at_end - monitor.interpolate(cum_g, start_s, series.integral))
+        if final and len(batch) < len(spans):
+            rest = spans[len(batch) :]
+            batch.extend(rest)
+            co2es.extend(map(self._window_co2e, rest))
+        if not batch:
+            return
+        cols.paths.extend([w.path for w in batch])
+        cols.depths.extend([w.depth for w in batch])
+        cols.start_s.extend([w.start_s for w in batch])
+        cols.end_s.extend([w.end_s for w in batch])
+        cols.energy_j.extend([w.energy_j for w in batch])
+        cols.co2e_g.extend(co2es)
+        self._windows_done += len(batch)
 
     def _windows_so_far(self) -> tuple[WindowRecord, ...]:
-        """Returns the final window records plus provisional ones for windows not finished."""
-        records = list(self._window_records)
-        if self._monitor is None:
-            return tuple(records)
-        keys = list(self._window_keys) if self._windows_done else []
-        for span in self._monitor.windows_from(self._windows_done):
-            key = (span.start_s, span.depth)
-            i = bisect.bisect_right(keys, key)
-            keys.insert(i, key)
-            records.insert(i, span.to_record(self._window_co2e(span)))
-        return tuple(records)
+        """Returns the final window records plus provisional ones for windows not finished,
+        by start time (outer windows first)."""
+        records = self._windows.records()
+        keys = list(zip(self._windows.start_s, self._windows.depths, strict=True))
+        if self._monitor is not None:
+            for span in self._monitor.windows_from(self._windows_done):
+                records.append(span.to_record(self._window_co2e(span)))
+                keys.append((span.start_s, span.depth))
+        return tuple(map(records.__getitem__, sorted(range(len(keys)), key=keys.__getitem__)))
 
     def _trip(self, status: BudgetStatus) -> None:
         self.budget_status = status
@@ -665,24 +694,12 @@ class Tracker:
             components=components,
             emissions=self._emissions(end_s),
             embodied=self._embodied(duration_s),
-            windows=self._windows_so_far() if final else self._windows_for_flush(),
+            windows=self._windows_so_far() if final else (),
             prediction=self.prediction,
             meters=tuple(self._meter_descriptions()),
             warnings=tuple(dict.fromkeys(warnings)),
             metadata=self._record_metadata(),
         )
-
-    def _windows_for_flush(self) -> tuple[WindowRecord, ...]:
-        """The windows a running flush stores: all of them, but at most once per
-        ``FLUSH_S_PER_WINDOW`` x their number of seconds (the ones stored last time otherwise),
-        so serialising many windows never takes more than ~1 % of a core. Energy and CO2e are
-        in every flush; a crash loses at most that long of window records, never energy."""
-        now = time.monotonic()
-        due_s = self._windows_flushed_mono + FLUSH_S_PER_WINDOW * len(self._flushed_windows)
-        if now >= due_s:
-            self._flushed_windows = self._windows_so_far()
-            self._windows_flushed_mono = now
-        return self._flushed_windows
 
     def _emissions(self, end_s: float) -> Emissions | None:
         """Operational emissions of the intervals accounted so far (None without intensity)."""
@@ -881,19 +898,30 @@ class Tracker:
             self._warn(f"could not flush the run record: {exc}")
 
     def _save(self, record: RunRecord) -> None:
+        """Store ``record`` without its windows, and the windows finished since the last
+        save in one batch beside it (each window is written once, whatever the number of
+        flushes; all of them again only when they were accounted anew or the store was
+        replaced)."""
         if not self._persist or self._store is None:
             return
         from greenforge.report.store import PartOwner
 
         assert self.rank is not None
         seen = len(self._store.warnings)
+        replace = self._windows_restore
+        upto = self._windows_done  # read first: the columns may grow meanwhile
+        new = self._windows.slice(0 if replace else self._windows_stored, upto)
         try:
             self._store.save_part(
-                record,
+                dataclasses.replace(record, windows=()) if record.windows else record,
                 part=self._part,
                 owner=PartOwner.current(self.rank.rank),
                 flush_interval_s=self.settings.flush_interval_s,
+                windows=new,
+                replace_windows=replace,
             )
+            self._windows_stored = upto
+            self._windows_restore = False
         except GreenForgeError as exc:
             self._warn(f"could not store the run record: {exc}")
         fresh = self._store.warnings[seen:]
@@ -905,6 +933,7 @@ class Tracker:
             )
             if self.record is record:
                 self.record = noted
+            self._windows_restore = True  # a fresh store holds none of the earlier windows
             self._save(noted)
 
     def _warn(self, message: str) -> None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from greenforge.config import Settings
 from greenforge.grid.series import IntensitySeries
 from greenforge.monitor import BOUNDARY_SAMPLE_AGE_S, Monitor
+from greenforge.records import WindowColumns, WindowRecord, run_record_from_dict
+from greenforge.report.store import RunStore
 from greenforge.testing import FakeMeter, ManualClock
 from greenforge.tracker import Tracker
 
@@ -43,8 +50,10 @@ def started(
     clock: ManualClock,
     meter: FakeMeter,
     provider: HourlyIntensity | None = None,
+    store: RunStore | None = None,
 ) -> Tracker:
-    """A started in-memory tracker on ``clock`` whose thread never samples."""
+    """A started tracker on ``clock`` whose thread never samples (in memory without a
+    ``store``)."""
     return Tracker(
         settings,
         zone="DE",
@@ -52,7 +61,8 @@ def started(
         provider=provider,
         interval_s=NEVER_S,
         clock=clock,
-        persist=False,
+        store=store,
+        persist=store is not None,
     ).start()
 
 
@@ -142,3 +152,81 @@ def test_many_windows_are_finished_once_and_stored_in_start_order(
     assert sum(w.co2e_g or 0.0 for w in record.windows[1:]) == pytest.approx(epoch_g, rel=1e-9)
     starts = [w.start_s for w in record.windows]
     assert starts == sorted(starts)
+
+
+def test_windows_are_stored_once_in_batches_beside_the_record(
+    settings: Settings, clock: ManualClock, tmp_path: Path
+) -> None:
+    # Each flush writes the windows finished since the last one (one chunk), the stop the
+    # rest; reading the run gives every window back in start order, as the tracker had them.
+    store = RunStore(tmp_path / "runs.sqlite")
+    tracker = started(settings, clock, FakeMeter(10.0, clock=clock), store=store)
+    deadline = time.monotonic() + 30.0
+    while tracker._series is None and time.monotonic() < deadline:  # loaded in the background
+        time.sleep(0.01)
+    with tracker.window("epoch"):
+        for i in range(3):
+            with tracker.window(f"step-{i}"):
+                clock.advance(0.1)
+        tracker._running_monitor().sample()
+        tracker._flush("running")
+        running = store.get(tracker.run_id)
+        assert running.status == "running"
+        assert [w.path for w in running.windows] == [f"epoch/step-{i}" for i in range(3)]
+        with tracker.window("step-3"):
+            clock.advance(0.1)
+    record = tracker.stop()
+    stored = store.get(tracker.run_id)
+    assert [w.path for w in record.windows] == ["epoch"] + [f"epoch/step-{i}" for i in range(4)]
+    assert stored.windows == record.windows
+    assert [w.name for w in stored.windows][:2] == ["epoch", "step-0"]
+    chunks = store._query("SELECT COUNT(*) FROM window_chunks")
+    assert chunks == [(2,)]  # every window written once
+    payload = store._query("SELECT record FROM parts")[0][0]
+    assert json.loads(payload)["windows"] == []  # not serialised into the record
+    assert RunStore(tmp_path / "runs.sqlite", read_only=True).list()[0].windows == record.windows
+    store.close()
+
+
+def test_windows_accounted_anew_at_stop_replace_the_stored_ones(
+    settings: Settings, clock: ManualClock, tmp_path: Path
+) -> None:
+    # A live provider's intensity is fetched again for the run's span at stop: every window
+    # gets its CO2e anew, and the store holds the new figures, each window once.
+    store = RunStore(tmp_path / "runs.sqlite")
+    meter = FakeMeter(10.0, clock=clock)
+    tracker = started(settings, clock, meter, HourlyIntensity(clock()), store=store)
+    for i in range(2):
+        with tracker.window(f"phase-{i}"):
+            clock.advance(400.0)
+            tracker._running_monitor().sample()
+    tracker._flush("running")
+    record = tracker.stop()
+    stored = store.get(tracker.run_id)
+    assert stored.windows == record.windows
+    assert len(stored.windows) == 2
+    assert all(w.co2e_g is not None for w in stored.windows)
+    store.close()
+
+
+def test_a_damaged_window_chunk_skips_only_its_run(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "runs.sqlite")
+    cols = WindowColumns()
+    cols.paths.append("epoch")
+    cols.depths.append(0)
+    cols.start_s.append(1.0)
+    cols.end_s.append(2.0)
+    cols.energy_j.append(3.0)
+    cols.co2e_g.append(None)
+    good = run_record_from_dict(
+        {"id": "good", "name": "g", "status": "completed", "started_s": 1.0, "duration_s": 1.0}
+    )
+    store.save_part(good, windows=cols)
+    bad = dataclasses.replace(good, id="bad")
+    store.save_part(bad, windows=cols)
+    with store._tx() as cur:
+        cur.execute("UPDATE window_chunks SET numbers = x'00' WHERE run_id = 'bad'")
+    assert [r.id for r in store.list()] == ["good"]
+    assert store.get("good").windows == (WindowRecord("epoch", "epoch", 1.0, 2.0, 3.0, None),)
+    assert any("bad" in p for p in store.problems)
+    store.close()

@@ -23,6 +23,7 @@ host.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import csv
 import dataclasses
@@ -31,6 +32,7 @@ import json
 import logging
 import socket
 import sqlite3
+import sys
 import threading
 import time
 import urllib.parse
@@ -45,6 +47,8 @@ from greenforge.records import (
     Emissions,
     RunRecord,
     RunStatus,
+    WindowColumns,
+    WindowRecord,
     meter_summary,
     run_record_from_dict,
     sum_by_component,
@@ -58,7 +62,9 @@ STORE_FILENAME = "runs.sqlite"
 CORRUPT_SUFFIX = ".corrupt-"
 """A corrupt store is moved aside to ``runs.sqlite.corrupt-<UTC time>`` (and its -wal/-shm)."""
 _CORRUPT_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: window records in ``window_chunks`` (version 1 kept them in the record's JSON, which
+is still read)."""
 REMOTE_STALE_MIN_S = 600.0
 """A part owned by another host is presumed dead after max(this, 20 flush intervals) silent."""
 
@@ -78,7 +84,62 @@ CREATE TABLE IF NOT EXISTS parts (
     PRIMARY KEY (run_id, part)
 );
 CREATE INDEX IF NOT EXISTS parts_started ON parts (started_s);
+CREATE TABLE IF NOT EXISTS window_chunks (
+    run_id TEXT NOT NULL,
+    part TEXT NOT NULL,
+    chunk INTEGER NOT NULL,
+    paths TEXT NOT NULL,
+    numbers BLOB NOT NULL,
+    PRIMARY KEY (run_id, part, chunk)
+);
 """
+"""A part's windows are stored in chunks, one per save that finished windows, in the order
+they closed: ``paths`` a JSON list of window paths, ``numbers`` the float64 (little-endian)
+columns start_s, end_s, energy_j and co2e_g (NaN: unknown) one after another. A chunk costs
+~0.2 us a window to write and read, so a tracker's stop does not grow with its windows."""
+
+
+def pack_windows(cols: WindowColumns) -> tuple[str, bytes]:
+    """Returns the ``(paths, numbers)`` of one ``window_chunks`` row for ``cols``."""
+    numbers = array.array("d", cols.start_s)
+    numbers.extend(cols.end_s)
+    numbers.extend(cols.energy_j)
+    nan = float("nan")
+    numbers.extend([nan if g is None else g for g in cols.co2e_g])
+    if sys.byteorder == "big":
+        numbers.byteswap()
+    return json.dumps(cols.paths, separators=(",", ":")), numbers.tobytes()
+
+
+def unpack_windows(paths_text: str, blob: bytes) -> list[WindowRecord]:
+    """Returns the window records of one ``window_chunks`` row (ValueError when damaged)."""
+    paths = json.loads(paths_text)
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise ValueError("window paths are not a list of names")
+    numbers = array.array("d")
+    numbers.frombytes(bytes(blob))
+    if sys.byteorder == "big":
+        numbers.byteswap()
+    n = len(paths)
+    if len(numbers) != 4 * n:
+        raise ValueError(f"{len(numbers)} window numbers for {n} windows (expected {4 * n})")
+    values = numbers.tolist()
+    co2e: list[float | None] = [None if g != g else g for g in values[3 * n :]]
+    names = [p.rpartition("/")[2] for p in paths]
+    return list(
+        map(WindowRecord, names, paths, values[:n], values[n : 2 * n], values[2 * n : 3 * n], co2e)
+    )
+
+
+def _with_windows(record: RunRecord, found: list[WindowRecord]) -> RunRecord:
+    """``record`` with the windows of its chunks added, by start time, outer ones first."""
+    if not found:
+        return record
+    merged = [*record.windows, *found]
+    keys = [(w.start_s, w.path.count("/")) for w in merged]
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return dataclasses.replace(record, windows=tuple(map(merged.__getitem__, order)))
+
 
 CSV_COLUMNS: tuple[str, ...] = (
     "id",
@@ -251,6 +312,8 @@ class RunStore:
         """Records skipped while reading (unreadable), one line each naming the run."""
         self.recovered_from: Path | None = None
         """Where a corrupt store was moved to when this one was opened, if that happened."""
+        self._window_table = not read_only
+        """The file has ``window_chunks`` (a read-only view of a version 1 store has not)."""
         if read_only:
             self._open_read_only()
             return
@@ -306,6 +369,7 @@ class RunStore:
         if "parts" not in tables:  # created but never written: an empty store
             conn.close()
             return
+        self._window_table = "window_chunks" in tables
         self._conn = conn
 
     def _open_writable(self) -> None:
@@ -446,13 +510,19 @@ class RunStore:
         part: str = "main",
         owner: PartOwner | None = None,
         flush_interval_s: float = 5.0,
+        windows: WindowColumns | None = None,
+        replace_windows: bool = False,
     ) -> None:
         """Insert or replace one part of run ``record.id`` (called at every flush).
 
-        A store found corrupt while writing is moved aside and the part written to a fresh one
-        (see :attr:`warnings`), so a damaged file never swallows new runs.
+        ``windows`` (more windows of this part, in closing order) are added in one chunk in
+        the same transaction, beside those stored before (``replace_windows``: instead of
+        them); reads return them in the record's ``windows``. A store found corrupt while
+        writing is moved aside and the part written to a fresh one (see :attr:`warnings`), so
+        a damaged file never swallows new runs.
         """
         self._require_writable()
+        chunk = pack_windows(windows) if windows else None
         owner = owner or PartOwner.current()
         payload = json.dumps(record.to_dict(), separators=(",", ":"), default=str)
         row = (
@@ -479,6 +549,18 @@ class RunStore:
                         "updated_s=excluded.updated_s, record=excluded.record",
                         row,
                     )
+                    if replace_windows:
+                        cur.execute(
+                            "DELETE FROM window_chunks WHERE run_id = ? AND part = ?",
+                            (record.id, part),
+                        )
+                    if chunk is not None:
+                        cur.execute(
+                            "INSERT INTO window_chunks (run_id, part, chunk, paths, numbers) "
+                            "SELECT ?, ?, COALESCE(MAX(chunk) + 1, 0), ?, ? FROM window_chunks "
+                            "WHERE run_id = ? AND part = ?",
+                            (record.id, part, chunk[0], chunk[1], record.id, part),
+                        )
                 return
             except sqlite3.Error as exc:
                 if attempt == 1 and _is_corruption(exc):
@@ -499,6 +581,7 @@ class RunStore:
         self._require_writable()
         try:
             with self._tx() as cur:
+                cur.execute("DELETE FROM window_chunks WHERE run_id = ?", (run_id,))
                 cur.execute("DELETE FROM parts WHERE run_id = ?", (run_id,))
                 return int(cur.rowcount)
         except sqlite3.Error as exc:
@@ -545,9 +628,26 @@ class RunStore:
         "run_id, part, host, pid, pid_started_s, rank, status, updated_s, flush_interval_s, record"
     )
 
-    def _decode(self, row: tuple[Any, ...], now_s: float) -> StoredPart | None:
-        """A stored row as a part (dead ``running`` owners read as ``incomplete``), or None
-        when the record cannot be read (noted in :attr:`problems`)."""
+    def _window_chunks(self, run_id: str | None = None) -> dict[tuple[str, str], list[Any]]:
+        """The stored window chunks of one run (or all runs), by ``(run_id, part)``."""
+        if not self._window_table:
+            return {}
+        where = "" if run_id is None else " WHERE run_id = ?"
+        rows = self._query(
+            f"SELECT run_id, part, paths, numbers FROM window_chunks{where} "
+            "ORDER BY run_id, part, chunk",
+            () if run_id is None else (run_id,),
+        )
+        out: dict[tuple[str, str], list[Any]] = {}
+        for rid, part, paths, numbers in rows:
+            out.setdefault((str(rid), str(part)), []).append((paths, numbers))
+        return out
+
+    def _decode(
+        self, row: tuple[Any, ...], now_s: float, chunks: Sequence[Any] = ()
+    ) -> StoredPart | None:
+        """A stored row (and its window ``chunks``) as a part (dead ``running`` owners read
+        as ``incomplete``), or None when it cannot be read (noted in :attr:`problems`)."""
         run_id, part, host, pid, pid_started, rank, status, updated_s, flush_s, payload = row
         try:
             owner = PartOwner(str(host), int(pid), pid_started, int(rank))
@@ -558,6 +658,8 @@ class RunStore:
                 data = _as_incomplete(data, owner, float(updated_s))
                 status = "incomplete"
             record = run_record_from_dict(data)
+            found = [w for paths, numbers in chunks for w in unpack_windows(paths, numbers)]
+            record = _with_windows(record, found)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             message = (
                 f"run {run_id} (part {part}) has an unreadable record ({type(exc).__name__}: "
@@ -575,7 +677,9 @@ class RunStore:
             (run_id,),
         )
         now_s = time.time()
-        return [p for p in (self._decode(r, now_s) for r in rows) if p is not None]
+        chunks = self._window_chunks(run_id) if rows else {}
+        decoded = (self._decode(r, now_s, chunks.get((str(r[0]), str(r[1])), ())) for r in rows)
+        return [p for p in decoded if p is not None]
 
     def resolve_id(self, id_or_prefix: str) -> str:
         """The full run id for an id or a unique id prefix."""
@@ -622,9 +726,10 @@ class RunStore:
             f"SELECT {self._PART_COLUMNS} FROM parts ORDER BY started_s DESC, run_id, rank, part"
         )
         now_s = time.time()
+        chunks = self._window_chunks() if rows else {}
         grouped: dict[str, list[RunRecord]] = {}
         for row in rows:
-            stored = self._decode(row, now_s)
+            stored = self._decode(row, now_s, chunks.get((str(row[0]), str(row[1])), ()))
             if stored is not None:
                 grouped.setdefault(stored.run_id, []).append(stored.record)
         records = [aggregate_parts(rid, parts) for rid, parts in grouped.items()]
