@@ -111,3 +111,24 @@ def test_secret_looking_arguments_are_redacted_for_storage() -> None:
         "3",
     ]
     assert not any("sk-" in a for a in safe)
+
+
+@pytest.mark.parametrize(
+    ("xdg", "home"),
+    [(None, "/home/ada"), ("", "/home/ada"), ("/srv/xdg", "/home/ada"), ("relative", "/h/")],
+)
+def test_user_dirs_are_platformdirs_answers_without_importing_it(
+    monkeypatch: pytest.MonkeyPatch, xdg: str | None, home: str
+) -> None:
+    import platformdirs
+
+    from greenforge.config import user_dir
+
+    monkeypatch.setenv("HOME", home)
+    for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME"):
+        if xdg is None:
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, xdg)
+    assert user_dir("data") == Path(platformdirs.user_data_dir("greenforge", appauthor=False))
+    assert user_dir("config") == Path(platformdirs.user_config_dir("greenforge", appauthor=False))
