@@ -508,10 +508,13 @@ class Workload:
 class ProtocolConfig:
     """Settings of :func:`measure_interleaved` (durations in seconds)."""
 
-    repeat_s: float = 0.05
+    repeat_s: float = 0.025
     """Target CPU seconds of one repeat (fixed work, sized once per workload)."""
     min_rounds: int = 5
-    max_rounds: int = 30
+    max_rounds: int = 15
+    """The measurement is charged to the chosen model like the rest of the search, so how many
+    rounds a noisy machine takes moves the headline: 15 rounds keep a busy machine's extra
+    measuring within about 1.5x of a quiet one's (bench_forge_stability)."""
     rel_half_width: float = 0.05
     """Stop when every workload's 95 % interval half-width is below this share of its median."""
     budget_s: float = 25.0

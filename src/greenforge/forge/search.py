@@ -64,7 +64,7 @@ from greenforge.units import co2e_g
 Executor = Literal["local", "ray"]
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 EventFn = Callable[[str, Mapping[str, Any]], None]
-DEFAULT_REPEAT_S = 0.05
+DEFAULT_REPEAT_S = 0.025
 """Target CPU seconds of one inference repeat."""
 BF16_ORT_SKIP = (
     "bf16 candidates are measured in torch only: ONNX Runtime's CPU provider has no bf16 "
