@@ -18,16 +18,17 @@ import array
 import bisect
 import dataclasses
 import functools
+import io
 import json
 import math
 import sys
 import time
 import zipfile
 from collections.abc import Sequence
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from greenforge.errors import ConfigError
+from greenforge.pkgdata import read_data
 from greenforge.records import IntensityProvenance
 from greenforge.units import J_PER_KWH
 
@@ -154,8 +155,8 @@ class _Medians:
 
 @functools.lru_cache(maxsize=1)
 def _medians() -> _Medians:
-    base = resources.files("greenforge.grid").joinpath("data")
-    with base.joinpath("profiles.npz").open("rb") as fh, zipfile.ZipFile(fh) as npz:
+    archive = io.BytesIO(read_data("greenforge.grid", "data/profiles.npz"))
+    with zipfile.ZipFile(archive) as npz:
         zones_descr, _, zones_raw = _npy(npz.read("zones.npy"))
         q_descr, _, q_raw = _npy(npz.read("quantiles.npy"))
         values_descr, shape, values_raw = _npy(npz.read("values_dg_per_kwh.npy"))
@@ -169,7 +170,7 @@ def _medians() -> _Medians:
     if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
         quantiles.byteswap()
         values.byteswap()
-    info: dict[str, Any] = json.loads(base.joinpath("profiles.json").read_text("utf-8"))
+    info: dict[str, Any] = json.loads(read_data("greenforge.grid", "data/profiles.json"))
     return _Medians(zones, shape, list(quantiles).index(_MEDIAN), values, info)
 
 

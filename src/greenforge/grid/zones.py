@@ -18,11 +18,11 @@ import gzip
 import json
 import os
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any
 
 from greenforge.config import Settings
 from greenforge.errors import ConfigError, UnknownZoneError
+from greenforge.pkgdata import read_data
 
 CLOUD_PROVIDERS = ("aws", "gcp", "azure")
 
@@ -71,7 +71,7 @@ class CloudRegion:
 
 
 def _read_data(name: str) -> bytes:
-    return resources.files("greenforge.grid").joinpath("data", name).read_bytes()
+    return read_data("greenforge.grid", f"data/{name}")
 
 
 @functools.lru_cache(maxsize=1)

@@ -21,12 +21,12 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any
 
 from greenforge.config import Settings
 from greenforge.errors import ConfigError
 from greenforge.hardware.cpuinfo import CpuInfo
+from greenforge.pkgdata import read_data
 
 PROVIDERS: tuple[str, ...] = ("aws", "gcp", "azure")
 
@@ -147,7 +147,7 @@ _Row = tuple[str, str, float, int | None]  # (lower-case name, name, tdp_w, thre
 def _cpu_rows() -> tuple[_Row, ...]:
     import csv  # imported here: a tracker start never reads this table
 
-    text = resources.files("greenforge.hardware").joinpath("data/cpu_tdp.csv").read_text("utf-8")
+    text = read_data("greenforge.hardware", "data/cpu_tdp.csv").decode("utf-8")
     rows = csv.reader(text.splitlines()[1:])
     return tuple((n.lower(), n, float(t), int(th) if th else None) for n, t, th in rows)
 
@@ -159,8 +159,7 @@ def cpu_catalog() -> tuple[CpuSpec, ...]:
 
 @functools.lru_cache(maxsize=1)
 def _cloud() -> dict[str, Any]:
-    text = resources.files("greenforge.hardware").joinpath("data/cloud.json").read_text("utf-8")
-    data: dict[str, Any] = json.loads(text)
+    data: dict[str, Any] = json.loads(read_data("greenforge.hardware", "data/cloud.json"))
     return data
 
 
