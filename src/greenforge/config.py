@@ -26,11 +26,6 @@ from greenforge.errors import ConfigError
 from greenforge.redact import redact_argv as redact_argv  # re-exported: one place for redaction
 from greenforge.redact import redact_url
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 ENV_PREFIX = "GREENFORGE_"
 APP_NAME = "greenforge"
 
@@ -390,6 +385,10 @@ def _read_file(path: Path) -> dict[str, Any]:
             f"config file {shown!r} is not UTF-8 text (byte {raw[exc.start]:#04x} on line "
             f"{line}): save it as UTF-8."
         ) from None
+    if sys.version_info >= (3, 11):  # imported here: most starts read no config file
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

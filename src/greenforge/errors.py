@@ -19,7 +19,6 @@ Messages say what was wrong, with which value, and what to do.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -44,6 +43,8 @@ class UnknownNameError(GreenForgeError, KeyError):
         self.kind = kind
         self.name = name
         self.valid = sorted(valid)
+        import difflib  # (only to word an error)
+
         close = difflib.get_close_matches(name, self.valid, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         msg = f"unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(self.valid)}."
@@ -60,6 +61,8 @@ class UnknownZoneError(ConfigError):
         self.zone = zone
         known_list = sorted(set(known))
         upper = {k.upper(): k for k in known_list}
+        import difflib  # (only to word an error)
+
         close = [upper[c] for c in difflib.get_close_matches(zone.upper(), list(upper), n=5)]
         prefix = [k for k in known_list if k.upper().startswith(zone.upper()[:2])][:8]
         suggestions = close or prefix

@@ -31,7 +31,6 @@ import logging
 import math
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -40,7 +39,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from greenforge.budget import Budget, BudgetStatus, check_budget, predict_total
 from greenforge.config import Settings, load_settings, redact_argv
 from greenforge.errors import (
     BudgetExceededError,
@@ -63,6 +61,9 @@ from greenforge.records import (
 from greenforge.units import J_PER_KWH, S_PER_YEAR
 
 if TYPE_CHECKING:
+    import subprocess
+
+    from greenforge.budget import Budget, BudgetStatus
     from greenforge.distributed import RankInfo
     from greenforge.grid.provider import IntensityProvider
     from greenforge.grid.series import IntensitySeries
@@ -515,6 +516,8 @@ class Tracker:
     def _on_interval(self, interval: Interval) -> None:
         co2e = self._account(interval)
         if co2e is not None and self.budget is not None and not self.over_budget:
+            from greenforge.budget import check_budget
+
             status = check_budget(self.budget, self.energy_j, co2e, self.prediction)
             if status is not None:
                 self._trip(status)
@@ -642,6 +645,8 @@ class Tracker:
         durations.append(span.end_s - span.start_s)
         if len(energies) < self.predict_after or len(energies) > self.expected_windows:
             return
+        from greenforge.budget import check_budget, predict_total
+
         prediction = predict_total(energies, co2es, durations, self.expected_windows)
         self.prediction = prediction
         log.info(
@@ -1120,6 +1125,7 @@ class _GroupWatchdog:
 
     def __init__(self) -> None:
         import shutil
+        import subprocess
 
         self._dog: subprocess.Popen[bytes] | None = None
         self._fd: int | None = None
@@ -1227,6 +1233,8 @@ def run_command(
     # The command's own group gets SIGTERM if this process dies, however (kill -9 included):
     # PR_SET_PDEATHSIG reaches only the command itself, not what it started.
     watchdog = _GroupWatchdog() if own_group else None
+    import subprocess  # (only for a command: a tracked block never starts one)
+
     try:
         proc = subprocess.Popen(
             args,

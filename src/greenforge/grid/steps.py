@@ -8,7 +8,7 @@ value is held), so ``import greenforge`` plus a tracked run never imports numpy.
 
 :func:`embedded_steps` answers the default ``embedded`` provider from the same tables as
 :class:`greenforge.grid.providers.embedded.EmbeddedProvider` (typical hourly profile, else the
-annual average of each year touched), reading the profile archive with :mod:`zipfile` and
+annual average of each year touched), reading the profile archive with :mod:`zipimport` and
 :mod:`array` instead of numpy; its values and labels equal that provider's ``history()``.
 """
 
@@ -23,12 +23,11 @@ import json
 import math
 import sys
 import time
-import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from greenforge.errors import ConfigError
-from greenforge.pkgdata import read_data
+from greenforge.pkgdata import data_file, read_data
 from greenforge.records import IntensityProvenance
 from greenforge.units import J_PER_KWH
 
@@ -153,13 +152,27 @@ class _Medians:
     info: dict[str, Any]
 
 
+def _npz_reader(relative: str) -> Callable[[str], bytes]:
+    """Returns a reader of the members of the embedded archive ``relative``: through
+    ``zipimport`` (loaded by the import system already, so no zipfile/shutil/bz2 import,
+    ~5 ms of a tracker start) when the archive is a file, else through ``zipfile``."""
+    path = data_file("greenforge.grid", relative)
+    if path is not None:
+        import zipimport
+
+        return zipimport.zipimporter(str(path)).get_data
+    import zipfile
+
+    archive = zipfile.ZipFile(io.BytesIO(read_data("greenforge.grid", relative)))
+    return archive.read
+
+
 @functools.lru_cache(maxsize=1)
 def _medians() -> _Medians:
-    archive = io.BytesIO(read_data("greenforge.grid", "data/profiles.npz"))
-    with zipfile.ZipFile(archive) as npz:
-        zones_descr, _, zones_raw = _npy(npz.read("zones.npy"))
-        q_descr, _, q_raw = _npy(npz.read("quantiles.npy"))
-        values_descr, shape, values_raw = _npy(npz.read("values_dg_per_kwh.npy"))
+    read = _npz_reader("data/profiles.npz")
+    zones_descr, _, zones_raw = _npy(read("zones.npy"))
+    q_descr, _, q_raw = _npy(read("quantiles.npy"))
+    values_descr, shape, values_raw = _npy(read("values_dg_per_kwh.npy"))
     if zones_descr[:2] != "<U" or q_descr != "<f8" or values_descr != "<u2":
         raise ConfigError("the embedded profile archive has an unexpected layout.")
     width = int(zones_descr[2:])
