@@ -248,7 +248,123 @@ def test_the_block_and_row_by_row_paths_agree(
     fast = files._parse_file(path, "lca")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(files, "_block_fast", lambda *args: False)
+        patch.setattr(files, "_rows_fast", lambda *args: False)
         slow = files._parse_file(path, "lca")
     for name in ("times_s", "values", "estimated", "lines"):
         np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name), err_msg=name)
     assert (fast.zone, fast.naive, fast.portal) == (slow.zone, slow.naive, slow.portal)
+
+
+def parse_both(path: Path) -> tuple[object, object]:
+    """What ``_parse_file`` gives (a part, or the error message) with and without fast paths."""
+
+    def outcome() -> object:
+        try:
+            part = files._parse_file(path, "lca")
+        except GreenForgeError as exc:
+            return str(exc)
+        arrays = (part.times_s, part.values, part.estimated, part.lines)
+        return [a.tolist() for a in arrays], part.zone, part.naive, part.portal
+
+    fast = outcome()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(files, "_block_fast", lambda *args: False)
+        patch.setattr(files, "_rows_fast", lambda *args: False)
+        slow = outcome()
+    return fast, slow
+
+
+def unquoted(text: str) -> bool:
+    return not any(c in text for c in '",;\n\r')
+
+
+plausible_moments = st.datetimes(
+    min_value=dt.datetime(1989, 12, 30), max_value=dt.datetime(2101, 1, 2)
+)
+
+
+@st.composite
+def plain_stamps(draw: st.DrawFn) -> str:
+    """Mostly the shapes the arithmetic parser takes (seconds, ``Z`` or ``+HH:MM``), some others."""
+    moment = draw(plausible_moments)
+    sep = draw(st.sampled_from(["T", " "]))
+    kind = draw(st.sampled_from(["naive", "offset", "Z", "z", "minutes", "other"]))
+    if kind == "other":
+        return draw(stamp_texts().filter(unquoted))
+    if kind == "minutes":
+        return moment.isoformat(sep=sep, timespec="minutes")
+    if kind == "offset":
+        return moment.replace(tzinfo=draw(offsets)).isoformat(sep=sep, timespec="seconds")
+    text = moment.isoformat(sep=sep, timespec="seconds")
+    return text + ("" if kind == "naive" else kind)
+
+
+plain_values = st.one_of(
+    st.integers(min_value=0, max_value=10**16).map(str),
+    st.tuples(st.integers(0, 10**9), st.integers(0, 10**9), st.integers(0, 9)).map(
+        lambda t: f"{t[0]}.{str(t[1]).zfill(t[2])}"
+    ),
+    st.floats(min_value=0, max_value=5001).map(repr),
+    st.sampled_from([".5", "5.", ".", "007.50", "1e3", " 7 ", "-0", "1_0", "0x1", "５"]),
+    values_text.filter(unquoted),
+)
+
+
+@FUZZ
+@given(
+    rows=st.lists(st.tuples(plain_stamps(), plain_values), min_size=1, max_size=30),
+    flags=st.lists(st.sampled_from(["true", "false", " True", "x", ""]), min_size=1, max_size=3),
+    portal=st.booleans(),
+)
+def test_the_array_parser_agrees_with_the_row_by_row_path(
+    tmp_path: Path, rows: list[tuple[str, str]], flags: list[str], portal: bool
+) -> None:
+    # unquoted fields: the rows take the array path (timestamps and values computed
+    # arithmetically) wherever they can; the outcome must be the row-by-row one, errors included
+    if portal:
+        lines = [PORTAL_HEADER] + [
+            f"{t},Germany,Germany,DE,1,{v},1,1,src,{flags[i % len(flags)]},"
+            for i, (t, v) in enumerate(rows)
+        ]
+    else:
+        lines = [GENERIC_HEADER] + [f"{t},{v}" for t, v in rows]
+    path = write(tmp_path / "a.csv", ("\n".join(lines) + "\n").encode(), False)
+    fast, slow = parse_both(path)
+    assert fast == slow
+
+
+EDGE_STAMPS = {  # timestamp: whether the array path takes it (else row by row explains it)
+    "2024-02-29 23:59:59": True,  # leap day
+    "2000-02-29T12:00:00Z": True,
+    "2023-06-30T23:00:00-23:59": True,
+    "2023-06-30T23:00:00+00:00": True,
+    "1990-01-01T00:30:00-01:00": True,
+    "2023-02-29 00:00:00": False,  # not a leap year
+    "2100-02-29 00:00:00": False,  # not a leap year (century)
+    "2023-04-31 00:00:00": False,
+    "2023-13-01 00:00:00": False,
+    "2023-00-10 00:00:00": False,
+    "2023-01-01 24:00:00": False,
+    "2023-01-01 23:60:00": False,
+    "2023-01-01 23:59:60": False,
+    "2023-06-30T23:00:00+24:00": False,
+    "2023-06-30T23:00:00+05:60": False,
+    "1990-01-01T00:30:00+01:00": False,  # before 1990 in UTC
+    "2100-12-31T23:30:00-01:00": False,  # after 2100 in UTC
+    "2023-01-01x00:00:00": False,
+    "\uff12023-01-01 00:00:00": False,  # a full-width digit
+}
+
+
+@pytest.mark.parametrize("stamp", list(EDGE_STAMPS))
+def test_edge_timestamps_agree(tmp_path: Path, stamp: str) -> None:
+    rows = [stamp] + [f"2050-01-01T{h:02}:00:00Z" for h in range(3)]
+    lines = [PORTAL_HEADER] + [f"{t},Germany,Germany,DE,1,1.5,1,1,src,false," for t in rows]
+    path = write(tmp_path / "e.csv", ("\n".join(lines) + "\n").encode(), False)
+    fast, slow = parse_both(path)
+    assert fast == slow
+    if EDGE_STAMPS[stamp]:  # and no row was read one by one
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(files, "_rows_fast", None)
+            patch.setattr(files, "_block_slow", None)
+            assert files._parse_file(path, "lca").times_s.tolist() == fast[0][0]  # type: ignore[index]

@@ -40,7 +40,7 @@ import math
 import operator
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,7 @@ class _Guard(io.RawIOBase):
         self._total = 0
         self.bytes_read = 0
         self._since_newline = 0
+        self.check_lines = True
 
     def readable(self) -> bool:
         return True
@@ -147,7 +148,7 @@ class _Guard(io.RawIOBase):
         chunk = bytes(memoryview(buffer)[:n])
         last = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
         self._since_newline = self._since_newline + n if last < 0 else n - last - 1
-        if self._since_newline > MAX_LINE_BYTES:
+        if self._since_newline > MAX_LINE_BYTES and self.check_lines:
             raise _LineTooLongError
         return n
 
@@ -388,7 +389,7 @@ def _header(path: Path, basis: str, head: str) -> _Columns:
     )
 
 
-def _block_fast(cols: _Columns, rows: list[list[str]], lines: Sequence[int]) -> bool:
+def _rows_fast(cols: _Columns, rows: list[list[str]], lines: Sequence[int]) -> bool:
     """Append a block of well-formed rows with C-level conversions; False (nothing appended)
     when anything is unusual, for :func:`_block_slow` to handle and explain."""
     if cols.decimal_comma or set(map(len, rows)) != {cols.ncol}:
@@ -492,6 +493,189 @@ def _read_block(reader: Any, guard: _Guard) -> list[list[str]]:
     return rows
 
 
+_CHUNK_CHARS = 1 << 17
+"""Text read per step (about 850 portal rows); its whole lines are parsed at once."""
+_PAD = bytes(32)
+"""Put around a chunk's bytes, so that fixed-width gathers near its ends stay inside."""
+_POW10 = np.array([float(10**k) for k in range(16)])
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+_STAMP_LO = np.frombuffer(b"0000-00-00 00:00:00", dtype=np.uint8)
+_STAMP_HI = np.frombuffer(b"9999-19-39T29:59:59", dtype=np.uint8)
+_STAMP_WEIGHTS = np.zeros((19, 6))
+"""Year, month, day, hour, minute and second from the digits of ``YYYY-MM-DD HH:MM:SS``."""
+for _column, _digits in enumerate(((0, 1, 2, 3), (5, 6), (8, 9), (11, 12), (14, 15), (17, 18))):
+    for _power, _at in enumerate(reversed(_digits)):
+        _STAMP_WEIGHTS[_at, _column] = 10.0**_power
+_VALUE_WIDTH = 15
+"""Widest value computed arithmetically (a wider one goes to ``float``)."""
+_VALUE_POWERS = _POW10[_VALUE_WIDTH - 1 :: -1].copy()
+_VALUE_POSITIONS = np.arange(_VALUE_WIDTH - 1, -1, -1, dtype=np.float64)
+_VALUE_ONES = np.ones(_VALUE_WIDTH)
+_VALUE_KIND = np.full(256, 65536.0)
+_VALUE_KIND[48:58] = 1.0
+_VALUE_KIND[46] = 256.0
+_DIGIT_VALUE = np.zeros(256)
+_DIGIT_VALUE[48:58] = np.arange(10)
+_TRUE = int.from_bytes(b"true", "little")
+_FALS = int.from_bytes(b"fals", "little")
+
+
+def _gather(
+    a: npt.NDArray[np.uint8], starts: npt.NDArray[np.intp], width: int
+) -> npt.NDArray[np.uint8]:
+    """The ``width`` bytes from each of ``starts``, one row each (past a field: what follows)."""
+    return np.asarray(a[starts[:, None] + np.arange(width)], dtype=np.uint8)
+
+
+def _digits_ok(g: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """Whether each row holds ASCII digits only."""
+    return np.asarray(np.all((g >= 48) & (g <= 57), axis=1), dtype=np.bool_)
+
+
+def _stamps_fast(
+    a: npt.NDArray[np.uint8], starts: npt.NDArray[np.intp], widths: npt.NDArray[np.intp]
+) -> tuple[FloatArray, npt.NDArray[np.bool_]] | None:
+    """(unix seconds, had no offset) of ``YYYY-MM-DD[T ]HH:MM:SS[Z|+HH:MM]`` fields computed
+    arithmetically, exactly as :func:`datetime.datetime.fromisoformat` gives them; None if a
+    field has another shape, an impossible date, or lies outside the plausible years."""
+    naive = widths == 19
+    if not np.all(naive | (widths == 20) | (widths == 25)):
+        return None
+    g = _gather(a, starts, 19)
+    if not np.all((g >= _STAMP_LO) & (g <= _STAMP_HI)):  # digits, '-', ':' and 32-84 at 10
+        return None
+    if not np.all((g[:, 10] == 32) | (g[:, 10] == 84)):  # ' ' or 'T'
+        return None
+    numbers = (g @ _STAMP_WEIGHTS - _STAMP_WEIGHTS.sum(axis=0) * 48.0).astype(np.int64)
+    year, month, day, hour, minute, second = numbers.T
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    if not (
+        np.all((month >= 1) & (month <= 12) & (day >= 1) & (hour <= 23))
+        and np.all((minute <= 59) & (second <= 59))
+        and np.all(day <= _DAYS_IN_MONTH[month] + ((month == 2) & leap))
+    ):
+        return None
+    y = year - (month <= 2)  # days since 1970-01-01 (H. Hinnant's days_from_civil)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second
+    if not naive.all():
+        s = _gather(a, starts + 19, 6).astype(np.int64)
+        zulu = (widths == 20) & ((s[:, 0] == 90) | (s[:, 0] == 122))  # Z or z
+        offset = (widths == 25) & ((s[:, 0] == 43) | (s[:, 0] == 45)) & (s[:, 3] == 58)
+        offset &= _digits_ok(s[:, [1, 2, 4, 5]].astype(np.uint8))
+        off_h, off_m = (s[:, 1] - 48) * 10 + s[:, 2] - 48, (s[:, 4] - 48) * 10 + s[:, 5] - 48
+        if not np.all((naive | zulu | offset) & ~(offset & ((off_h > 23) | (off_m > 59)))):
+            return None
+        sign = np.where(s[:, 0] == 45, -1, 1)
+        seconds -= np.where(offset, sign * (off_h * 3600 + off_m * 60), 0)
+    times = seconds.astype(np.float64)
+    if np.any((times < _FIRST_S) | (times >= _END_S)):
+        return None
+    return times, naive
+
+
+def _values_fast(
+    padded: bytes,
+    a: npt.NDArray[np.uint8],
+    ends: npt.NDArray[np.intp],
+    widths: npt.NDArray[np.intp],
+) -> FloatArray | None:
+    """Intensities of the fields, each exactly ``float(text.strip())``; None if one is not a
+    number or is outside [0, :data:`MAX_INTENSITY_G_PER_KWH`].
+
+    A plain decimal of at most 15 characters is mantissa / 10**k, which is exact: both are
+    exact doubles and IEEE division rounds correctly, as ``float`` does. Other spellings go
+    to ``float`` one by one.
+    """
+    g = _gather(a, ends - _VALUE_WIDTH, _VALUE_WIDTH)  # right-aligned: the field ends each row
+    inside = np.arange(_VALUE_WIDTH) >= (_VALUE_WIDTH - widths)[:, None]
+    # per row sums by matrix products (faster than reductions along short rows); all exact
+    kinds = np.where(inside, _VALUE_KIND[g], 0.0) @ _VALUE_ONES  # digits + 2**8 dots + 2**16 other
+    digits, dots = np.mod(kinds, 256.0), np.mod(kinds // 256.0, 256.0)
+    easy = (kinds < 65536.0) & (dots <= 1.0) & (digits >= 1.0) & (widths <= _VALUE_WIDTH)
+    whole = np.where(inside, _DIGIT_VALUE[g], 0.0) @ _VALUE_POWERS  # digits as one integer
+    dot_at = np.where(inside & (g == 46), 1.0, 0.0) @ _VALUE_POSITIONS  # from the right
+    scale = _POW10[dot_at.astype(np.intp)]  # 10**(digits after the dot)
+    low = np.mod(whole, scale)
+    values = np.where(dots == 1.0, (low + (whole - low) / 10.0) / scale, whole)
+    for i in np.flatnonzero(~easy).tolist():
+        end = int(ends[i])
+        try:
+            values[i] = float(padded[end - int(widths[i]) : end].decode("utf-8").strip())
+        except ValueError:
+            return None
+    if not np.all((values >= 0.0) & (values <= MAX_INTENSITY_G_PER_KWH)):  # NaN fails too
+        return None
+    return np.asarray(values, dtype=np.float64)
+
+
+def _block_fast(cols: _Columns, chunk: str, first_line: int) -> bool:
+    """Append the rows of ``chunk`` (whole lines, no quote) with array operations on its
+    bytes; False (nothing appended) when anything is unusual, for the row-by-row paths."""
+    if cols.decimal_comma or not chunk.endswith("\n"):
+        return False
+    padded = _PAD + chunk.encode("utf-8") + _PAD
+    n = padded.count(b"\n")
+    a = np.frombuffer(padded, dtype=np.uint8)
+    sep = cols.delimiter.encode()
+    seps = np.flatnonzero(np.frombuffer(padded.replace(b"\n", sep), dtype=np.uint8) == sep[0])
+    if seps.size != n * cols.ncol:
+        return False
+    ends = seps.reshape(n, cols.ncol)
+    if not np.all(a[ends[:, -1]] == 10):  # all n line breaks end rows: ncol fields in each
+        return False
+    starts = np.empty_like(ends)
+    starts.flat[0] = len(_PAD)
+    starts.flat[1:] = seps[:-1] + 1
+    widths = ends - starts
+    if widths.max() > MAX_FIELD_CHARS:
+        return False
+    stamps = _stamps_fast(a, starts[:, cols.tcol], widths[:, cols.tcol])
+    if stamps is None:
+        return False
+    times, naive = stamps
+    kinds_here = {bool(naive[0]), bool(naive.all())}
+    if not cols.portal and (len(kinds_here) > 1 or cols.naive_kinds - kinds_here):
+        return False
+    values = _values_fast(padded, a, ends[:, cols.vcol], widths[:, cols.vcol])
+    if values is None:
+        return False
+    zone = None
+    if cols.zone_col is not None:
+        z_starts, z_widths = starts[:, cols.zone_col], widths[:, cols.zone_col]
+        width = int(z_widths[0])
+        if np.any(z_widths != width):
+            return False
+        if width and np.any(_gather(a, z_starts, width) != _gather(a, z_starts[:1], width)):
+            return False
+        zone = padded[int(z_starts[0]) : int(z_starts[0]) + width].decode("utf-8")
+        if cols.zone_raw is not None and zone != cols.zone_raw:
+            return False
+    flags = np.zeros(n, dtype=np.bool_)
+    if cols.est_col is not None:
+        e_starts, e_widths = starts[:, cols.est_col], widths[:, cols.est_col]
+        first4 = _gather(a, e_starts, 4).view("<u4")[:, 0]
+        true = (e_widths == 4) & (first4 == _TRUE)
+        false = (e_widths == 5) & (first4 == _FALS) & (a[e_starts + 4] == 101)  # 'e'
+        flags = true
+        for i in np.flatnonzero(~(true | false)).tolist():
+            start = int(e_starts[i])
+            text = padded[start : start + int(e_widths[i])].decode("utf-8")
+            flags[i] = text.strip().lower() == "true"
+    if zone is not None:
+        cols.zone_raw = zone
+    if not cols.portal:
+        cols.naive_kinds |= kinds_here
+    cols.times.frombytes(times.tobytes())
+    cols.values.frombytes(values.tobytes())
+    cols.lines.frombytes(np.arange(first_line, first_line + n, dtype=np.int64).tobytes())
+    cols.estimated.extend(flags.astype(np.uint8).tobytes())
+    return True
+
+
 def _parse_stream(path: Path, basis: str, text: io.TextIOWrapper, guard: _Guard) -> _Part:
     try:
         head = text.readline(MAX_LINE_BYTES + 1)
@@ -506,34 +690,25 @@ def _parse_stream(path: Path, basis: str, text: io.TextIOWrapper, guard: _Guard)
             f"a CSV with the header {GENERIC_HEADER!r}."
         )
     cols = _header(path, basis, head)
-    reader = csv.reader(text, delimiter=cols.delimiter)
-    done = 0  # lines the reader has consumed (the header is line 1)
+    done = 0  # data lines read (the header is line 1)
+    pending = ""  # the start of a line whose end is not read yet
     while True:
         try:
-            rows = _read_block(reader, guard)
+            data = _read_text(text)
         except _LineTooLongError:
-            raise _too_long(path, reader.line_num + 2) from None
-        except csv.Error as exc:
-            raise DataError(
-                f"{path}:{reader.line_num + 1}: unreadable CSV ({exc}). Check the quoting of "
-                "this line."
-            ) from None
-        if not rows:
+            raise _too_long(path, _long_line_number(path)) from None
+        text_now = pending + data
+        if '"' in text_now:  # quoted fields may span lines: the csv module reads the rest
+            _read_quoted(cols, guard, _continue(text_now, text), done)
             break
-        if reader.line_num - done == len(rows):  # one line per row
-            lines: Sequence[int] = range(done + 2, done + 2 + len(rows))
-            if not _block_fast(cols, rows, lines):
-                _block_slow(cols, rows, lines)
-        else:  # quoted fields over several lines: count their line breaks
-            spans = [1 + sum(f.count("\n") for f in row) for row in rows]
-            _block_slow(cols, rows, (done + 1 + np.cumsum(spans)).tolist())
-        done = reader.line_num
-        if done > 2 * MAX_ROWS:
-            raise DataError(
-                f"{path}:{done + 1}: more than {2 * MAX_ROWS:,} lines in one file. Split it "
-                "(e.g. one file per year) or resample it to a coarser step."
-            )
-        cols.check_rows()
+        cut = text_now.rfind("\n") + 1 if data else len(text_now)
+        chunk, pending = text_now[:cut], text_now[cut:]
+        if chunk:
+            chunk += "" if chunk.endswith("\n") else "\n"
+            done += _add_lines(cols, chunk, done + 2)
+            _check_lines(path, done)
+        if not data:
+            break
     if not cols.times:
         raise DataError(f"{path}:2: no data rows after the header. Is the download complete?")
     return _Part(
@@ -546,6 +721,113 @@ def _parse_stream(path: Path, basis: str, text: io.TextIOWrapper, guard: _Guard)
         cols.naive_kinds == {True},
         cols.portal,
     )
+
+
+def _read_text(text: io.TextIOWrapper) -> str:
+    """About :data:`_CHUNK_CHARS` characters of ``text`` ('' at the end), read in 8 KiB steps
+    so that :class:`_Guard` sees every line longer than :data:`MAX_LINE_BYTES` (a larger read
+    would take a long line and its end in one piece)."""
+    parts: list[str] = []
+    total = 0
+    while total < _CHUNK_CHARS and (part := text.read(8192)):
+        parts.append(part)
+        total += len(part)
+    return "".join(parts)
+
+
+def _check_lines(path: Path, done: int) -> None:
+    if done > 2 * MAX_ROWS:
+        raise DataError(
+            f"{path}:{done + 1}: more than {2 * MAX_ROWS:,} lines in one file. Split it "
+            "(e.g. one file per year) or resample it to a coarser step."
+        )
+
+
+def _add_lines(cols: _Columns, chunk: str, first_line: int) -> int:
+    """Append the rows of ``chunk`` (whole lines, no quote) and return its number of lines:
+    at once where possible, else in blocks of :data:`_BLOCK_ROWS` rows (the csv module reads
+    each line on its own)."""
+    before = len(cols.lines)
+    if _block_fast(cols, chunk, first_line):
+        cols.check_rows()
+        return len(cols.lines) - before
+    lines = chunk.split("\n")
+    lines.pop()  # the chunk ends with a line break
+    for i in range(0, len(lines), _BLOCK_ROWS):
+        reader = csv.reader(lines[i : i + _BLOCK_ROWS], delimiter=cols.delimiter)
+        try:
+            rows = list(reader)
+        except csv.Error as exc:
+            raise DataError(
+                f"{cols.path}:{first_line + i + reader.line_num - 1}: unreadable CSV ({exc}). "
+                "Check this line."
+            ) from None
+        numbers = range(first_line + i, first_line + i + len(rows))
+        if not _rows_fast(cols, rows, numbers):
+            _block_slow(cols, rows, numbers)
+        cols.check_rows()
+    return len(lines)
+
+
+def _continue(start: str, text: io.TextIOWrapper) -> Iterator[str]:
+    """The lines of ``start`` and then of ``text`` (the last line of ``start`` completed)."""
+    lines = start.split("\n")
+    for line in lines[:-1]:
+        yield line + "\n"
+    if lines[-1]:
+        yield lines[-1] + text.readline()
+    yield from text
+
+
+def _read_quoted(cols: _Columns, guard: _Guard, lines: Iterator[str], done: int) -> None:
+    """Append the rows of ``lines`` (data lines after the first ``done``) with the csv module,
+    which reads quoted fields over several lines."""
+    path = cols.path
+    reader = csv.reader(lines, delimiter=cols.delimiter)
+    before = done  # reader.line_num counts from here
+    while True:
+        try:
+            rows = _read_block(reader, guard)
+        except _LineTooLongError:
+            raise _too_long(path, _long_line_number(path)) from None
+        except csv.Error as exc:
+            raise DataError(
+                f"{path}:{before + reader.line_num + 1}: unreadable CSV ({exc}). Check the "
+                "quoting of this line."
+            ) from None
+        if not rows:
+            break
+        if before + reader.line_num - done == len(rows):  # one line per row
+            numbers: Sequence[int] = range(done + 2, done + 2 + len(rows))
+            if not _rows_fast(cols, rows, numbers):
+                _block_slow(cols, rows, numbers)
+        else:  # quoted fields over several lines: count their line breaks
+            spans = [1 + sum(f.count("\n") for f in row) for row in rows]
+            _block_slow(cols, rows, (done + 1 + np.cumsum(spans)).tolist())
+        done = before + reader.line_num
+        _check_lines(path, done)
+        cols.check_rows()
+
+
+def _long_line_number(path: Path) -> int:
+    """The number of the first line longer than :data:`MAX_LINE_BYTES` (the file read again)."""
+    with contextlib.ExitStack() as stack:
+        guard, _ = _open_binary(path, stack)
+        guard.check_lines = False
+        text = stack.enter_context(
+            io.TextIOWrapper(
+                io.BufferedReader(guard),
+                encoding="utf-8-sig",
+                errors="surrogateescape",
+                newline=None,
+            )
+        )
+        number = 0
+        while line := text.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(line.rstrip("\n").encode("utf-8", "surrogateescape")) > MAX_LINE_BYTES:
+                return number
+    return number + 1
 
 
 _DST_HINT = (
@@ -618,6 +900,41 @@ def load_csv(
     their ``Zone Id``. Gaps raise a :class:`DataError` listing them unless ``fill`` is
     ``ffill``, ``interpolate`` or ``profile``; filled points are flagged ``estimated``.
     """
+    parts = _parse_files(paths, basis, fill)
+    return _combine(parts, basis, zone, fill, signal)
+
+
+def load_csv_by_zone(
+    paths: Sequence[str | Path],
+    *,
+    basis: str = "lca",
+    zone: str | None = None,
+    fill: str = "none",
+    signal: str = "average",
+) -> dict[str, IntensitySeries]:
+    """Read intensity CSV files into one :class:`IntensitySeries` per zone, each file once.
+
+    Portal exports name their zone and the files of one zone are concatenated; generic
+    ``timestamp,value`` files are zone ``zone`` (else ``unknown``). Each file is first checked
+    on its own (as :func:`load_csv` of that file would), then with the others of its zone.
+    """
+    parts = _parse_files(paths, basis, fill)
+    groups: dict[str, list[_Part]] = {}
+    generic: set[str] = set()
+    for part in parts:
+        name = _combine([part], basis, None, fill, signal).zone
+        if not part.portal:
+            name = zone or name
+            generic.add(name)
+        groups.setdefault(name, []).append(part)
+    return {
+        name: _combine(group, basis, name if name in generic else None, fill, signal)
+        for name, group in groups.items()
+    }
+
+
+def _parse_files(paths: str | Path | Sequence[str | Path], basis: str, fill: str) -> list[_Part]:
+    """Each file parsed, after checking the options."""
     if basis not in PORTAL_VALUE:
         raise ConfigError(f"bad basis {basis!r}: use 'lca' (life-cycle) or 'direct'.")
     if fill not in FILL_POLICIES:
@@ -625,7 +942,14 @@ def load_csv(
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not items:
         raise ConfigError("no intensity files given: pass at least one CSV path.")
-    parts = [_parse_file(Path(p), basis) for p in items]
+    return [_parse_file(Path(p), basis) for p in items]
+
+
+def _combine(
+    parts: list[_Part], basis: str, zone: str | None, fill: str, signal: str
+) -> IntensitySeries:
+    """One series from parsed files: checked for order, step, zone, overlaps and gaps."""
+    parts = list(parts)
     steps = [_check_order(p) for p in parts]
     if len({round(s, 6) for s in steps}) > 1:
         shown = ", ".join(f"{p.path.name}: {s:g} s" for p, s in zip(parts, steps, strict=True))
