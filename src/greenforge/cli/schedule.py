@@ -67,25 +67,13 @@ def load_zone_files(
     """Load intensity CSV files, one series per zone (files of one zone are concatenated).
 
     Portal exports name their zone; generic ``timestamp,value`` files take ``zone`` (else they
-    are zone ``custom``).
+    are zone ``unknown``).
     """
-    from greenforge.grid.files import load_csv
+    from greenforge.grid.files import load_csv_by_zone
 
     if not paths:
         raise ConfigError("no intensity files given: pass --file PATH (one or more).")
-    groups: dict[str, list[Path]] = {}
-    generic: set[str] = set()
-    for path in paths:
-        series = load_csv([path], fill=fill, basis=basis)
-        name = series.zone
-        if series.source.startswith("csv:"):
-            name = zone or name
-            generic.add(name)
-        groups.setdefault(name, []).append(path)
-    return {
-        name: load_csv(group, fill=fill, basis=basis, zone=name if name in generic else None)
-        for name, group in groups.items()
-    }
+    return load_csv_by_zone(paths, fill=fill, basis=basis, zone=zone)  # reads each file once
 
 
 def _history_forecast(
