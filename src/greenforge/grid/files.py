@@ -16,9 +16,13 @@ Several files (e.g. one per year) are concatenated in time order. Every problem 
 :class:`~greenforge.errors.DataError` that names ``file:line`` and what to do; gaps are reported,
 and filled only under an explicit fill policy (``ffill``, ``interpolate``, ``profile``).
 
-Files are read as a stream, row by row, with :func:`datetime.datetime.fromisoformat` for the
-timestamps (any UTC offset is converted; portal times without one are UTC): memory grows with
-the number of rows only. Limits, each a clear error: lines of at most :data:`MAX_LINE_BYTES`
+Files are read as a stream, in chunks of whole lines: memory grows with the number of rows
+only. A chunk of unquoted, well-formed rows is parsed at once with array operations on its
+bytes (timestamps ``YYYY-MM-DD[T ]HH:MM:SS[Z|+HH:MM]`` computed arithmetically, never with
+numpy's datetime parsing; plain decimals exactly as :func:`float` reads them); anything else
+is read row by row with the csv module, :func:`datetime.datetime.fromisoformat` and
+:func:`float`, which also words every error. Both give the same result (property-tested). Any
+UTC offset is converted; portal times without one are UTC. Limits, each a clear error: lines of at most :data:`MAX_LINE_BYTES`
 bytes, fields of at most :data:`MAX_FIELD_CHARS`, at most :data:`MAX_DECOMPRESSED_BYTES`
 decompressed from a ``.gz``, :data:`MAX_ROWS` rows per file, intensities in [0,
 :data:`MAX_INTENSITY_G_PER_KWH`] g/kWh and timestamps in the years
