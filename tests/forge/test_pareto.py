@@ -198,3 +198,21 @@ def test_the_headline_ratio_lies_in_its_interval(b: float, bw: float, c: float, 
 
     assert low <= ratio * (1 + 1e-12)
     assert ratio <= high * (1 + 1e-12)
+
+
+def test_within_noise_same_flops_and_size_the_more_accurate_model_wins() -> None:
+    # two int8 twins of one student: same FLOPs and size, overlapping intervals; the one with
+    # the lower central estimate is less accurate - the tie-break must not follow the noise
+    choice = choose(
+        ["static", "dynamic"],
+        [0.9733, 0.9756],
+        [1.00, 1.02],
+        0.96,
+        low_g=[0.95, 0.97],
+        high_g=[1.05, 1.07],
+        flops=[100.0, 100.0],
+        size_bytes=[1000.0, 1010.0],
+    )
+    assert choice.index == 1
+    assert choice.tie_break is not None
+    assert "higher test accuracy" in choice.tie_break

@@ -322,3 +322,21 @@ def test_native_only_serving_makes_no_onnx_exports(
     assert [r.name for r in result.results] == ["baseline"]
     assert result.headline is not None
     assert result.headline.same_runtime
+
+
+def test_single_shot_spread_is_the_repeats_spread_around_their_median() -> None:
+    from greenforge.forge.protocol import InterleavedRun, WorkloadCost
+    from greenforge.forge.search import _single_shot_spread
+
+    def cost(key: str, values: tuple[float, ...]) -> WorkloadCost:
+        return WorkloadCost(key, 1, 1, values, values, values, 1.0, 1.0, "fake")
+
+    run = InterleavedRun(
+        {"a": cost("a", (9.0, 10.0, 11.0)), "b": cost("b", (1.8, 2.0, 2.2))}, 3, "", 0.0, 0.0
+    )
+    low, high = _single_shot_spread(run, 1.0)
+    assert low == pytest.approx(0.1, rel=0.05)
+    assert high == pytest.approx(0.1, rel=0.05)
+    busy_low, busy_high = _single_shot_spread(run, 2.0)
+    assert busy_low == pytest.approx(2 * low)
+    assert busy_high == pytest.approx(2 * high)

@@ -20,8 +20,8 @@ out: it cannot change their order). When the interval of a qualifying candidate 
 best one's, they are *within measurement noise*; among these contenders the choice is made by a
 stated, deterministic tie-break (:data:`TIE_BREAK`): the fewest precision-weighted FLOPs, then
 the smallest size on disk (values within :data:`TIE_TOLERANCE` of the smallest count as equal:
-an ONNX file a few bytes larger than its safetensors twin is the same model), then the lower
-central estimate, then the name.
+an ONNX file a few bytes larger than its safetensors twin is the same model), then the higher
+test accuracy, then the lower central estimate, then the name.
 
 The headline ratio ``baseline / chosen`` gets the interval
 ``[baseline_low / chosen_high, baseline_high / chosen_low]`` (:func:`ratio_interval`), again
@@ -69,7 +69,7 @@ TIE_TOLERANCE = 0.05
 """FLOPs or sizes within this relative difference count as equal in the tie-break."""
 TIE_BREAK = (
     "fewer precision-weighted FLOPs, then smaller size on disk (each within 5 % counts as "
-    "equal), then the lower central estimate"
+    "equal), then the higher test accuracy, then the lower central estimate"
 )
 
 
@@ -151,7 +151,7 @@ def choose(
         for key in (fl, sz):
             least = min(float(key[j]) for j in pool)
             pool = [j for j in pool if key[j] <= least * (1.0 + TIE_TOLERANCE)]
-        i = min(pool, key=lambda j: (life[j], names[j]))
+        i = min(pool, key=lambda j: (-acc[j], life[j], names[j]))
         contenders = [i, *(j for j in contenders if j != i)]
         tie = TIE_BREAK
     head = (

@@ -42,7 +42,7 @@ from greenforge.forge.measure import (
     training_intensity,
 )
 from greenforge.forge.pareto import choose, lifetime_co2e_g, pareto_front, ratio_interval
-from greenforge.forge.protocol import ProtocolConfig, thread_limit
+from greenforge.forge.protocol import InterleavedRun, ProtocolConfig, thread_limit
 from greenforge.forge.recipes.base import Recipe, create_recipe
 from greenforge.forge.result import (
     CONTROL_SUFFIX,
@@ -461,6 +461,7 @@ def _measure_inference(
         assert r.quality is not None
         r.evaluation = Evaluation(r.quality, run.costs[(r.name, 1)], run.costs[(r.name, bs)])
     result.noise = run.noise
+    rel_low, rel_high = _single_shot_spread(run.run, run.noise.widen_factor)
     control_of = control_spread = None
     if control is not None:
         control_of = control[0].removesuffix(CONTROL_SUFFIX)
@@ -493,8 +494,30 @@ def _measure_inference(
         ),
         control_of=control_of,
         control_spread=control_spread,
+        single_shot_rel_low=rel_low,
+        single_shot_rel_high=rel_high,
     )
     emit("measured", {"rounds": run.run.rounds, "busy": run.noise.busy, "energy_j": m.energy_j})
+
+
+def _single_shot_spread(run: InterleavedRun, widen_factor: float) -> tuple[float, float]:
+    """How far one measurement falls below/above its workload's median (fractions, 95 %):
+    percentiles of every repeat's cost relative to its median, widened when busy."""
+    import numpy as np
+
+    rel = [
+        np.asarray(c.energy_j_per_1k) / med
+        for c in run.costs.values()
+        if c.energy_j_per_1k and (med := float(np.median(c.energy_j_per_1k))) > 0
+    ]
+    if not rel:
+        return 0.0, 0.0
+    pooled = np.concatenate(rel)
+    low, high = np.percentile(pooled, [2.5, 97.5])
+    return (
+        min(max(1.0 - float(low), 0.0) * widen_factor, 0.99),
+        max(float(high) - 1.0, 0.0) * widen_factor,
+    )
 
 
 def _control_copy(result: ForgeResult) -> tuple[str, Any] | None:
@@ -589,12 +612,17 @@ def _account(result: ForgeResult, ctx: ForgeContext, started: float) -> None:
         r.lifetime_co2e_g = lifetime_co2e_g(
             r.train_co2e_g, r.inference_co2e_g_per_1k, n, r.search_share_co2e_g
         )
+        # training and conversion were measured once: they carry the single-shot spread
+        down = 1.0 - result.protocol.single_shot_rel_low
+        up = 1.0 + result.protocol.single_shot_rel_high
         train_low, train_high = _train_bounds_g(ctx, r.name)
-        r.lifetime_co2e_low_g = lifetime_co2e_g(train_low, r.inference_co2e_g_per_1k_low, n)
-        r.lifetime_co2e_high_g = lifetime_co2e_g(train_high, r.inference_co2e_g_per_1k_high, n)
-        r.lifetime_co2e_spread_low_g = lifetime_co2e_g(r.train_co2e_g, g(s.spread_low_j_per_1k), n)
+        r.lifetime_co2e_low_g = lifetime_co2e_g(train_low * down, r.inference_co2e_g_per_1k_low, n)
+        r.lifetime_co2e_high_g = lifetime_co2e_g(train_high * up, r.inference_co2e_g_per_1k_high, n)
+        r.lifetime_co2e_spread_low_g = lifetime_co2e_g(
+            r.train_co2e_g * down, g(s.spread_low_j_per_1k), n
+        )
         r.lifetime_co2e_spread_high_g = lifetime_co2e_g(
-            r.train_co2e_g, g(s.spread_high_j_per_1k), n
+            r.train_co2e_g * up, g(s.spread_high_j_per_1k), n
         )
     done = [r for r in result.results if r.evaluation is not None]
     if done:
@@ -634,8 +662,8 @@ def _headline(result: ForgeResult) -> Headline | None:
         base.lifetime_co2e_spread_low_g,
         base.lifetime_co2e_spread_high_g,
         ch.lifetime_co2e_g,
-        ch.lifetime_co2e_spread_low_g + share,
-        ch.lifetime_co2e_spread_high_g + share,
+        ch.lifetime_co2e_spread_low_g + share * (1.0 - result.protocol.single_shot_rel_low),
+        ch.lifetime_co2e_spread_high_g + share * (1.0 + result.protocol.single_shot_rel_high),
     )
     same = ch.candidate.runtime == base.candidate.runtime
     onnx = result.find("baseline+onnx")
