@@ -202,6 +202,9 @@ class Tracker:
         """How many of ``_windows`` the store holds (each flush writes the new ones)."""
         self._windows_restore = False
         """The stored windows are out of date (accounted again at stop): write them all anew."""
+        self._save_lock = threading.RLock()
+        """One save at a time, so each window is stored once (the sampling thread's first
+        flush may run beside a flush from elsewhere)."""
         self._top_windows: tuple[list[float], list[float | None], list[float]] = ([], [], [])
         """Energy (J), CO2e (g) and duration (s) of each closed top-level window."""
         self._monitor: Monitor | None = None
@@ -907,6 +910,10 @@ class Tracker:
         save in one batch beside it (each window is written once, whatever the number of
         flushes; all of them again only when they were accounted anew or the store was
         replaced)."""
+        with self._save_lock:
+            self._save_locked(record)
+
+    def _save_locked(self, record: RunRecord) -> None:
         if not self._persist or self._store is None:
             return
         from greenforge.report.store import PartOwner
@@ -939,7 +946,7 @@ class Tracker:
             if self.record is record:
                 self.record = noted
             self._windows_restore = True  # a fresh store holds none of the earlier windows
-            self._save(noted)
+            self._save_locked(noted)
 
     def _warn(self, message: str) -> None:
         if message not in self.warnings:

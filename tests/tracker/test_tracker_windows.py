@@ -230,3 +230,28 @@ def test_a_damaged_window_chunk_skips_only_its_run(tmp_path: Path) -> None:
     assert store.get("good").windows == (WindowRecord("epoch", "epoch", 1.0, 2.0, 3.0, None),)
     assert any("bad" in p for p in store.problems)
     store.close()
+
+
+def test_a_version_1_store_reads_and_upgrades(tmp_path: Path) -> None:
+    # Stores written before window_chunks existed hold windows in the record's JSON: a
+    # read-only view reads them as they are, a writable open adds the table.
+    path = tmp_path / "runs.sqlite"
+    record = run_record_from_dict(
+        {
+            "id": "old",
+            "name": "o",
+            "status": "completed",
+            "started_s": 1.0,
+            "duration_s": 1.0,
+            "windows": [{"name": "e", "path": "e", "start_s": 1.0, "end_s": 2.0, "energy_j": 3.0}],
+        }
+    )
+    with RunStore(path) as store:
+        store.save_part(record)
+        with store._tx() as cur:
+            cur.execute("DROP TABLE window_chunks")
+            cur.execute("PRAGMA user_version=1")
+    assert RunStore(path, read_only=True).get("old").windows == record.windows
+    with RunStore(path) as store:
+        assert store.get("old").windows == record.windows
+        assert store._query("PRAGMA user_version") == [(2,)]

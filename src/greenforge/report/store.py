@@ -389,7 +389,15 @@ class RunStore:
             self.journal_mode = self._set_journal_mode(mode)
         else:
             self.journal_mode = current
+        # NORMAL: a commit appends to the WAL without an fsync, so a flush or the stop never
+        # waits on the disk; a commit survives a crash or kill -9 of the process (the OS has
+        # it), and only a power loss or OS crash can drop the latest commits (never corrupt
+        # the store). The WAL is fsynced when it is checkpointed (at close or every 1000 pages).
+        # FULL would fsync every flush for a guarantee a measurement record does not need.
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return  # up to date: no write transaction on every start
         with self._tx() as cur:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
