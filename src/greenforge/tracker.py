@@ -566,35 +566,43 @@ class Tracker:
         if not spans:
             return
         cols, pue = self._windows, self.pue
-        batch: list[WindowSpan] = []
+        cut = 0
         co2es: list[float | None] = []
         if series is not None:
             times, cum_g = monitor.sample_times_s, self._sample_g
             n = len(cum_g)
             covered_s = times[n - 1]
+            # Spans close in order of their end: those the accounted samples cover come first
+            # (and are final: the monitor finalises every window a sample covers).
+            cut = bisect.bisect_right(spans, covered_s, key=_span_end_s)
+            while cut and not spans[cut - 1].final:  # (never expected; kept as a guard)
+                cut -= 1
             lo_s = times[n - 2] if n > 1 else covered_s
             steps = series.times_s
-            one_step = bisect.bisect_right(steps, lo_s) == bisect.bisect_right(steps, covered_s)
-            per_j = series.value_at(lo_s) / J_PER_KWH * pue
-            for span in spans:
-                if not span.final or span.end_s > covered_s:
-                    break
-                batch.append(span)
+            if bisect.bisect_right(steps, lo_s) == bisect.bisect_right(steps, covered_s):
+                # One intensity step over the last interval: a window inside it takes its
+                # energy x that intensity, in one pass; the others are done one by one below.
+                per_j = series.value_at(lo_s) / J_PER_KWH * pue
+                co2es = [w.energy_j * per_j for w in spans[:cut]]
+                slow = [i for i in range(cut) if spans[i].start_s < lo_s]
+            else:
+                co2es = [None] * cut
+                slow = list(range(cut))
+            for i in slow:
+                span = spans[i]
                 start_s, end_s = span.start_s, span.end_s
-                if start_s >= lo_s and one_step:
-                    co2es.append(span.energy_j * per_j)
-                    continue
                 k = bisect.bisect_right(times, start_s, 0, n) - 1
                 if 0 <= k < n - 1 and end_s <= times[k + 1]:
                     # inside one interval, whose power is uniform: its energy x mean intensity
-                    co2es.append(series.co2e_g(start_s, end_s, span.energy_j, pue))
+                    co2es[i] = series.co2e_g(start_s, end_s, span.energy_j, pue)
                 else:
                     # The interval's energy spread evenly over it, times the intensity: the
                     # running CO2e between two samples grows with the intensity integral.
                     at_end = monitor.interpolate(cum_g, end_s, series.integral)
-                    co2es.append(at_end - monitor.interpolate(cum_g, start_s, series.integral))
-        if final and len(batch) < len(spans):
-            rest = spans[len(batch) :]
+                    co2es[i] = at_end - monitor.interpolate(cum_g, start_s, series.integral)
+        batch = spans[:cut]
+        if final and cut < len(spans):
+            rest = spans[cut:]
             batch.extend(rest)
             co2es.extend(map(self._window_co2e, rest))
         if not batch:
@@ -952,6 +960,10 @@ class Tracker:
         if message not in self.warnings:
             self.warnings.append(message)
             log.warning("greenforge: %s", message)
+
+
+def _span_end_s(span: WindowSpan) -> float:
+    return span.end_s
 
 
 def _default_name() -> str:
