@@ -368,3 +368,10 @@ def test_edge_timestamps_agree(tmp_path: Path, stamp: str) -> None:
             patch.setattr(files, "_rows_fast", None)
             patch.setattr(files, "_block_slow", None)
             assert files._parse_file(path, "lca").times_s.tolist() == fast[0][0]  # type: ignore[index]
+
+
+def test_a_chunk_mixing_offsets_and_none_is_explained(tmp_path: Path) -> None:
+    lines = [GENERIC_HEADER, "2000-01-01T00:00:00Z,1", "2000-01-01T01:00:00,2"]
+    path = write(tmp_path / "m.csv", ("\n".join(lines) + "\n").encode(), False)
+    with pytest.raises(GreenForgeError, match=r"m\.csv:3: timestamp .* mixes timestamps"):
+        files._parse_file(path, "lca")

@@ -518,6 +518,9 @@ _VALUE_ONES = np.ones(_VALUE_WIDTH)
 _VALUE_KIND = np.full(256, 65536.0)
 _VALUE_KIND[48:58] = 1.0
 _VALUE_KIND[46] = 256.0
+_VALUE_KIND[0] = 0.0  # outside the field (a chunk with a NUL is not parsed here)
+_DOT = np.zeros(256)
+_DOT[46] = 1.0
 _DIGIT_VALUE = np.zeros(256)
 _DIGIT_VALUE[48:58] = np.arange(10)
 _TRUE = int.from_bytes(b"true", "little")
@@ -528,7 +531,7 @@ def _gather(
     a: npt.NDArray[np.uint8], starts: npt.NDArray[np.intp], width: int
 ) -> npt.NDArray[np.uint8]:
     """The ``width`` bytes from each of ``starts``, one row each (past a field: what follows)."""
-    return np.asarray(a[starts[:, None] + np.arange(width)], dtype=np.uint8)
+    return np.asarray(np.lib.stride_tricks.sliding_window_view(a, width)[starts], dtype=np.uint8)
 
 
 def _digits_ok(g: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
@@ -594,14 +597,15 @@ def _values_fast(
     exact doubles and IEEE division rounds correctly, as ``float`` does. Other spellings go
     to ``float`` one by one.
     """
-    g = _gather(a, ends - _VALUE_WIDTH, _VALUE_WIDTH)  # right-aligned: the field ends each row
-    inside = np.arange(_VALUE_WIDTH) >= (_VALUE_WIDTH - widths)[:, None]
+    w = min(max(int(widths.max()), 1), _VALUE_WIDTH)  # columns needed for the widest field
+    g = _gather(a, ends - w, w)  # right-aligned: each row ends where its field ends
+    g = np.where(np.arange(w) >= (w - widths)[:, None], g, 0)  # NUL before the field (none in it)
     # per row sums by matrix products (faster than reductions along short rows); all exact
-    kinds = np.where(inside, _VALUE_KIND[g], 0.0) @ _VALUE_ONES  # digits + 2**8 dots + 2**16 other
+    kinds = _VALUE_KIND[g] @ _VALUE_ONES[:w]  # digits + 2**8 dots + 2**16 others
     digits, dots = np.mod(kinds, 256.0), np.mod(kinds // 256.0, 256.0)
-    easy = (kinds < 65536.0) & (dots <= 1.0) & (digits >= 1.0) & (widths <= _VALUE_WIDTH)
-    whole = np.where(inside, _DIGIT_VALUE[g], 0.0) @ _VALUE_POWERS  # digits as one integer
-    dot_at = np.where(inside & (g == 46), 1.0, 0.0) @ _VALUE_POSITIONS  # from the right
+    easy = (kinds < 65536.0) & (dots <= 1.0) & (digits >= 1.0) & (widths <= w)
+    whole = _DIGIT_VALUE[g] @ _VALUE_POWERS[-w:]  # the digits as one integer
+    dot_at = _DOT[g] @ _VALUE_POSITIONS[-w:]  # digits after the dot
     scale = _POW10[dot_at.astype(np.intp)]  # 10**(digits after the dot)
     low = np.mod(whole, scale)
     values = np.where(dots == 1.0, (low + (whole - low) / 10.0) / scale, whole)
@@ -619,7 +623,7 @@ def _values_fast(
 def _block_fast(cols: _Columns, chunk: str, first_line: int) -> bool:
     """Append the rows of ``chunk`` (whole lines, no quote) with array operations on its
     bytes; False (nothing appended) when anything is unusual, for the row-by-row paths."""
-    if cols.decimal_comma or not chunk.endswith("\n"):
+    if cols.decimal_comma or not chunk.endswith("\n") or "\0" in chunk:
         return False
     padded = _PAD + chunk.encode("utf-8") + _PAD
     n = padded.count(b"\n")
@@ -631,9 +635,10 @@ def _block_fast(cols: _Columns, chunk: str, first_line: int) -> bool:
     ends = seps.reshape(n, cols.ncol)
     if not np.all(a[ends[:, -1]] == 10):  # all n line breaks end rows: ncol fields in each
         return False
-    starts = np.empty_like(ends)
-    starts.flat[0] = len(_PAD)
-    starts.flat[1:] = seps[:-1] + 1
+    flat_starts = np.empty_like(seps)
+    flat_starts[0] = len(_PAD)
+    flat_starts[1:] = seps[:-1] + 1
+    starts = flat_starts.reshape(n, cols.ncol)
     widths = ends - starts
     if widths.max() > MAX_FIELD_CHARS:
         return False
@@ -641,7 +646,7 @@ def _block_fast(cols: _Columns, chunk: str, first_line: int) -> bool:
     if stamps is None:
         return False
     times, naive = stamps
-    kinds_here = {bool(naive[0]), bool(naive.all())}
+    kinds_here = {bool(naive.any()), bool(naive.all())}
     if not cols.portal and (len(kinds_here) > 1 or cols.naive_kinds - kinds_here):
         return False
     values = _values_fast(padded, a, ends[:, cols.vcol], widths[:, cols.vcol])
