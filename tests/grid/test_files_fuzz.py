@@ -375,3 +375,32 @@ def test_a_chunk_mixing_offsets_and_none_is_explained(tmp_path: Path) -> None:
     path = write(tmp_path / "m.csv", ("\n".join(lines) + "\n").encode(), False)
     with pytest.raises(GreenForgeError, match=r"m\.csv:3: timestamp .* mixes timestamps"):
         files._parse_file(path, "lca")
+
+
+@st.composite
+def iso_seconds(draw: st.DrawFn) -> str:
+    """A timestamp in one of the shapes the array path computes (seconds; none, Z or +HH:MM)."""
+    moment = draw(plausible_moments)
+    kind = draw(st.sampled_from(["naive", "offset", "Z"]))
+    if kind == "offset":
+        moment = moment.replace(tzinfo=draw(offsets))
+    text = moment.isoformat(sep=draw(st.sampled_from(["T", " "])), timespec="seconds")
+    return text + ("Z" if kind == "Z" else "")
+
+
+decimals = st.one_of(
+    st.integers(min_value=0, max_value=5000).map(str),
+    st.decimals(min_value=0, max_value=5000, places=6).map(str),
+    st.floats(min_value=0, max_value=5000).map(lambda v: f"{v:.{int(v) % 13}f}"),
+)
+
+
+@FUZZ
+@given(rows=st.lists(st.tuples(iso_seconds(), decimals), min_size=1, max_size=40))
+def test_the_array_parser_computes_times_and_values_exactly(
+    tmp_path: Path, rows: list[tuple[str, str]]
+) -> None:
+    lines = [PORTAL_HEADER] + [f"{t},Germany,Germany,DE,1,{v},1,1,src,false," for t, v in rows]
+    path = write(tmp_path / "x.csv", ("\n".join(lines) + "\n").encode(), False)
+    fast, slow = parse_both(path)
+    assert fast == slow
