@@ -334,9 +334,6 @@ def test_single_shot_spread_is_the_repeats_spread_around_their_median() -> None:
     run = InterleavedRun(
         {"a": cost("a", (9.0, 10.0, 11.0)), "b": cost("b", (1.8, 2.0, 2.2))}, 3, "", 0.0, 0.0
     )
-    low, high = _single_shot_spread(run, 1.0)
+    low, high = _single_shot_spread(run)
     assert low == pytest.approx(0.1, rel=0.05)
     assert high == pytest.approx(0.1, rel=0.05)
-    busy_low, busy_high = _single_shot_spread(run, 2.0)
-    assert busy_low == pytest.approx(2 * low)
-    assert busy_high == pytest.approx(2 * high)

@@ -67,8 +67,8 @@ class ProtocolReport:
     single_shot_rel_low: float = 0.0
     single_shot_rel_high: float = 0.0
     """How far one measurement of a step may fall below/above its typical value (fractions):
-    the 2.5th/97.5th percentiles of every repeat relative to its workload's median, widened
-    when the machine was busy. Training and conversion steps are measured once, so their CO2e
+    the 2.5th/97.5th percentiles of every repeat relative to its workload's median (measured
+    under the machine's load at the time, so not widened again). Training and conversion steps are measured once, so their CO2e
     carries this spread in the decision intervals and the headline."""
     control_spread: float | None = None
     """Largest relative difference between the two copies' median J/1k over the batch sizes

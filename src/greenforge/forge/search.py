@@ -461,7 +461,7 @@ def _measure_inference(
         assert r.quality is not None
         r.evaluation = Evaluation(r.quality, run.costs[(r.name, 1)], run.costs[(r.name, bs)])
     result.noise = run.noise
-    rel_low, rel_high = _single_shot_spread(run.run, run.noise.widen_factor)
+    rel_low, rel_high = _single_shot_spread(run.run)
     control_of = control_spread = None
     if control is not None:
         control_of = control[0].removesuffix(CONTROL_SUFFIX)
@@ -500,9 +500,10 @@ def _measure_inference(
     emit("measured", {"rounds": run.run.rounds, "busy": run.noise.busy, "energy_j": m.energy_j})
 
 
-def _single_shot_spread(run: InterleavedRun, widen_factor: float) -> tuple[float, float]:
+def _single_shot_spread(run: InterleavedRun) -> tuple[float, float]:
     """How far one measurement falls below/above its workload's median (fractions, 95 %):
-    percentiles of every repeat's cost relative to its median, widened when busy."""
+    percentiles of every repeat's cost relative to its median. Not widened when the machine was
+    busy: the repeats were measured under that same load, so their spread already shows it."""
     import numpy as np
 
     rel = [
@@ -514,10 +515,7 @@ def _single_shot_spread(run: InterleavedRun, widen_factor: float) -> tuple[float
         return 0.0, 0.0
     pooled = np.concatenate(rel)
     low, high = np.percentile(pooled, [2.5, 97.5])
-    return (
-        min(max(1.0 - float(low), 0.0) * widen_factor, 0.99),
-        max(float(high) - 1.0, 0.0) * widen_factor,
-    )
+    return min(max(1.0 - float(low), 0.0), 0.99), max(float(high) - 1.0, 0.0)
 
 
 def _control_copy(result: ForgeResult) -> tuple[str, Any] | None:
