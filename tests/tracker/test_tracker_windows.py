@@ -209,7 +209,7 @@ def test_windows_accounted_anew_at_stop_replace_the_stored_ones(
     store.close()
 
 
-def test_a_damaged_window_chunk_skips_only_its_run(tmp_path: Path) -> None:
+def test_a_damaged_window_chunk_loses_only_those_windows(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "runs.sqlite")
     cols = WindowColumns()
     cols.paths.append("epoch")
@@ -226,9 +226,10 @@ def test_a_damaged_window_chunk_skips_only_its_run(tmp_path: Path) -> None:
     store.save_part(bad, windows=cols)
     with store._tx() as cur:
         cur.execute("UPDATE window_chunks SET numbers = x'00' WHERE run_id = 'bad'")
-    assert [r.id for r in store.list()] == ["good"]
+    assert sorted(r.id for r in store.list()) == ["bad", "good"]  # the runs' figures stay
     assert store.get("good").windows == (WindowRecord("epoch", "epoch", 1.0, 2.0, 3.0, None),)
-    assert any("bad" in p for p in store.problems)
+    assert store.get("bad").windows == ()
+    assert any("run bad" in p and "window records" in p for p in store.problems)
     store.close()
 
 

@@ -666,17 +666,27 @@ class RunStore:
                 data = _as_incomplete(data, owner, float(updated_s))
                 status = "incomplete"
             record = run_record_from_dict(data)
-            found = [w for paths, numbers in chunks for w in unpack_windows(paths, numbers)]
-            record = _with_windows(record, found)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            message = (
-                f"run {run_id} (part {part}) has an unreadable record ({type(exc).__name__}: "
-                f"{exc}); skipped it"
-            )
-            if message not in self.problems:
-                self.problems.append(message)
+            self._problem(f"run {run_id} (part {part}) has an unreadable record", exc, "skipped it")
             return None
+        found: list[WindowRecord] = []
+        for paths, numbers in chunks:
+            try:
+                found.extend(unpack_windows(paths, numbers))
+            except (ValueError, TypeError) as exc:  # the run's figures are still good
+                self._problem(
+                    f"run {run_id} (part {part}) has unreadable window records",
+                    exc,
+                    "shown without them",
+                )
+        record = _with_windows(record, found)
         return StoredPart(str(run_id), str(part), owner, status, float(updated_s), record)
+
+    def _problem(self, what: str, exc: Exception, action: str) -> None:
+        """Note one read problem in :attr:`problems` (once)."""
+        message = f"{what} ({type(exc).__name__}: {exc}); {action}"
+        if message not in self.problems:
+            self.problems.append(message)
 
     def parts(self, run_id: str) -> list[StoredPart]:
         """The stored parts of one run, by rank (unreadable parts skipped, see ``problems``)."""
