@@ -404,3 +404,25 @@ def test_the_array_parser_computes_times_and_values_exactly(
     path = write(tmp_path / "x.csv", ("\n".join(lines) + "\n").encode(), False)
     fast, slow = parse_both(path)
     assert fast == slow
+
+
+def test_every_day_of_the_plausible_years_converts_as_fromisoformat(tmp_path: Path) -> None:
+    # one row a day at 23:59:59 with cycling offsets, 1990-2100: leap years, month ends, offsets
+    first, last = dt.date(1990, 1, 2), dt.date(2100, 12, 30)
+    suffixes = ["", "Z", "+00:00", "-23:59", "+14:00", "+05:30"]
+    texts = [
+        f"{first + dt.timedelta(days=i)}T23:59:59{suffixes[i % len(suffixes)]}"
+        for i in range((last - first).days + 1)
+    ]
+    lines = [PORTAL_HEADER] + [f"{t},Germany,Germany,DE,1,1,1,1,src,false," for t in texts]
+    path = write(tmp_path / "days.csv", ("\n".join(lines) + "\n").encode(), False)
+    with pytest.MonkeyPatch.context() as patch:  # the array path only
+        patch.setattr(files, "_rows_fast", None)
+        patch.setattr(files, "_block_slow", None)
+        times = files._parse_file(path, "lca").times_s.tolist()
+
+    def utc_seconds(text: str) -> float:
+        stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return (stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)).timestamp()
+
+    assert times == [utc_seconds(t) for t in texts]

@@ -502,7 +502,18 @@ _CHUNK_CHARS = 1 << 17
 _PAD = bytes(32)
 """Put around a chunk's bytes, so that fixed-width gathers near its ends stay inside."""
 _POW10 = np.array([float(10**k) for k in range(16)])
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+_TABLE_FIRST_YEAR = FIRST_YEAR - 1
+_TABLE_YEARS = range(_TABLE_FIRST_YEAR, LAST_YEAR + 2)
+"""Years a timestamp may name (with an offset up to a day, it can fall in the years around)."""
+_YEAR_DAYS = np.array([(dt.date(y, 1, 1) - dt.date(1970, 1, 1)).days for y in _TABLE_YEARS])
+_LEAP = np.array([int(y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) for y in _TABLE_YEARS])
+_MONTHS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_MONTHS_LEAP = (31, 29, *_MONTHS[2:])
+_DAYS_IN_MONTH_LEAP = np.array([0, *_MONTHS, 0, *_MONTHS_LEAP])
+"""Days in month ``m`` (1-12) at ``m``, and in a leap year at ``m + 13``."""
+_DAYS_BEFORE_MONTH = np.array(
+    [0, 0, *itertools.accumulate(_MONTHS[:-1]), 0, 0, *itertools.accumulate(_MONTHS_LEAP[:-1])]
+)
 _STAMP_LO = np.frombuffer(b"0000-00-00 00:00:00", dtype=np.uint8)
 _STAMP_HI = np.frombuffer(b"9999-19-39T29:59:59", dtype=np.uint8)
 _STAMP_WEIGHTS = np.zeros((19, 6))
@@ -553,20 +564,18 @@ def _stamps_fast(
         return None
     if not np.all((g[:, 10] == 32) | (g[:, 10] == 84)):  # ' ' or 'T'
         return None
-    numbers = (g @ _STAMP_WEIGHTS - _STAMP_WEIGHTS.sum(axis=0) * 48.0).astype(np.int64)
-    year, month, day, hour, minute, second = numbers.T
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    numbers = _STAMP_WEIGHTS.T @ g.T - _STAMP_WEIGHTS.sum(axis=0)[:, None] * 48.0
+    year, month, day, hour, minute, second = numbers.astype(np.int64)
+    y = year - _TABLE_FIRST_YEAR  # beyond the table's years: beyond the plausible ones in UTC
     if not (
-        np.all((month >= 1) & (month <= 12) & (day >= 1) & (hour <= 23))
-        and np.all((minute <= 59) & (second <= 59))
-        and np.all(day <= _DAYS_IN_MONTH[month] + ((month == 2) & leap))
+        np.all((y >= 0) & (y < _YEAR_DAYS.size) & (month >= 1) & (month <= 12))
+        and np.all((day >= 1) & (hour <= 23) & (minute <= 59) & (second <= 59))
     ):
         return None
-    y = year - (month <= 2)  # days since 1970-01-01 (H. Hinnant's days_from_civil)
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    month_at = month + 13 * _LEAP[y]
+    if not np.all(day <= _DAYS_IN_MONTH_LEAP[month_at]):
+        return None
+    days = _YEAR_DAYS[y] + _DAYS_BEFORE_MONTH[month_at] + day - 1
     seconds = days * 86400 + hour * 3600 + minute * 60 + second
     if not naive.all():
         s = _gather(a, starts + 19, 6).astype(np.int64)
