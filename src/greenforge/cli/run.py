@@ -298,17 +298,38 @@ def runs_list(
 def runs_show(
     run_id: str = typer.Argument(..., metavar="ID", help="Run id or a unique prefix of it."),
     as_json: bool = typer.Option(False, "--json", help="Print the full record as JSON."),
+    per: str | None = typer.Option(
+        None,
+        "--per",
+        help="Also print the SCI score (g CO2e per unit): run, epoch, a count, or "
+        "prediction:N / 1k-predictions:N / sample:N.",
+    ),
 ) -> None:
-    """Show one run in full."""
+    """Show one run in full (with --per, its Software Carbon Intensity score too)."""
+    from greenforge.report.sci import parse_unit, sci_for_run
+
+    unit = None if per is None else parse_unit(per)  # a bad --per fails before the store opens
     with _store() as store:
         record = store.get(run_id)
         _report_problems(store)
+    score = None if unit is None else sci_for_run(record, unit)
     if as_json:
-        from greenforge.report.store import json_text
+        from greenforge.report.store import json_text  # jsonsafe: non-finite -> null
 
-        sys.stdout.write(json_text(record.to_dict()))
+        data = record.to_dict()
+        if score is not None:
+            data["sci"] = score.to_dict()
+        sys.stdout.write(json_text(data))
         return
-    render_record(record, Console())
+    console = Console()
+    render_record(record, console)
+    if score is not None:
+        console.print(escape(score.line()), highlight=False, soft_wrap=True)
+        console.print(
+            f"[dim]{escape(score.basis)}; {escape(score.embodied_basis)}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @runs_app.command("export")
