@@ -55,7 +55,7 @@ def record(
         ),
         embodied=None
         if embodied_g is None
-        else EmbodiedEmissions(embodied_g, "cpu", 1000.0, 4 * 365 * 24 * 3600.0, 1.0, "test"),
+        else EmbodiedEmissions(embodied_g, "cpu", 1000.0, 4 * 31_557_600.0, 1.0, "test"),
         windows=windows,
     )
 
@@ -71,6 +71,7 @@ def test_the_specs_worked_example_one_kwh_at_400_plus_its_embodied_hour() -> Non
     assert score.r == 1.0
     assert score.unit == "run"
     assert "ISO/IEC 21031" in score.basis
+    assert score.embodied_basis.startswith("M = TE 1000 kg x TS (run time / 4 y lifetime)")
 
 
 def test_energy_includes_pue_and_e_times_i_is_the_trackers_operational_figure() -> None:

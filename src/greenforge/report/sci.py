@@ -177,8 +177,8 @@ def sci_for_run(record: RunRecord, unit: FunctionalUnit) -> SciScore:
         b = record.embodied
         m = b.co2e_g
         m_basis = (
-            f"M = {b.device_embodied_kg:g} kg x time share x resource share "
-            f"(share {b.share:g}; {b.device}; {b.source})"
+            f"M = TE {b.device_embodied_kg:g} kg x TS (run time / {b.lifetime_s / 31_557_600:g} y "
+            f"lifetime) x RS {b.share:g} ({b.device}; {b.source})"
         )
     basis = (
         f"{SPEC}; E includes PUE {e.pue:g} ({e.pue_source}); I location-based "
