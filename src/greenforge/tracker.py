@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from greenforge.config import Settings, load_settings, redact_argv
 from greenforge.errors import (
@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from greenforge.meters.base import Meter
     from greenforge.meters.model import ProcessTreeCpu
     from greenforge.monitor import Monitor, WindowSpan
+    from greenforge.records import IntensityProvenance
     from greenforge.report.store import RunStore
 
 log = logging.getLogger("greenforge.tracker")
@@ -107,6 +108,24 @@ def interval_co2e_g(
     return steps.co2e_g(start_s, end_s, energy_j, pue)
 
 
+class Exporter(Protocol):
+    """Something that ships a running tracker's figures elsewhere (e.g. Prometheus).
+
+    ``start`` runs in :meth:`Tracker.start` before the workload (a ConfigError from it is a
+    warning: the workload still runs); ``on_interval`` after each accounted sample and
+    ``flush`` after each flush (both on the sampling thread: keep them quick and bounded);
+    ``stop`` once at stop or discard. A failure in the last three is a warning.
+    """
+
+    def start(self, tracker: Tracker) -> None: ...
+
+    def on_interval(self, interval: Interval) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 def new_run_id() -> str:
     """A fresh run id: 12 hex digits (prefixes of it are accepted by ``runs show``)."""
     return os.urandom(6).hex()  # as uuid4().hex[:12], without importing uuid at start
@@ -141,6 +160,9 @@ class Tracker:
         run_id: str | None = None,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        exporters: Sequence[Exporter] | None = None,
+        prometheus_port: int | None = None,
+        pushgateway: str | None = None,
     ) -> None:
         self.settings = load_settings(interval_s=interval_s) if settings is None else settings
         if settings is not None and interval_s is not None:
@@ -219,6 +241,9 @@ class Tracker:
         self.clock = clock
         self._deferred_intensity = False
         self._pending: list[Interval] = []
+        self.exporters: list[Exporter] = list(exporters or [])
+        """Started with the tracker; ``prometheus_port``/``pushgateway`` add a Prometheus one."""
+        self._prometheus = (prometheus_port, pushgateway)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -294,6 +319,7 @@ class Tracker:
             on_thread_start=self._background_setup,
             clock=self.clock,
         )
+        self._start_exporters()
         self._last_flush_s = time.monotonic()
         self._monitor.start()
         self._started_s = self._monitor.started_s
@@ -406,6 +432,7 @@ class Tracker:
         record = self._build_record((), status, end_s, final=True)
         self.record = record
         self._save(record)
+        self._notify_exporters("stop")
         if self._owns_store and self._store is not None:
             self._store.close()
         if (
@@ -431,6 +458,7 @@ class Tracker:
             return
         self._persist = False  # no flush writes from here on
         self._monitor.stop()  # joins the sampling thread (and any flush in progress)
+        self._notify_exporters("stop")
         store = self._store
         if store is not None:
             with contextlib.suppress(GreenForgeError):
@@ -495,6 +523,25 @@ class Tracker:
         with self._lock:
             return self._co2e_so_far_g
 
+    def component_totals(self) -> list[ComponentTotal]:
+        """Energy so far per component (J, with low/high and method), thread-safe."""
+        if self._monitor is None:
+            return []
+        return [
+            ComponentTotal(c, e, lo, hi, m) for c, (e, lo, hi, m) in self._monitor.totals().items()
+        ]
+
+    def intensity_now(self) -> tuple[float, IntensityProvenance] | None:
+        """Grid intensity (g/kWh) now with its provenance; None while it is not known."""
+        series = self._series
+        if series is None:
+            return None
+        return series.value_at(self.clock()), series.provenance
+
+    def warn(self, message: str) -> None:
+        """Record a warning on the run (each message once) and log it."""
+        self._warn(message)
+
     def _running_monitor(self) -> Monitor:
         if self._monitor is None or not self._monitor.running:
             raise ConfigError("windows need a running tracker: call start() (or use `with`).")
@@ -518,6 +565,8 @@ class Tracker:
 
     def _on_interval(self, interval: Interval) -> None:
         co2e = self._account(interval)
+        if self.exporters:
+            self._notify_exporters("on_interval", interval)
         if co2e is not None and self.budget is not None and not self.over_budget:
             from greenforge.budget import check_budget
 
@@ -646,6 +695,39 @@ class Tracker:
             self._flushed_sample = True
             self._last_flush_s = now
             self._flush("running")
+            if self.exporters:
+                self._notify_exporters("flush")
+
+    def _start_exporters(self) -> None:
+        """Start the exporters before the workload; one that cannot start is a warning."""
+        port, pushgateway = self._prometheus
+        if port is not None or pushgateway is not None:
+            from greenforge.integrations.prometheus import PrometheusExporter, print_endpoint
+
+            try:
+                prometheus = PrometheusExporter(
+                    port, pushgateway=pushgateway, on_listen=print_endpoint
+                )
+            except ConfigError as exc:
+                self._warn(f"no Prometheus metrics for this run: {exc}")
+            else:
+                self.exporters.append(prometheus)
+        started: list[Exporter] = []
+        for exporter in self.exporters:
+            try:
+                exporter.start(self)
+            except ConfigError as exc:
+                self._warn(f"exporter {type(exporter).__name__} not started: {exc}")
+            else:
+                started.append(exporter)
+        self.exporters = started
+
+    def _notify_exporters(self, hook: str, *args: Any) -> None:
+        for exporter in self.exporters:
+            try:
+                getattr(exporter, hook)(*args)
+            except Exception as exc:  # an exporter never stops the measurement
+                self._warn(f"exporter {type(exporter).__name__} failed in {hook}: {exc}")
 
     def _on_window_end(self, span: WindowSpan) -> None:
         if span.depth != 0 or self.expected_windows is None:
@@ -1203,6 +1285,7 @@ def run_command(
     store: RunStore | None = None,
     env: Mapping[str, str] | None = None,
     on_spawn: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    exporters: Sequence[Exporter] | None = None,
 ) -> tuple[int, RunRecord]:
     """Run ``argv`` as a child process, measure it (its whole process tree), store the run.
 
@@ -1216,7 +1299,8 @@ def run_command(
     ``GREENFORGE_PARENT_RUN_ID``. On Linux the child gets SIGTERM if this process dies
     (``PR_SET_PDEATHSIG``); outside an interactive terminal it runs in its own process group.
     ``on_spawn`` receives the child process as soon as it exists (this function installs no
-    signal handlers; the CLI uses it to forward SIGTERM).
+    signal handlers; the CLI uses it to forward SIGTERM). ``exporters`` (e.g. Prometheus) run
+    with the tracker.
     """
     args = [str(a) for a in argv]
     if not args:
@@ -1233,6 +1317,7 @@ def run_command(
         store=store,
         metadata=meta,
         env=base_env,
+        exporters=exporters,
     )
     tree: ProcessTreeCpu | None = None
     if meters is None and settings.attribution == "process":

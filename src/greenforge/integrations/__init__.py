@@ -1,0 +1,5 @@
+"""Integrations with the tools ML engineers already use (each imported lazily, on demand).
+
+- :mod:`greenforge.integrations.prometheus`: ``/metrics`` endpoint and Pushgateway push of a
+  running tracker (extra ``prometheus``).
+"""
