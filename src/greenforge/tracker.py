@@ -1286,6 +1286,8 @@ def run_command(
     env: Mapping[str, str] | None = None,
     on_spawn: Callable[[subprocess.Popen[bytes]], None] | None = None,
     exporters: Sequence[Exporter] | None = None,
+    prometheus_port: int | None = None,
+    pushgateway: str | None = None,
 ) -> tuple[int, RunRecord]:
     """Run ``argv`` as a child process, measure it (its whole process tree), store the run.
 
@@ -1299,8 +1301,8 @@ def run_command(
     ``GREENFORGE_PARENT_RUN_ID``. On Linux the child gets SIGTERM if this process dies
     (``PR_SET_PDEATHSIG``); outside an interactive terminal it runs in its own process group.
     ``on_spawn`` receives the child process as soon as it exists (this function installs no
-    signal handlers; the CLI uses it to forward SIGTERM). ``exporters`` (e.g. Prometheus) run
-    with the tracker.
+    signal handlers; the CLI uses it to forward SIGTERM). ``exporters``, ``prometheus_port`` and
+    ``pushgateway`` are the :class:`Tracker`'s.
     """
     args = [str(a) for a in argv]
     if not args:
@@ -1318,6 +1320,8 @@ def run_command(
         metadata=meta,
         env=base_env,
         exporters=exporters,
+        prometheus_port=prometheus_port,
+        pushgateway=pushgateway,
     )
     tree: ProcessTreeCpu | None = None
     if meters is None and settings.attribution == "process":

@@ -218,3 +218,31 @@ def test_without_the_extra_it_names_the_pip_install(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # as if not installed
     with pytest.raises(MissingExtraError, match=r"pip install 'greenforge\[prometheus\]'"):
         PrometheusExporter(0)
+
+
+def test_greenforge_run_serves_metrics_the_command_itself_can_scrape(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from greenforge.cli.app import main
+
+    port = _free_port()
+    scrape = f"import urllib.request as u; print(u.urlopen('http://127.0.0.1:{port}/metrics').read().decode())"
+    code = main(
+        [
+            "run",
+            "--zone",
+            "DE",
+            "--prometheus",
+            "--port",
+            str(port),
+            "--",
+            sys.executable,
+            "-c",
+            scrape,
+        ]
+    )
+    out, err = capfd.readouterr()
+    assert code == 0
+    assert f"Prometheus metrics on http://127.0.0.1:{port}/metrics" in err
+    names = {family.name for family in text_string_to_metric_families(out)}
+    assert {"greenforge_energy_joules", "greenforge_co2e_grams", "greenforge_run_info"} <= names

@@ -178,6 +178,15 @@ def run(
     interval: float | None = typer.Option(
         None, "--interval", help="Sampling interval in seconds (default: setting interval_s)."
     ),
+    prometheus: bool = typer.Option(
+        False, "--prometheus", help="Serve Prometheus /metrics on 127.0.0.1 while it runs."
+    ),
+    port: int | None = typer.Option(
+        None, "--port", help="Port for --prometheus (implies it; default 0: a free one, printed)."
+    ),
+    pushgateway: str | None = typer.Option(
+        None, "--pushgateway", help="Also push the metrics to this Pushgateway URL."
+    ),
 ) -> None:
     """Run CMD ARGS..., measure its whole process tree, store the run, keep its exit code."""
     from greenforge.tracker import run_command
@@ -192,7 +201,15 @@ def run(
         )
     settings = load_settings(interval_s=interval)
     with _forward_termination() as on_spawn:
-        code, record = run_command(argv, settings, name=name, zone=zone, on_spawn=on_spawn)
+        code, record = run_command(
+            argv,
+            settings,
+            name=name,
+            zone=zone,
+            on_spawn=on_spawn,
+            prometheus_port=port if port is not None else (0 if prometheus else None),
+            pushgateway=pushgateway,
+        )
     render_record(record, Console(stderr=True))
     raise typer.Exit(code)
 
