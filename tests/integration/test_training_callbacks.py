@@ -16,9 +16,9 @@ from greenforge.config import load_settings
 from greenforge.integrations.callbacks import (
     CO2E_METRIC,
     ENERGY_METRIC,
+    EnergyLightningCallback,
+    EnergyTrainerCallback,
     EpochMeter,
-    GreenForgeLightningCallback,
-    GreenForgeTrainerCallback,
 )
 from greenforge.report.sci import epoch_count
 from greenforge.testing import FakeMeter, ManualClock, StaticIntensity
@@ -90,7 +90,7 @@ def test_lightning_measures_each_epoch_and_logs_it(tmp_path: Path) -> None:
 
     clock = ManualClock()
     tracker = Tracker(**tracker_options(clock)).start()
-    callback = GreenForgeLightningCallback(tracker, verbose=False)
+    callback = EnergyLightningCallback(tracker, verbose=False)
     logger = CSVLogger(str(tmp_path), name="csv")
     trainer = lightning_fit(tmp_path, clock, callback, logger)
     record = tracker.stop()
@@ -111,7 +111,7 @@ def test_lightning_measures_each_epoch_and_logs_it(tmp_path: Path) -> None:
 def test_lightning_stops_after_the_epoch_that_goes_over_budget(tmp_path: Path) -> None:
     clock = ManualClock()
     budget = Budget(energy_j=500.0, use_prediction=True)  # 800 J predicted after epoch 1
-    callback = GreenForgeLightningCallback(verbose=False, budget=budget, **tracker_options(clock))
+    callback = EnergyLightningCallback(verbose=False, budget=budget, **tracker_options(clock))
     trainer = lightning_fit(tmp_path, clock, callback)
     assert trainer.current_epoch == 1  # one epoch done, then stopped
     record = callback.record
@@ -162,7 +162,7 @@ def hf_train(tmp_path: Path, clock: ManualClock, callback: Any, *, attach: bool)
 
 def test_hf_trainer_measures_each_epoch_and_logs_it(tmp_path: Path) -> None:
     clock = ManualClock()
-    callback = GreenForgeTrainerCallback(verbose=False, **tracker_options(clock))
+    callback = EnergyTrainerCallback(verbose=False, **tracker_options(clock))
     trainer = hf_train(tmp_path, clock, callback, attach=True)
     record = callback.record
     assert record is not None
@@ -177,7 +177,7 @@ def test_hf_trainer_measures_each_epoch_and_logs_it(tmp_path: Path) -> None:
 def test_hf_trainer_stops_after_the_epoch_that_goes_over_budget(tmp_path: Path) -> None:
     clock = ManualClock()
     tracker = Tracker(**tracker_options(clock), budget=Budget(energy_j=300.0)).start()
-    callback = GreenForgeTrainerCallback(tracker, verbose=False)
+    callback = EnergyTrainerCallback(tracker, verbose=False)
     trainer = hf_train(tmp_path, clock, callback, attach=False)
     record = tracker.stop()
     assert [w.path for w in record.windows] == ["epoch-1"]

@@ -15,17 +15,17 @@ is not supported yet).
 
 Lightning::
 
-    from greenforge.integrations.callbacks import GreenForgeLightningCallback
+    from greenforge.integrations.callbacks import EnergyLightningCallback
 
-    energy = GreenForgeLightningCallback(zone="DE", budget=Budget(co2e_g=500.0))
+    energy = EnergyLightningCallback(zone="DE", budget=Budget(co2e_g=500.0))
     L.Trainer(max_epochs=10, callbacks=[energy]).fit(model, loader)
     print(energy.record.co2e_g)
 
 Hugging Face (``attach`` lets the epoch figures reach the trainer's ``report_to`` loggers)::
 
-    from greenforge.integrations.callbacks import GreenForgeTrainerCallback
+    from greenforge.integrations.callbacks import EnergyTrainerCallback
 
-    energy = GreenForgeTrainerCallback(zone="DE")
+    energy = EnergyTrainerCallback(zone="DE")
     trainer = energy.attach(Trainer(model, args, train_dataset=ds))
     trainer.train()
 """
@@ -39,6 +39,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from greenforge.errors import BudgetExceededError, MissingExtraError
+from greenforge.lazy import LazyClasses
 from greenforge.units import J_PER_KWH
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ log = logging.getLogger("greenforge.integrations.callbacks")
 
 ENERGY_METRIC = "greenforge/energy_j"
 CO2E_METRIC = "greenforge/co2e_g"
-_CACHE: dict[str, type] = {}
 
 
 def prediction_message(prediction: Prediction) -> str:
@@ -191,7 +191,7 @@ def _lightning_callback_class() -> type:
 
     base = _lightning_base()
 
-    class GreenForgeLightningCallback(_MeteredCallback, base):  # type: ignore[misc,valid-type]
+    class EnergyLightningCallback(_MeteredCallback, base):  # type: ignore[misc,valid-type]
         """Measure each epoch of ``Trainer.fit``; stop it when the budget is exceeded."""
 
         def __init__(
@@ -223,7 +223,7 @@ def _lightning_callback_class() -> type:
         def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
             self.meter.train_end("failed")
 
-    return GreenForgeLightningCallback
+    return EnergyLightningCallback
 
 
 def _trainer_callback_class() -> type:
@@ -232,7 +232,7 @@ def _trainer_callback_class() -> type:
     except ImportError:
         raise MissingExtraError("transformers", "torch", "the Trainer energy callback") from None
 
-    class GreenForgeTrainerCallback(_MeteredCallback, TrainerCallback):
+    class EnergyTrainerCallback(_MeteredCallback, TrainerCallback):
         """Measure each epoch of ``Trainer.train``; stop it when the budget is exceeded."""
 
         def __init__(
@@ -277,19 +277,17 @@ def _trainer_callback_class() -> type:
             self.meter.train_end("completed")
             return control
 
-    return GreenForgeTrainerCallback
+    return EnergyTrainerCallback
 
 
-_BUILDERS = {
-    "GreenForgeTrainerCallback": _trainer_callback_class,
-    "GreenForgeLightningCallback": _lightning_callback_class,
-}
+_LAZY = LazyClasses(
+    __name__,
+    {
+        "EnergyTrainerCallback": _trainer_callback_class,
+        "EnergyLightningCallback": _lightning_callback_class,
+    },
+)
 
 
 def __getattr__(name: str) -> Any:
-    builder = _BUILDERS.get(name)
-    if builder is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if name not in _CACHE:
-        _CACHE[name] = builder()
-    return _CACHE[name]
+    return _LAZY(name)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from greenforge.errors import MissingExtraError
+from greenforge.lazy import LazyClasses
 from greenforge.schedule.checkpoint import (
     PauseSignal,
     checkpoint_dir,
@@ -43,7 +44,6 @@ from greenforge.schedule.checkpoint import (
 )
 
 LIGHTNING_CHECKPOINT_FILE = "greenforge-lightning.ckpt"
-_CACHE: dict[str, type] = {}
 
 
 def trainer_resume_checkpoint(
@@ -171,19 +171,17 @@ def _lightning_callback_class() -> type:
     return GreenForgeLightningCallback
 
 
-_BUILDERS = {
-    "GreenForgeTrainerCallback": _trainer_callback_class,
-    "GreenForgeLightningCallback": _lightning_callback_class,
-}
+_LAZY = LazyClasses(
+    __name__,
+    {
+        "GreenForgeTrainerCallback": _trainer_callback_class,
+        "GreenForgeLightningCallback": _lightning_callback_class,
+    },
+)
 
 
 def __getattr__(name: str) -> Any:
-    builder = _BUILDERS.get(name)
-    if builder is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if name not in _CACHE:
-        _CACHE[name] = builder()
-    return _CACHE[name]
+    return _LAZY(name)
 
 
 __all__ = [
