@@ -49,6 +49,10 @@ _LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("run", "List, show and export stored runs."),
     "grid": ("grid", "Know the grid: carbon intensity of a zone, past, typical and forecast."),
     "queue": ("queue", "The persistent queue of scheduled jobs: list, cancel, run."),
+    "report": (
+        "report",
+        "Write a self-contained HTML report of stored runs or of a forge directory.",
+    ),
 }
 """Every command: the ``greenforge.cli`` module that registers it and the one-line help that
 ``greenforge --help`` shows (the first paragraph of the command's own help; a test keeps the

@@ -1,0 +1,718 @@
+"""Self-contained HTML reports of stored runs and forge directories.
+
+One file, no network at view time: inline CSS and inline SVG plots drawn by the small helpers
+here (no JavaScript), so it opens from ``file://`` and as an e-mail attachment. Every string
+that came from a user or a record is escaped with :func:`html.escape`. Colours are the
+Okabe-Ito palette (colour-blind safe); every plot has labelled axes with units.
+
+The store keeps per-window totals, not per-interval readings, so the "over time" plots show one
+bar per window (or one for the whole run when it has no windows), and say so.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from greenforge.errors import DataError
+from greenforge.records import RunRecord, meter_summary
+from greenforge.units import J_PER_KWH
+
+OKABE_ITO = {
+    "orange": "#E69F00",
+    "sky": "#56B4E9",
+    "green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+    "black": "#000000",
+    "grey": "#999999",
+}
+"""The Okabe-Ito colour-blind safe palette."""
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
+max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;
+margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.headline{display:flex;flex-wrap:wrap;gap:1em;margin:1em 0}
+.card{border:1px solid #ccc;border-radius:6px;padding:.6em 1em;min-width:12em}
+.card .big{font-size:1.5em;font-weight:600}.card .small{color:#555;font-size:.85em}
+.note{color:#555;font-size:.9em}svg{display:block;margin:.5em 0}
+tr.chosen td{background:#fff4e0}
+"""
+
+
+def fmt_energy_j(energy_j: float) -> str:
+    """Returns ``energy_j`` as ``"1234 J"`` (4 significant digits, in joules)."""
+    return f"{energy_j:.4g} J"
+
+
+def fmt_energy_kwh(energy_j: float) -> str:
+    """Returns ``energy_j`` converted to kWh as ``"0.0003428 kWh"`` (4 significant digits)."""
+    return f"{energy_j / J_PER_KWH:.4g} kWh"
+
+
+def fmt_co2e_g(co2e_g: float | None) -> str:
+    """Returns a mass of CO2e in grams as ``"12.34 g"`` (4 significant digits); ``-`` if None."""
+    if co2e_g is None or not math.isfinite(co2e_g):
+        return "-"
+    return f"{co2e_g:.4g} g"
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+# --------------------------------------------------------------------------- SVG helpers
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Returns about ``count`` round tick values (1, 2, 5 x 10^n steps) covering ``[low, high]``
+    (in the data's unit)."""
+    if not (math.isfinite(low) and math.isfinite(high)) or high <= low:
+        high = low + 1.0 if math.isfinite(low) else 1.0
+        low = low if math.isfinite(low) else 0.0
+    raw = (high - low) / max(count, 1)
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1.0, 2.0, 5.0, 10.0) if m * mag >= raw)
+    start = math.floor(low / step) * step
+    ticks: list[float] = []
+    v = start
+    while v <= high + step * 1e-9:
+        ticks.append(round(v, 12))
+        v += step
+    if ticks[-1] < high:
+        ticks.append(round(v, 12))
+    return ticks
+
+
+def _tick_label(v: float) -> str:
+    return f"{v:.3g}"
+
+
+class _Axes:
+    """A plot area of ``width x height`` px with margins, mapping data to pixels."""
+
+    left, right, top, bottom = 70.0, 70.0, 20.0, 50.0
+
+    def __init__(self, width: float, height: float, x: Sequence[float], y: Sequence[float]):
+        self.width, self.height = width, height
+        self.xt = nice_ticks(min(x), max(x))
+        self.yt = nice_ticks(min(0.0, min(y)), max(y))
+
+    def px(self, x: float) -> float:
+        lo, hi = self.xt[0], self.xt[-1]
+        return self.left + (x - lo) / (hi - lo) * (self.width - self.left - self.right)
+
+    def py(self, y: float, ticks: Sequence[float] | None = None) -> float:
+        t = ticks or self.yt
+        lo, hi = t[0], t[-1]
+        return (
+            self.height
+            - self.bottom
+            - (y - lo) / (hi - lo) * (self.height - self.top - self.bottom)
+        )
+
+    def frame(self, x_label: str, y_label: str, colour: str = "#222") -> list[str]:
+        """Returns the SVG elements of both axes, their ticks and their labels."""
+        out: list[str] = []
+        x0, x1 = self.left, self.width - self.right
+        y0, y1 = self.height - self.bottom, self.top
+        out.append(f'<path d="M{x0:.1f},{y1:.1f} V{y0:.1f} H{x1:.1f}" stroke="#222" fill="none"/>')
+        for t in self.xt:
+            x = self.px(t)
+            out.append(f'<path d="M{x:.1f},{y0:.1f} v5" stroke="#222"/>')
+            out.append(
+                f'<text x="{x:.1f}" y="{y0 + 18:.1f}" text-anchor="middle" font-size="11">'
+                f"{_tick_label(t)}</text>"
+            )
+        for t in self.yt:
+            y = self.py(t)
+            out.append(f'<path d="M{x0 - 5:.1f},{y:.1f} h5" stroke="#222"/>')
+            out.append(
+                f'<text x="{x0 - 8:.1f}" y="{y + 4:.1f}" text-anchor="end" font-size="11">'
+                f"{_tick_label(t)}</text>"
+            )
+        out.append(
+            f'<text x="{(x0 + x1) / 2:.1f}" y="{self.height - 10:.1f}" text-anchor="middle" '
+            f'font-size="12">{_e(x_label)}</text>'
+        )
+        cy = (y0 + y1) / 2
+        out.append(
+            f'<text x="16" y="{cy:.1f}" text-anchor="middle" font-size="12" fill="{colour}" '
+            f'transform="rotate(-90 16 {cy:.1f})">{_e(y_label)}</text>'
+        )
+        return out
+
+    def right_axis(self, ticks: Sequence[float], label: str, colour: str) -> list[str]:
+        """Returns a second y axis on the right (its own ticks) with its label."""
+        x = self.width - self.right
+        out = [
+            f'<path d="M{x:.1f},{self.top:.1f} V{self.height - self.bottom:.1f}" '
+            f'stroke="{colour}" fill="none"/>'
+        ]
+        for t in ticks:
+            y = self.py(t, ticks)
+            out.append(f'<path d="M{x:.1f},{y:.1f} h5" stroke="{colour}"/>')
+            out.append(
+                f'<text x="{x + 8:.1f}" y="{y + 4:.1f}" font-size="11" fill="{colour}">'
+                f"{_tick_label(t)}</text>"
+            )
+        cx = self.width - 14
+        cy = (self.top + self.height - self.bottom) / 2
+        out.append(
+            f'<text x="{cx:.1f}" y="{cy:.1f}" text-anchor="middle" font-size="12" '
+            f'fill="{colour}" transform="rotate(90 {cx:.1f} {cy:.1f})">{_e(label)}</text>'
+        )
+        return out
+
+
+def _svg(width: float, height: float, title: str, body: Sequence[str]) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{_e(title)}">'
+        f"<title>{_e(title)}</title>" + "".join(body) + "</svg>"
+    )
+
+
+def svg_step_bars(
+    spans_s: Sequence[tuple[float, float]],
+    values: Sequence[float],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    colour: str = OKABE_ITO["blue"],
+    background: Sequence[float] | None = None,
+    background_label: str = "",
+    width: float = 900.0,
+    height: float = 300.0,
+) -> str:
+    """Returns an SVG of one bar per time span (``values`` in the y unit), optionally with a
+    second series drawn behind it as pale bars on its own right-hand axis."""
+    xs = [s for s, _ in spans_s] + [e for _, e in spans_s]
+    ax = _Axes(width, height, xs, [v for v in values if math.isfinite(v)] or [1.0])
+    body: list[str] = []
+    bg_colour = OKABE_ITO["orange"]
+    if background is not None and any(math.isfinite(b) for b in background):
+        bt = nice_ticks(0.0, max(b for b in background if math.isfinite(b)))
+        for (s, e), b in zip(spans_s, background, strict=True):
+            if not math.isfinite(b):
+                continue
+            x0, x1, y = ax.px(s), ax.px(e), ax.py(b, bt)
+            body.append(
+                f'<rect x="{x0:.1f}" y="{y:.1f}" width="{max(x1 - x0, 1.0):.1f}" '
+                f'height="{ax.py(0.0, bt) - y:.1f}" fill="{bg_colour}" fill-opacity="0.25"/>'
+            )
+        body.extend(ax.right_axis(bt, background_label, "#8a5a00"))
+    for (s, e), v in zip(spans_s, values, strict=True):
+        if not math.isfinite(v):
+            continue
+        x0, x1, y = ax.px(s), ax.px(e), ax.py(v)
+        w = max(x1 - x0 - 1.0, 1.0)
+        body.append(
+            f'<rect x="{x0 + 0.5:.1f}" y="{y:.1f}" width="{w:.1f}" height="{ax.py(0.0) - y:.1f}" '
+            f'fill="{colour}" fill-opacity="0.85"><title>{_tick_label(v)}</title></rect>'
+        )
+    body.extend(ax.frame(x_label, y_label, colour))
+    return _svg(width, height, title, body)
+
+
+def svg_scatter(
+    points: Sequence[Mapping[str, Any]],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    width: float = 900.0,
+    height: float = 380.0,
+) -> str:
+    """Returns an SVG scatter of ``points`` (keys ``x``, ``y``, optional ``x_low``/``x_high``
+    error bars, ``kind`` in chosen/pareto/other, ``name``) with a legend; names show on hover
+    only, so labels never overlap."""
+    good = [p for p in points if math.isfinite(p["x"]) and math.isfinite(p["y"])]
+    if not good:
+        raise DataError("nothing to plot: no candidate has both a CO2e and an accuracy figure.")
+    xs = [p["x"] for p in good] + [
+        v for p in good for v in (p.get("x_low"), p.get("x_high")) if _finite(v)
+    ]
+    ax = _Axes(width, height, [0.0, *xs], [p["y"] for p in good])
+    lo_y = min(p["y"] for p in good)
+    ax.yt = nice_ticks(lo_y - 0.05 * abs(lo_y) - 1.0, max(p["y"] for p in good) + 1.0)
+    style = {
+        "chosen": (OKABE_ITO["vermillion"], "chosen"),
+        "pareto": (OKABE_ITO["blue"], "Pareto front"),
+        "other": (OKABE_ITO["grey"], "other candidates"),
+    }
+    body: list[str] = []
+    for p in sorted(good, key=lambda p: p.get("kind") == "chosen"):
+        colour, _ = style.get(str(p.get("kind")), style["other"])
+        x, y = ax.px(p["x"]), ax.py(p["y"])
+        lo, hi = _f(p.get("x_low")), _f(p.get("x_high"))
+        if math.isfinite(lo) and math.isfinite(hi):
+            body.append(
+                f'<path d="M{ax.px(lo):.1f},{y:.1f} H{ax.px(hi):.1f}" '
+                f'stroke="{colour}" stroke-width="1.5"/>'
+            )
+        r = 7 if p.get("kind") == "chosen" else 5
+        body.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{colour}" stroke="#000" '
+            f'stroke-width="0.6"><title>{_e(p.get("name", ""))}</title></circle>'
+        )
+    lx = ax.left + 12
+    for i, (colour, label) in enumerate(style.values()):
+        ly = ax.top + 12 + 16 * i
+        body.append(f'<circle cx="{lx:.1f}" cy="{ly:.1f}" r="5" fill="{colour}"/>')
+        body.append(f'<text x="{lx + 10:.1f}" y="{ly + 4:.1f}" font-size="11">{label}</text>')
+    body.extend(ax.frame(x_label, y_label))
+    return _svg(width, height, title, body)
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+# --------------------------------------------------------------------------- page
+
+
+def _page(title: str, sections: Sequence[str]) -> str:
+    made = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{_e(title)}</h1><p class='note'>Made by GreenForge on {made}. "
+        "Self-contained: no scripts, no network.</p>" + "".join(sections) + "</body></html>\n"
+    )
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int]) -> str:
+    """``rows`` hold already escaped HTML."""
+    th = "".join(f"<th>{_e(h)}</th>" for h in head)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
+            for i, c in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _card(label: str, value: str, small: str = "", ident: str = "") -> str:
+    id_attr = f' id="{ident}"' if ident else ""
+    return (
+        f'<div class="card"><div class="small">{_e(label)}</div>'
+        f'<div class="big"{id_attr}>{_e(value)}</div><div class="small">{_e(small)}</div></div>'
+    )
+
+
+def _run_section(record: RunRecord) -> str:
+    from greenforge.report.sci import FunctionalUnit, sci_for_run
+
+    rid = _e(record.id)
+    parts = [f'<section id="run-{rid}"><h2>Run {rid}: {_e(record.name)}</h2>']
+    e = record.emissions
+    cards = [
+        _card(
+            "energy",
+            fmt_energy_j(record.energy_j),
+            f"{fmt_energy_kwh(record.energy_j)}; low {fmt_energy_j(record.energy_low_j)}, "
+            f"high {fmt_energy_j(record.energy_high_j)}",
+            f"energy-{rid}",
+        )
+    ]
+    if e is not None:
+        cards.append(
+            _card(
+                "CO2e (operational)",
+                fmt_co2e_g(e.co2e_g),
+                f"low {fmt_co2e_g(e.low_g)}, high {fmt_co2e_g(e.high_g)}",
+                f"co2e-{rid}",
+            )
+        )
+        cards.append(
+            _card(
+                "grid intensity (energy-weighted mean)",
+                f"{e.mean_intensity_g_per_kwh:.4g} g/kWh",
+                f"zone {e.intensity.zone}; {e.intensity.source}",
+            )
+        )
+    cards.append(_card("duration", f"{record.duration_s:.2f} s", f"status {record.status}"))
+    parts.append('<div class="headline">' + "".join(cards) + "</div>")
+
+    facts: list[tuple[str, str]] = [("started", record.started_at)]
+    if e is not None:
+        facts += [
+            ("zone", e.intensity.zone),
+            ("intensity source", f"{e.intensity.source} ({e.intensity.signal})"),
+            ("intensity kind", e.intensity.kind or "-"),
+            ("method / basis", f"{e.intensity.basis}; time-resolved: {e.intensity.time_resolved}"),
+            ("PUE", f"{e.pue:g} ({e.pue_source})"),
+        ]
+    attribution = record.metadata.get("attribution")
+    if attribution is not None:
+        facts.append(("attribution", str(attribution)))
+    methods = sorted({c.method for c in record.components})
+    facts.append(("energy methods", ", ".join(methods) or "-"))
+    parts.append(_table(["what", "value"], [[_e(k), _e(v)] for k, v in facts], set()))
+
+    parts.append(_over_time(record))
+
+    comp_rows = [
+        [_e(c.component), _e(fmt_energy_j(c.energy_j)), _e(fmt_energy_j(c.low_j)),
+         _e(fmt_energy_j(c.high_j)), _e(c.method)]
+        for c in record.components
+    ]  # fmt: skip
+    if record.embodied is not None:
+        b = record.embodied
+        comp_rows.append(
+            [_e(f"embodied ({b.device})"), "-", "-", "-",
+             _e(f"{fmt_co2e_g(b.co2e_g)} CO2e: {b.device_embodied_kg:g} kg x share {b.share:g}; "
+                f"{b.source}")]
+        )  # fmt: skip
+    parts.append("<h3>Components</h3>")
+    parts.append(_table(["component", "energy", "low", "high", "method"], comp_rows, {1, 2, 3}))
+
+    if record.windows:
+        parts.append("<h3>Windows / epochs</h3>")
+        rows = [
+            [_e(w.path), f"{w.duration_s:.2f} s", _e(fmt_energy_j(w.energy_j)),
+             _e(fmt_co2e_g(w.co2e_g))]
+            for w in record.windows
+        ]  # fmt: skip
+        parts.append(_table(["window", "duration", "energy", "CO2e"], rows, {1, 2, 3}))
+
+    budget = record.metadata.get("budget")
+    if isinstance(budget, Mapping) or record.prediction is not None:
+        parts.append("<h3>Budget and prediction</h3><ul>")
+        if isinstance(budget, Mapping):
+            parts.append(
+                f"<li>budget: CO2e {_e(fmt_co2e_g(_opt(budget.get('co2e_g'))))}, energy "
+                f"{_e(_opt_j(budget.get('energy_j')))}; exceeded: {_e(budget.get('exceeded'))}"
+                f"{'; ' + _e(budget['reason']) if budget.get('reason') else ''}</li>"
+            )
+        if record.prediction is not None:
+            p = record.prediction
+            parts.append(
+                f"<li>predicted total after {p.windows_seen}/{p.windows_total} windows: "
+                f"{_e(fmt_energy_j(p.energy_j))}, {_e(fmt_co2e_g(p.co2e_g))}, "
+                f"{p.duration_s:.1f} s</li>"
+            )
+        parts.append("</ul>")
+
+    parts.append("<h3>SCI (Software Carbon Intensity)</h3>")
+    if e is None:
+        parts.append("<p>No SCI: the run has no grid intensity (measure with a zone).</p>")
+    else:
+        s = sci_for_run(record, FunctionalUnit("run"))
+        parts.append(
+            f'<p><span id="sci-{rid}">{_e(fmt_co2e_g(s.sci_g))}</span> CO2e per run '
+            f"(low {_e(fmt_co2e_g(s.low_g))}, high {_e(fmt_co2e_g(s.high_g))}): "
+            f"E {s.energy_kwh:.4g} kWh x I {s.intensity_g_per_kwh:.4g} g/kWh = "
+            f"O {_e(fmt_co2e_g(s.operational_g))}, M {_e(fmt_co2e_g(s.embodied_g))}.</p>"
+            f"<p class='note'>{_e(s.basis)}; {_e(s.embodied_basis)}</p>"
+        )
+
+    parts.append("<h3>How these numbers were obtained</h3><ul>")
+    how = [
+        "Energy: the sum over components of each meter's reading (or model); low/high are the "
+        "meters' stated bounds. Methods: " + (", ".join(methods) or "-") + ".",
+        "Operational CO2e: energy x PUE x grid intensity, summed over the measurement's "
+        "intervals (time-resolved where the intensity source was), with low/high bounds.",
+        "Embodied CO2e (manufacturing) is reported apart and enters only the SCI's M.",
+    ]
+    if record.meters:
+        how.append("Meters: " + meter_summary(record.meters) + ".")
+    how.extend(f"warning: {w}" for w in record.warnings)
+    parts.extend(f"<li>{_e(h)}</li>" for h in how)
+    parts.append("</ul></section>")
+    return "".join(parts)
+
+
+def _opt(v: object) -> float | None:
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def _opt_j(v: object) -> str:
+    return fmt_energy_j(float(v)) if isinstance(v, (int, float)) else "-"
+
+
+def _over_time(record: RunRecord) -> str:
+    """Returns the power and CO2e over time plots (one bar per top-level window, or the whole
+    run), with the grid intensity behind the CO2e bars."""
+    wins = [w for w in record.windows if "/" not in w.path and w.duration_s > 0]
+    e = record.emissions
+    if wins:
+        spans = [(w.start_s - record.started_s, w.end_s - record.started_s) for w in wins]
+        power = [w.energy_j / w.duration_s for w in wins]
+        co2 = [math.nan if w.co2e_g is None else w.co2e_g for w in wins]
+        shown = (
+            "One bar per top-level window (the store keeps per-window totals, not the "
+            "per-interval readings): mean power = window energy / duration."
+        )
+    else:
+        spans = [(0.0, max(record.duration_s, 1e-9))]
+        power = [record.energy_j / max(record.duration_s, 1e-9)]
+        co2 = [math.nan if e is None else e.co2e_g]
+        shown = (
+            "The run has no windows and the store keeps totals, not per-interval readings: "
+            "the bar is the whole run's mean power."
+        )
+    pue = e.pue if e is not None else 1.0
+    intensity = [
+        c / (w_j * pue / J_PER_KWH) if math.isfinite(c) and w_j > 0 else math.nan
+        for c, w_j in zip(
+            co2, [w.energy_j for w in wins] if wins else [record.energy_j], strict=True
+        )
+    ]
+    out = [f"<h3>Power and CO2e over time</h3><p class='note'>{_e(shown)}</p>"]
+    out.append(
+        svg_step_bars(
+            spans, power, title="mean power per window", x_label="time since start (s)",
+            y_label="mean power (W)", colour=OKABE_ITO["blue"],
+        )
+    )  # fmt: skip
+    if any(math.isfinite(c) for c in co2):
+        out.append(
+            svg_step_bars(
+                spans, co2, title="CO2e per window with grid intensity behind",
+                x_label="time since start (s)", y_label="CO2e (g)",
+                colour=OKABE_ITO["green"], background=intensity,
+                background_label="grid intensity (g CO2e/kWh)",
+            )
+        )  # fmt: skip
+        out.append(
+            "<p class='note'>Green bars: operational CO2e (g); pale orange bars: the grid "
+            "intensity each window was charged at (g/kWh, right axis).</p>"
+        )
+    return "".join(out)
+
+
+def run_report(records: Sequence[RunRecord]) -> str:
+    """Returns the HTML document (a str) reporting ``records``, one section each."""
+    if not records:
+        raise DataError("no runs to report: name at least one run id (see `greenforge runs list`).")
+    title = (
+        f"GreenForge report: run {records[0].id}"
+        if len(records) == 1
+        else f"GreenForge report: {len(records)} runs"
+    )
+    return _page(title, [_run_section(r) for r in records])
+
+
+# --------------------------------------------------------------------------- forge
+
+
+def load_forge_json(forge_dir: Path) -> dict[str, Any]:
+    """Returns the parsed ``forge.json`` of a forge output directory."""
+    path = forge_dir / "forge.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(
+            f"no forge.json in {forge_dir}: pass the --out directory of a `greenforge forge` run."
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path}: {exc}. Re-run the forge to rewrite it.") from exc
+    if not isinstance(data, dict):
+        raise DataError(f"{path} is not a forge.json document (not a JSON object).")
+    return data
+
+
+def _mapping(v: object) -> Mapping[str, Any]:
+    return v if isinstance(v, Mapping) else {}
+
+
+def _f(v: object) -> float:
+    return float(v) if isinstance(v, (int, float)) else math.nan
+
+
+def forge_report(forge_dir: Path) -> str:
+    """Returns the HTML document (a str) reporting the forge output directory ``forge_dir``."""
+    from greenforge.forge.output import fmt_g, fmt_interval
+    from greenforge.report.sci import sci_for_forge
+
+    data = load_forge_json(forge_dir)
+    chosen = data.get("chosen")
+    raw = data.get("candidates")
+    cands = [c for c in raw if isinstance(c, Mapping)] if isinstance(raw, list) else []
+    task = _mapping(data.get("task"))
+    parts = [f"<section id='forge'><h2>Forge: {_e(task.get('name', forge_dir.name))}</h2>"]
+
+    head = data.get("headline")
+    cards: list[str] = [_card("chosen", str(chosen), str(data.get("reason", "")), "forge-chosen")]
+    if isinstance(head, Mapping) and _finite(head.get("ratio")):
+        lo, hi = _f(head.get("ratio_low")), _f(head.get("ratio_high"))
+        interval = f"[{lo:.1f}-{hi:.1f}]" if math.isfinite(lo) and math.isfinite(hi) else ""
+        cards.append(
+            _card(
+                "lifetime CO2e, baseline / chosen",
+                f"{_f(head['ratio']):.1f}x",
+                f"interval {interval}; {'same' if head.get('same_runtime') else 'different'} "
+                "runtime",
+                "forge-ratio",
+            )
+        )
+    parts.append('<div class="headline">' + "".join(cards) + "</div>")
+
+    rows: list[list[str]] = []
+    for c in cands:
+        if c.get("inference_co2e_g_per_1k") is None and c.get("accuracy") is None:
+            continue
+        name = str(c.get("name"))
+        is_chosen = name == chosen
+        own = _f(c.get("lifetime_co2e_g")) - _f(c.get("search_share_co2e_g") or 0.0)
+        flags = ", ".join(
+            f
+            for f, on in (
+                ("chosen", is_chosen),
+                ("Pareto", bool(c.get("pareto"))),
+                ("below target", bool(c.get("below_target"))),
+            )
+            if on
+        )
+        rows.append(
+            [
+                _e(name), _e(c.get("recipe", "")), _e(c.get("precision", "")),
+                _e(c.get("runtime", "")), f"{100 * _f(c.get('accuracy')):.2f}",
+                _e(c.get("parameters", "-")), f"{_f(c.get('flops')) / 1e6:.3g}",
+                f"{_f(c.get('size_bytes')) / 1000:.4g}", _e(fmt_g(_f(c.get("train_co2e_g")))),
+                f"{1000 * _f(c.get('latency_s_per_1k')):.3g}",
+                _e(fmt_interval(_f(c.get("inference_co2e_g_per_1k")),
+                                _f(c.get("inference_co2e_g_per_1k_low")),
+                                _f(c.get("inference_co2e_g_per_1k_high")))),
+                _e(fmt_interval(own, _f(c.get("lifetime_co2e_low_g")),
+                                _f(c.get("lifetime_co2e_high_g")))),
+                _e(flags),
+            ]
+        )  # fmt: skip
+    parts.append("<h3>Candidates</h3>")
+    parts.append(
+        _table(
+            ["candidate", "recipe", "precision", "runtime", "accuracy (%)", "parameters",
+             "MFLOP", "size (kB)", "train (g CO2e)", "serving (ms/1k)",
+             "inference (g CO2e/1k) [low-high]", "lifetime (g CO2e) [low-high]", "flags"],
+            rows, {4, 5, 6, 7, 8, 9, 10, 11},
+        )
+    )  # fmt: skip
+    parts.append(
+        "<p class='note'>Lifetime = training lineage + expected inferences, without the "
+        "search share (the ranking basis); the chosen model also carries the search share.</p>"
+    )
+
+    points: list[dict[str, Any]] = [
+        {
+            "name": str(c.get("name")),
+            "x": _f(c.get("lifetime_co2e_g")) - _f(c.get("search_share_co2e_g") or 0.0),
+            "x_low": _f(c.get("lifetime_co2e_low_g")),
+            "x_high": _f(c.get("lifetime_co2e_high_g")),
+            "y": 100 * _f(c.get("accuracy")),
+            "kind": "chosen"
+            if c.get("name") == chosen
+            else ("pareto" if c.get("pareto") else "other"),
+        }
+        for c in cands
+    ]
+    parts.append("<h3>Accuracy vs lifetime CO2e (Pareto)</h3>")
+    if any(math.isfinite(p["x"]) and math.isfinite(p["y"]) for p in points):
+        parts.append(
+            svg_scatter(
+                points,
+                title="accuracy vs lifetime CO2e",
+                x_label="lifetime CO2e without search share (g), bars: low-high",
+                y_label="accuracy (%)",
+            )
+        )
+    png = forge_dir / "pareto.png"
+    if png.is_file():
+        b64 = base64.b64encode(png.read_bytes()).decode("ascii")
+        parts.append(
+            f'<p class="note">The forge\'s own plot (pareto.png):</p><img alt="Pareto plot" '
+            f'style="max-width:100%" src="data:image/png;base64,{b64}">'
+        )
+
+    scores = sci_for_forge(data)
+    if scores:
+        parts.append("<h3>SCI per 1k predictions</h3>")
+        sci_rows = [
+            [_e(n), _e(fmt_co2e_g(s.sci_g)), _e(fmt_co2e_g(s.low_g)), _e(fmt_co2e_g(s.high_g)),
+             f"{s.energy_kwh:.4g}"]
+            for n, s in scores.items()
+        ]  # fmt: skip
+        parts.append(
+            _table(["candidate", "SCI (g CO2e/1k)", "low", "high", "E (kWh/1k)"], sci_rows,
+                   {1, 2, 3, 4})
+        )  # fmt: skip
+        first = next(iter(scores.values()))
+        parts.append(f"<p class='note'>{_e(first.basis)}; {_e(first.embodied_basis)}</p>")
+
+    parts.append("<h3>Decision, noise and self-check</h3><ul>")
+    for line in _forge_lines(data):
+        parts.append(f"<li>{_e(line)}</li>")
+    parts.append("</ul><h3>How these numbers were obtained</h3>")
+    parts.append(f"<p>{_e(data.get('accounting', '-'))}</p>")
+    deploy = _mapping(data.get("deployment"))
+    parts.append(
+        "<p class='note'>"
+        + _e(
+            f"deployment zone {deploy.get('zone')}, {deploy.get('intensity_g_per_kwh')} g/kWh "
+            f"({deploy.get('intensity_source')}), PUE {deploy.get('pue')} "
+            f"({deploy.get('pue_source')}); machine {data.get('machine', '?')}"
+        )
+        + "</p></section>"
+    )
+    return _page(f"GreenForge report: forge {task.get('name', forge_dir.name)}", parts)
+
+
+def _forge_lines(data: Mapping[str, Any]) -> list[str]:
+    """Returns the decision, noise and self-check lines from ``forge.json`` fields."""
+    lines: list[str] = [f"status: {data.get('status')}; {data.get('reason', '')}"]
+    decision = data.get("decision")
+    if isinstance(decision, Mapping) and decision.get("within_noise"):
+        lines.append(
+            "within measurement noise: "
+            + ", ".join(str(c) for c in decision.get("contenders", []))
+            + f"; tie-break: {decision.get('tie_break') or 'fewer FLOPs, then smaller size'}"
+        )
+    noise = data.get("noise")
+    if isinstance(noise, Mapping):
+        lines.append(
+            f"background load {100 * _f(noise.get('background_load')):.0f} %; busy: "
+            f"{noise.get('busy')}; intervals widened x{_f(noise.get('widen_factor')):g}"
+            + (f"; {noise['note']}" if noise.get("note") else "")
+        )
+    proto = data.get("protocol")
+    if isinstance(proto, Mapping) and proto.get("control_of") is not None:
+        lines.append(
+            f"self-check: two copies of {proto.get('control_of')} measured "
+            f"{100 * _f(proto.get('control_spread')):.1f} % apart"
+        )
+    lines.extend(f"warning: {w}" for w in data.get("warnings", []) or [])
+    return lines
+
+
+__all__ = [
+    "OKABE_ITO",
+    "fmt_co2e_g",
+    "fmt_energy_j",
+    "fmt_energy_kwh",
+    "forge_report",
+    "load_forge_json",
+    "nice_ticks",
+    "run_report",
+    "svg_scatter",
+    "svg_step_bars",
+]
