@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install and start what the integration tests need, before CI runs them.
 #
+# - chromium (Debian's) for tests/integration/test_report_browser.py.
 # - Slurm (Debian's slurm-wlm) and MUNGE for tests/integration/test_slurm.py. The test itself
 #   starts a private single-node slurmctld/slurmd with its own slurm.conf and stops them; this
 #   script only makes sure the binaries are installed and munged (authentication) is running.
@@ -85,6 +86,22 @@ if ! missing_slurm; then
     log "munged started"
   else
     log "munged did not start: the Slurm integration test will report it"
+  fi
+fi
+
+# Debian's chromium for tests/integration/test_report_browser.py (the HTML report rendered in a
+# real headless browser). That test fails with a clear message when chromium is missing.
+if ! command -v chromium >/dev/null 2>&1; then
+  log "installing chromium for the HTML report browser test"
+  if command -v apt-get >/dev/null 2>&1; then
+    as_root env DEBIAN_FRONTEND=noninteractive timeout 900 \
+        apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+      || { as_root timeout 300 apt-get update -qq >/dev/null 2>&1 || true
+           as_root env DEBIAN_FRONTEND=noninteractive timeout 900 \
+             apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; } \
+      || log "could not install chromium: the report browser test will fail and say so"
+  else
+    log "no apt-get: cannot install chromium; the report browser test will fail and say so"
   fi
 fi
 
