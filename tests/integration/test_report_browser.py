@@ -244,3 +244,10 @@ def test_a_forge_report_renders_in_chromium(tmp_path: Path) -> None:
 def test_report_needs_runs_or_a_forge_dir(tmp_path: Path) -> None:
     assert main(["report", "--out", str(tmp_path / "x.html")]) != 0
     assert main(["report", "--forge", str(tmp_path), "--out", str(tmp_path / "x.html")]) != 0
+
+
+def test_the_console_check_sees_a_page_error(tmp_path: Path) -> None:
+    page = tmp_path / "bad.html"
+    page.write_text("<html><body><script>undefinedFn();</script></body></html>", encoding="utf-8")
+    done = _browse(page, tmp_path / "profile-bad", "--dump-dom")
+    assert any("Uncaught ReferenceError" in line for line in _console_errors(done.stderr))
