@@ -42,8 +42,9 @@ def _bare(name: str = "<b>x</b>") -> RunRecord:
 def test_ticks_are_increasing_and_cover_the_range(low: float, span: float) -> None:
     ticks = nice_ticks(low, low + span)
     assert ticks == sorted(ticks)
-    assert ticks[0] <= low
-    assert ticks[-1] >= low + span - 1e-9 * max(1.0, abs(low + span))
+    slack = 1e-9 * max(1.0, abs(low) + span)
+    assert ticks[0] <= low + slack
+    assert ticks[-1] >= low + span - slack
     assert 2 <= len(ticks) <= 12
 
 
@@ -95,3 +96,10 @@ def test_formats_are_stable() -> None:
     assert fmt_energy_j(2750.0) == "2750 J"
     assert fmt_co2e_g(0.123456) == "0.1235 g"
     assert fmt_co2e_g(None) == "-"
+
+
+@pytest.mark.parametrize("value", [0.0, 1e-15, 1e12])
+def test_step_bars_survive_degenerate_scales(value: float) -> None:
+    svg = svg_step_bars([(0.0, 1e-9)], [value], title="t", x_label="x (s)", y_label="y (W)")
+    assert svg.count("<rect") == 1
+    assert "nan" not in svg

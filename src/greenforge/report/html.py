@@ -87,14 +87,8 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     mag = 10.0 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1.0, 2.0, 5.0, 10.0) if m * mag >= raw)
     start = math.floor(low / step) * step
-    ticks: list[float] = []
-    v = start
-    while v <= high + step * 1e-9:
-        ticks.append(round(v, 12))
-        v += step
-    if ticks[-1] < high:
-        ticks.append(round(v, 12))
-    return ticks
+    n = min(math.ceil((high - start) / step - 1e-9), 50)  # never loops on tiny spans
+    return [start + i * step for i in range(max(n, 1) + 1)]
 
 
 def _tick_label(v: float) -> str:
@@ -113,7 +107,7 @@ class _Axes:
 
     def px(self, x: float) -> float:
         lo, hi = self.xt[0], self.xt[-1]
-        return self.left + (x - lo) / (hi - lo) * (self.width - self.left - self.right)
+        return self.left + (x - lo) / ((hi - lo) or 1.0) * (self.width - self.left - self.right)
 
     def py(self, y: float, ticks: Sequence[float] | None = None) -> float:
         t = ticks or self.yt
@@ -121,7 +115,7 @@ class _Axes:
         return (
             self.height
             - self.bottom
-            - (y - lo) / (hi - lo) * (self.height - self.top - self.bottom)
+            - (y - lo) / ((hi - lo) or 1.0) * (self.height - self.top - self.bottom)
         )
 
     def frame(self, x_label: str, y_label: str, colour: str = "#222") -> list[str]:
