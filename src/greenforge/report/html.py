@@ -18,11 +18,14 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from greenforge.errors import DataError
 from greenforge.records import RunRecord, meter_summary
 from greenforge.units import J_PER_KWH
+
+if TYPE_CHECKING:
+    from greenforge.forge.output import CandidateRow
 
 OKABE_ITO = {
     "orange": "#E69F00",
@@ -536,7 +539,7 @@ def _f(v: object) -> float:
 
 def forge_report(forge_dir: Path) -> str:
     """Returns the HTML document (a str) reporting the forge output directory ``forge_dir``."""
-    from greenforge.forge.output import fmt_g, fmt_interval
+    from greenforge.forge.output import fmt_g, fmt_interval, runtime_label
     from greenforge.report.sci import sci_for_forge
 
     data = load_forge_json(forge_dir)
@@ -562,37 +565,21 @@ def forge_report(forge_dir: Path) -> str:
         )
     parts.append('<div class="headline">' + "".join(cards) + "</div>")
 
-    rows: list[list[str]] = []
-    for c in cands:
-        if c.get("inference_co2e_g_per_1k") is None and c.get("accuracy") is None:
-            continue
-        name = str(c.get("name"))
-        is_chosen = name == chosen
-        own = _f(c.get("lifetime_co2e_g")) - _f(c.get("search_share_co2e_g") or 0.0)
-        flags = ", ".join(
-            f
-            for f, on in (
-                ("chosen", is_chosen),
-                ("Pareto", bool(c.get("pareto"))),
-                ("below target", bool(c.get("below_target"))),
-            )
-            if on
-        )
-        rows.append(
-            [
-                _e(name), _e(c.get("recipe", "")), _e(c.get("precision", "")),
-                _e(c.get("runtime", "")), f"{100 * _f(c.get('accuracy')):.2f}",
-                _e(c.get("parameters", "-")), f"{_f(c.get('flops')) / 1e6:.3g}",
-                f"{_f(c.get('size_bytes')) / 1000:.4g}", _e(fmt_g(_f(c.get("train_co2e_g")))),
-                f"{1000 * _f(c.get('latency_s_per_1k')):.3g}",
-                _e(fmt_interval(_f(c.get("inference_co2e_g_per_1k")),
-                                _f(c.get("inference_co2e_g_per_1k_low")),
-                                _f(c.get("inference_co2e_g_per_1k_high")))),
-                _e(fmt_interval(own, _f(c.get("lifetime_co2e_low_g")),
-                                _f(c.get("lifetime_co2e_high_g")))),
-                _e(flags),
-            ]
-        )  # fmt: skip
+    serving = _mapping(data.get("serving"))
+    threads = int(_f(serving.get("threads"))) if _finite(serving.get("threads")) else 0
+    table_rows = candidate_rows_from_json(cands, chosen, threads)
+    rows = [
+        [
+            _e(r.name), _e(r.recipe), _e(r.precision), _e(runtime_label(r)),
+            f"{r.accuracy_pct:.2f}", str(r.parameters), f"{r.mflop:.3g}", f"{r.size_kb:.4g}",
+            _e(fmt_g(r.train_g)), f"{r.serving_ms_per_1k:.3g}",
+            _e(fmt_interval(r.inference_g_per_1k, r.inference_low_g_per_1k,
+                            r.inference_high_g_per_1k)),
+            _e(fmt_interval(r.lifetime_g, r.lifetime_low_g, r.lifetime_high_g)),
+            _e(r.flags),
+        ]
+        for r in table_rows
+    ]  # fmt: skip
     parts.append("<h3>Candidates</h3>")
     parts.append(
         _table(
@@ -609,16 +596,14 @@ def forge_report(forge_dir: Path) -> str:
 
     points: list[dict[str, Any]] = [
         {
-            "name": str(c.get("name")),
-            "x": _f(c.get("lifetime_co2e_g")) - _f(c.get("search_share_co2e_g") or 0.0),
-            "x_low": _f(c.get("lifetime_co2e_low_g")),
-            "x_high": _f(c.get("lifetime_co2e_high_g")),
-            "y": 100 * _f(c.get("accuracy")),
-            "kind": "chosen"
-            if c.get("name") == chosen
-            else ("pareto" if c.get("pareto") else "other"),
+            "name": r.name,
+            "x": r.lifetime_g,
+            "x_low": r.lifetime_low_g,
+            "x_high": r.lifetime_high_g,
+            "y": r.accuracy_pct,
+            "kind": "chosen" if r.chosen else ("pareto" if r.pareto else "other"),
         }
-        for c in cands
+        for r in table_rows
     ]
     parts.append("<h3>Accuracy vs lifetime CO2e (Pareto)</h3>")
     if any(math.isfinite(p["x"]) and math.isfinite(p["y"]) for p in points):
@@ -671,6 +656,52 @@ def forge_report(forge_dir: Path) -> str:
     return _page(f"GreenForge report: forge {task.get('name', forge_dir.name)}", parts)
 
 
+def candidate_rows_from_json(
+    candidates: Sequence[Mapping[str, Any]], chosen: object, threads: int
+) -> list[CandidateRow]:
+    """Returns the ``greenforge forge`` table's rows (:class:`CandidateRow`, grams CO2e) of the
+    evaluated candidates in ``forge.json``'s ``candidates`` list (those with an accuracy or an
+    inference figure), in their order."""
+    from greenforge.forge.output import CandidateRow
+
+    def n(c: Mapping[str, Any], key: str) -> float:
+        return _f(c.get(key))
+
+    rows: list[CandidateRow] = []
+    for c in candidates:
+        if c.get("inference_co2e_g_per_1k") is None and c.get("accuracy") is None:
+            continue
+        is_chosen = c.get("name") == chosen
+        share = n(c, "search_share_co2e_g") if _finite(c.get("search_share_co2e_g")) else 0.0
+        rows.append(
+            CandidateRow(
+                name=str(c.get("name")),
+                recipe=str(c.get("recipe", "")),
+                precision=str(c.get("precision", "")),
+                runtime=str(c.get("runtime", "")),
+                threads=threads,
+                accuracy_pct=100.0 * n(c, "accuracy"),
+                parameters=int(n(c, "parameters")) if _finite(c.get("parameters")) else 0,
+                mflop=n(c, "flops") / 1e6,
+                size_kb=n(c, "size_bytes") / 1000.0,
+                train_g=n(c, "train_co2e_g"),
+                serving_ms_per_1k=1000.0 * n(c, "latency_s_per_1k"),
+                inference_g_per_1k=n(c, "inference_co2e_g_per_1k"),
+                inference_low_g_per_1k=n(c, "inference_co2e_g_per_1k_low"),
+                inference_high_g_per_1k=n(c, "inference_co2e_g_per_1k_high"),
+                lifetime_g=n(c, "lifetime_co2e_g") - share,
+                lifetime_low_g=n(c, "lifetime_co2e_low_g"),
+                lifetime_high_g=n(c, "lifetime_co2e_high_g"),
+                search_share_g=share if is_chosen else None,
+                chosen=is_chosen,
+                pareto=bool(c.get("pareto")),
+                below_target=bool(c.get("below_target")),
+                baseline=c.get("name") == "baseline",
+            )
+        )
+    return rows
+
+
 def _forge_lines(data: Mapping[str, Any]) -> list[str]:
     """Returns the decision, noise and self-check lines from ``forge.json`` fields."""
     lines: list[str] = [f"status: {data.get('status')}; {data.get('reason', '')}"]
@@ -700,6 +731,7 @@ def _forge_lines(data: Mapping[str, Any]) -> list[str]:
 
 __all__ = [
     "OKABE_ITO",
+    "candidate_rows_from_json",
     "fmt_co2e_g",
     "fmt_energy_j",
     "fmt_energy_kwh",
