@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
         run_ids: list[str] | None = typer.Argument(
-            None, metavar="[RUN_ID]...", help="Run ids (or unique prefixes) to report."
+            None, metavar="RUN_ID", help="Run ids (or unique prefixes) to report."
         ),
         forge: Path | None = typer.Option(
             None, "--forge", help="Report a forge output directory (the one with forge.json)."
@@ -34,8 +34,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a self-contained HTML report of stored runs or of a forge directory.
 
-        The file has inline CSS and SVG plots (no scripts, no network), so it opens from
-        file:// and as an e-mail attachment.
+        Inline CSS and SVG plots, no scripts, no network: opens from file:// and by e-mail.
         """
         from greenforge.report import html as report_html
 
