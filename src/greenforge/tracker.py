@@ -1192,26 +1192,35 @@ def _check_runnable(program: str, env: Mapping[str, str]) -> None:
         raise _start_error(program, PermissionError(13, "Permission denied", program))
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def _die_with_parent(announce_fd: int | None = None) -> Callable[[], None] | None:
     """A ``preexec_fn`` that makes the child get SIGTERM when this process dies (Linux
     ``PR_SET_PDEATHSIG``), so a SIGKILLed ``greenforge run`` never leaves its command running
-    unmeasured; ``None`` where the OS has no such call."""
-    if not sys.platform.startswith("linux"):
+    unmeasured; ``None`` where there is nothing to do in the child.
+
+    ``announce_fd``: the child also writes its process group id there *before* it execs (the
+    group watchdog's pipe), so no command can start a grandchild while the watchdog does not
+    yet know which group to end."""
+    prctl: Any = None
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):  # no libc prctl: skip that part
+            prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the child
+    if prctl is None and announce_fd is None:
         return None
-    import ctypes
     import signal
 
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the child
-    except (OSError, AttributeError):  # pragma: no cover - no libc prctl
-        return None
     parent = os.getpid()
     sigterm = int(signal.SIGTERM)
 
     def preexec() -> None:
-        prctl(1, sigterm)  # PR_SET_PDEATHSIG = 1
-        if os.getppid() != parent:  # the parent died before the call took effect
-            os.kill(os.getpid(), sigterm)
+        if announce_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(announce_fd, b"%d\n" % os.getpgrp())
+        if prctl is not None:
+            prctl(1, sigterm)  # PR_SET_PDEATHSIG = 1
+            if os.getppid() != parent:  # the parent died before the call took effect
+                os.kill(os.getpid(), sigterm)
 
     return preexec
 
@@ -1247,6 +1256,11 @@ class _GroupWatchdog:
             os.close(write_fd)
         finally:
             os.close(read_fd)
+
+    @property
+    def fd(self) -> int | None:
+        """The pipe the command's child side announces its group on (see _die_with_parent)."""
+        return self._fd
 
     def watch(self, pgid: int) -> None:
         """Guard process group ``pgid`` from now on."""
@@ -1347,7 +1361,8 @@ def run_command(
         proc = subprocess.Popen(
             args,
             env=child_env,
-            preexec_fn=_die_with_parent(),  # only prctl + getppid run in the child
+            # in the child, before exec: announce the group to the watchdog, then prctl
+            preexec_fn=_die_with_parent(None if watchdog is None else watchdog.fd),
             process_group=0 if own_group else None,
         )
     except OSError as exc:
@@ -1363,7 +1378,7 @@ def run_command(
     if on_spawn is not None:
         on_spawn(proc)  # at once: e.g. the CLI forwards SIGTERM to the child
     if watchdog is not None:
-        watchdog.watch(proc.pid)  # the command leads its own group: pgid = its pid
+        watchdog.watch(proc.pid)  # again from here (harmless): the group leader is the command
     if tree is not None:
         with contextlib.suppress(GreenForgeError):  # gone already: its CPU time comes below
             tree.attach(proc.pid)
