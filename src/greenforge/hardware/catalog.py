@@ -11,6 +11,8 @@ Main entry points:
 - :func:`embodied_for` ``(settings) -> (kgCO2e, source) | None``
 - :func:`match_cpu` fuzzy CPU-model lookup, :func:`cloud_instance`, :func:`vcpu_power`
 - :func:`cpu_power_model` ``(settings, cpuinfo) -> CpuPowerModel`` (used by ``model-cpu``)
+- :func:`instance_memory_bytes` (``model-ram`` on a cloud instance), :func:`instance_gpu_power`
+  (``model-gpu``), :func:`gpu_spec` and :func:`accelerator_data` (GPU/accelerator figures)
 """
 
 from __future__ import annotations
@@ -92,6 +94,34 @@ class CloudInstance:
     arch: str
     platform_vcpus: int
     platform_embodied_kg: float | None
+    embodied_basis: str = ""
+    """How the platform figure was obtained: ``ccf`` (CCF coefficient of the type),
+    ``ccf-platform`` (of another type on its platform), ``ccf-instance-list`` (CCF's instance
+    list), ``ccf-method`` (CCF's method applied by the build: base server + memory + GPUs)."""
+    gpu_model: str | None = None
+    """GPU/accelerator model of the instance (a key of :func:`gpu_spec`), ``None`` if none."""
+    gpu_count: float = 0.0
+    """Accelerators the instance holds (fractional for shared GPUs, e.g. AWS g6f: 0.125)."""
+
+    @property
+    def embodied_kg(self) -> float | None:
+        """The instance's share of its platform's embodied kgCO2e (by vCPUs, as CCF shares)."""
+        if self.platform_embodied_kg is None:
+            return None
+        return self.platform_embodied_kg * self.vcpus / self.platform_vcpus
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuSpec:
+    """Board power of one GPU/accelerator model, with its bounds and source."""
+
+    model: str
+    tdp_w: float
+    tdp_low_w: float
+    tdp_high_w: float
+    estimate: bool
+    """True where the vendor publishes no power figure (the bounds are then wider)."""
+    source: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,6 +272,7 @@ def match_cpu(model_name: str, family: bool = True) -> CpuMatch:
 
 def _instance_from_row(provider: str, itype: str, row: list[Any]) -> CloudInstance:
     fields = dict(zip(_cloud()["instance_fields"], row, strict=True))
+    gpu = fields["gpu_model"]
     return CloudInstance(
         provider=provider,
         type=itype,
@@ -255,7 +286,38 @@ def _instance_from_row(provider: str, itype: str, row: list[Any]) -> CloudInstan
             if fields["platform_embodied_kg"] is None
             else float(fields["platform_embodied_kg"])
         ),
+        embodied_basis=str(fields["embodied_basis"]),
+        gpu_model=None if gpu is None else str(gpu),
+        gpu_count=float(fields["gpu_count"]) if gpu is not None else 0.0,
     )
+
+
+@functools.lru_cache(maxsize=1)
+def accelerator_data() -> dict[str, Any]:
+    """The embedded ``accelerators.json`` (GPU power, accelerator throughput, assumptions,
+    Google CFE %), built with every figure's source by ``scripts/build_hardware_tables.py``."""
+    data: dict[str, Any] = json.loads(read_data("greenforge.hardware", "data/accelerators.json"))
+    return data
+
+
+def gpu_models() -> list[str]:
+    """GPU/accelerator models with a power figure."""
+    return sorted(accelerator_data()["gpus"])
+
+
+def gpu_spec(model: str) -> GpuSpec:
+    """Board power of a GPU/accelerator model with bounds (published TDP: +-10 %; an
+    estimate: +-50 %). An unknown model raises a ConfigError listing the known ones."""
+    data = accelerator_data()
+    entry = data["gpus"].get(model)
+    if entry is None:
+        raise ConfigError(
+            f"unknown GPU model {model!r}: known models are {', '.join(gpu_models())}."
+        )
+    tdp = float(entry["tdp_w"])
+    estimate = bool(entry["estimate"])
+    rel = float(data["estimate_rel_bound"] if estimate else data["published_rel_bound"])
+    return GpuSpec(model, tdp, tdp * (1 - rel), tdp * (1 + rel), estimate, str(entry["source"]))
 
 
 def instance_types(provider: str) -> list[str]:
@@ -432,6 +494,67 @@ def cpu_power_model(settings: Settings, cpu: CpuInfo) -> CpuPowerModel:
     return _vcpu_model(vp, n, "generic", method="model:cpu-generic", warning=warning)
 
 
+# ---------------------------------------------------------------------------- GPU/RAM of instances
+
+GPU_IDLE_SHARE = 0.1
+"""Idle draw of a data-centre GPU as a share of its TDP (A100: ~50 W of 400 W; H100: ~70 W of
+700 W in nvidia-smi at rest): the low bound of a GPU whose utilisation is unknown."""
+GPU_UNKNOWN_LOAD_SHARE = 0.5
+"""Central draw, as a share of TDP, of a GPU whose utilisation nobody measures (midway between
+idle and full load, the bounds spanning both)."""
+BYTES_PER_GIB = 2**30
+"""Providers list instance memory in GiB (AWS "Memory (GiB)", Azure, GCP "GB" = GiB)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuPowerModel:
+    """Modelled power of an instance's GPUs/accelerators when no meter reads them (watts)."""
+
+    method: str
+    power_w: float
+    low_w: float
+    high_w: float
+    provenance: str
+    warning: str
+
+
+def instance_gpu_power(inst: CloudInstance) -> GpuPowerModel | None:
+    """The modelled draw of ``inst``'s GPUs (``None`` without GPUs): ``count x TDP x 0.5``,
+    bounds ``count x TDP_low x 0.1`` (idle) to ``count x TDP_high`` (full load)."""
+    if inst.gpu_model is None or inst.gpu_count <= 0:
+        return None
+    spec = gpu_spec(inst.gpu_model)
+    n = inst.gpu_count
+    what = f"{n:g} x {spec.model} ({spec.tdp_w:g} W{' estimated' if spec.estimate else ''} TDP)"
+    return GpuPowerModel(
+        method="model:gpu-tdp",
+        power_w=n * spec.tdp_w * GPU_UNKNOWN_LOAD_SHARE,
+        low_w=n * spec.tdp_low_w * GPU_IDLE_SHARE,
+        high_w=n * spec.tdp_high_w,
+        provenance=(
+            f"{inst.provider} {inst.type}: {what}; utilisation unknown: "
+            f"{GPU_UNKNOWN_LOAD_SHARE:.0%} of TDP, bounds idle ({GPU_IDLE_SHARE:.0%} of TDP) "
+            f"to full TDP; {spec.source}"
+        ),
+        warning=(
+            f"no GPU meter reads the {what} of {inst.type}: their power is modelled from TDP "
+            "with wide bounds. Install NVIDIA's NVML (pip install nvidia-ml-py) or AMD SMI "
+            "where the devices are visible, for a measurement."
+        ),
+    )
+
+
+def instance_memory_bytes(settings: Settings) -> tuple[float, str] | None:
+    """Memory of the configured cloud instance in bytes and a label (``8 GiB of aws
+    m5.large``), or ``None`` without a known instance type or its memory."""
+    if not settings.cloud_instance_type:
+        return None
+    inst = find_instance(settings.cloud_provider, settings.cloud_instance_type)
+    if inst is None or inst.memory_gb is None:
+        return None
+    return inst.memory_gb * BYTES_PER_GIB, f"{inst.memory_gb:g} GiB of {inst.provider} {inst.type}"
+
+
 # ---------------------------------------------------------------------------- PUE, embodied
 
 
@@ -472,11 +595,10 @@ def embodied_for(settings: Settings) -> tuple[float, str] | None:
     if not settings.cloud_instance_type:
         return None
     inst = find_instance(settings.cloud_provider, settings.cloud_instance_type)
-    if inst is None or inst.platform_embodied_kg is None:
+    if inst is None or inst.platform_embodied_kg is None or inst.embodied_kg is None:
         return None
-    share = inst.vcpus / inst.platform_vcpus
-    kg = inst.platform_embodied_kg * share
-    return kg, (
+    return inst.embodied_kg, (
         f"ccf-coefficients:{inst.provider}-embodied:{inst.type} "
-        f"({inst.platform_embodied_kg:g} kg platform x {inst.vcpus}/{inst.platform_vcpus} vCPUs)"
+        f"({inst.platform_embodied_kg:g} kg platform x {inst.vcpus}/{inst.platform_vcpus} vCPUs"
+        f"{'' if inst.embodied_basis == 'ccf' else ', basis ' + inst.embodied_basis})"
     )
