@@ -7,8 +7,13 @@ a generic figure). Readings carry ``method="model:cpu-tdp" | "model:cpu-ccf-vcpu
 "model:cpu-generic"`` and a low/high bound from the low/high curves.
 
 ``model-ram``: ``settings.ram_w_per_gb`` (default 0.375 W/GB, bounds 0.25-0.5 W/GB) x installed
-memory (machine attribution) or x the tracked process tree's resident memory (process
+memory (machine attribution; on a known ``cloud_instance_type`` the instance's memory, e.g.
+m5.large: 8 GiB, not the host's) or x the tracked process tree's resident memory (process
 attribution); ``method="model:ram-w-per-gb"``. GB here is 10^9 bytes.
+
+``model-gpu``: the GPUs of a known ``cloud_instance_type`` (p4d.24xlarge: 8 x A100) when no GPU
+meter reads them: ``count x TDP x 0.5`` with bounds idle to full TDP (see
+:func:`greenforge.hardware.catalog.instance_gpu_power`); ``method="model:gpu-tdp"``.
 
 Process attribution (``settings.attribution == "process"`` and a ``pid``): the tree's share of
 busy CPU time in each interval, ``share = d(cpu time of root + descendants) / d(busy CPU time of
@@ -31,7 +36,12 @@ import psutil
 
 from greenforge.config import Settings, load_settings
 from greenforge.errors import MeterError
-from greenforge.hardware.catalog import CpuPowerModel, cpu_power_model
+from greenforge.hardware.catalog import (
+    CpuPowerModel,
+    GpuPowerModel,
+    cpu_power_model,
+    instance_memory_bytes,
+)
 from greenforge.hardware.cpuinfo import CpuInfo, read_cpuinfo
 from greenforge.meters.base import Availability, Meter, Scope, register_meter
 from greenforge.records import EnergyReading
@@ -395,12 +405,18 @@ class ModelRamMeter:
             pid is not None or memory_bytes is not None
         )
         self.scope: Scope = "process" if process else "node"
+        self._instance_label = ""
         if memory_bytes is not None:
             self._memory = memory_bytes
         elif process and pid is not None:
             self._memory = tree_rss_fn(ProcessTreeCpu(pid))
         else:
             self._memory = _installed_memory_bytes
+            instance = instance_memory_bytes(self.settings)
+            if instance is not None:  # the VM's memory, not the host's (/proc/meminfo may
+                # show a container host's or be inflated by balloon drivers)
+                size, self._instance_label = instance
+                self._memory = functools.partial(float, size)
         w = self.settings.ram_w_per_gb
         self.w_per_gb = w
         self.low_w_per_gb = min(RAM_W_PER_GB_LOW, w)
@@ -412,7 +428,7 @@ class ModelRamMeter:
         what = (
             "resident memory of the process tree"
             if self.scope == "process"
-            else ("installed memory")
+            else (self._instance_label or "installed memory")
         )
         return (
             f"{self.w_per_gb:g} W/GB (bounds {self.low_w_per_gb:g}-{self.high_w_per_gb:g}) x {what}"
@@ -447,6 +463,39 @@ class ModelRamMeter:
         self._last = None
 
 
+class ModelGpuMeter:
+    """GPU energy of a cloud instance from its GPUs' TDP (``model:gpu-tdp``), for instances
+    whose GPUs no meter reads. The whole instance's GPUs are charged (scope ``node``): which
+    process uses them cannot be seen without a driver interface."""
+
+    name = "model-gpu"
+    scope: Scope = "node"
+
+    def __init__(self, model: GpuPowerModel, clock: Clock = time.monotonic) -> None:
+        self.model = model
+        self.method = model.method
+        self._clock = clock
+        self._last: float | None = None
+
+    @property
+    def provenance(self) -> str:
+        return self.model.provenance
+
+    def start(self) -> None:
+        self._last = self._clock()
+
+    def read(self) -> Sequence[EnergyReading]:
+        now = self._clock()
+        last = self._last if self._last is not None else now
+        self._last = now
+        dt_s = max(now - last, 0.0)
+        m = self.model
+        return [EnergyReading("gpu", m.power_w * dt_s, m.method, m.low_w * dt_s, m.high_w * dt_s)]
+
+    def close(self) -> None:
+        self._last = None
+
+
 def _cpu_factory(**kwargs: Any) -> ModelCpuMeter:
     return ModelCpuMeter(**kwargs)
 
@@ -473,14 +522,21 @@ def probe_cpu(settings: Settings | None = None, cpuinfo: CpuInfo | None = None) 
 def probe_ram(settings: Settings | None = None) -> Availability:
     try:
         s = settings if settings is not None else load_settings()
-        gb = _installed_memory_bytes() / BYTES_PER_GB
+        instance = instance_memory_bytes(s)
+        if instance is not None:
+            gb, what = (
+                instance[0] / BYTES_PER_GB,
+                f"{instance[1]} ({instance[0] / BYTES_PER_GB:.1f} GB)",
+            )
+        else:
+            gb = _installed_memory_bytes() / BYTES_PER_GB
+            what = f"{gb:.1f} GB installed"
     except Exception as exc:
         return Availability("model-ram", False, f"cannot read memory size: {exc}")
     return Availability(
         "model-ram",
         True,
-        f"model:ram-w-per-gb: {s.ram_w_per_gb:g} W/GB x {gb:.1f} GB installed "
-        f"= {s.ram_w_per_gb * gb:.1f} W",
+        f"model:ram-w-per-gb: {s.ram_w_per_gb:g} W/GB x {what} = {s.ram_w_per_gb * gb:.1f} W",
         "set ram_w_per_gb to change the figure (0.25-0.5 W/GB is typical)",
     )
 

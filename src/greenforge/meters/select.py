@@ -5,7 +5,10 @@ Rules (in order):
 1. ``rapl`` when its counters are readable, else ``model-cpu`` (the reason says why RAPL was
    skipped and how to enable it).
 2. ``nvidia`` when NVML sees at least one visible GPU; ``amd`` likewise through AMD SMI.
-3. ``model-ram`` unless RAPL has a ``dram`` zone, which already measures memory.
+3. ``model-gpu`` when ``cloud_instance_type`` names an instance with GPUs (p4d.24xlarge) and
+   neither ``nvidia`` nor ``amd`` reads them (power from the GPUs' TDP, wide bounds, a warning).
+4. ``model-ram`` unless RAPL has a ``dram`` zone, which already measures memory (on a known
+   cloud instance: the instance's memory, not the host's).
 
 With ``settings.attribution == "process"`` and a ``pid``, node-wide meters are scoped to the
 process tree rooted at ``pid``: modelled meters directly, RAPL through
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from greenforge.config import Settings
-from greenforge.hardware.catalog import cloud_instance
+from greenforge.hardware.catalog import cloud_instance, instance_gpu_power
 from greenforge.hardware.cpuinfo import CpuInfo, read_cpuinfo
 from greenforge.meters import amd, gpushare, model, nvidia, rapl
 from greenforge.meters.base import Availability, Meter
@@ -75,6 +78,11 @@ def _skip(av: Availability) -> str:
     return f"{av.name}: skipped - {detail}{how}"
 
 
+def instance_name(instance: Any) -> str:
+    """``GPUs of p4d.24xlarge`` (for a reason line)."""
+    return f"GPUs of {instance.type}"
+
+
 def select_meters(
     settings: Settings,
     pid: int | None = None,
@@ -94,8 +102,11 @@ def select_meters(
     :class:`~greenforge.errors.ConfigError` for an unknown ``cloud_instance_type`` (before the
     workload starts, so the run is not lost to a typo).
     """
-    if settings.cloud_instance_type:
+    instance = (
         cloud_instance(settings.cloud_provider, settings.cloud_instance_type)
+        if settings.cloud_instance_type
+        else None
+    )
     process = settings.attribution == "process" and (pid is not None or tree is not None)
     if process and tree is None:
         tree = model.ProcessTreeCpu(pid)
@@ -141,9 +152,11 @@ def select_meters(
         (nvidia.probe(nvml, env), nvidia.NvidiaMeter(nvml=nvml, env=env)),
         (amd.probe(amdsmi, env), amd.AmdMeter(amdsmi=amdsmi, env=env)),
     ]
+    gpu_measured = False
     for av, meter in gpu_meters:
         avail.append(av)
         if av.available:
+            gpu_measured = True
             if tree is not None and av.name == "nvidia" and not _distributed(env):
                 # the tree's share of each GPU's use (a distributed run keeps whole devices,
                 # read once per device by the rank that owns them)
@@ -153,6 +166,15 @@ def select_meters(
             reasons.append(f"{av.name}: using - {av.detail}")
         else:
             reasons.append(_skip(av))
+    gpu_model = instance_gpu_power(instance) if instance is not None else None
+    if gpu_model is not None and gpu_measured:
+        reasons.append("model-gpu: skipped - a GPU meter measures the instance's GPUs")
+    elif gpu_model is not None:
+        meters.append(model.ModelGpuMeter(gpu_model))
+        reasons.append(
+            f"model-gpu: using - no GPU meter; {gpu_model.method} {gpu_model.provenance}"
+        )
+        warnings.append(gpu_model.warning)
 
     dram_zones = rapl.counted_zones(rapl.discover_zones(rapl_root, rapl_opener))[0]
     if rapl_meter is not None and any(z.zone.name == "dram" for z in dram_zones):
