@@ -195,9 +195,11 @@ def svg_step_bars(
     background_label: str = "",
     width: float = 900.0,
     height: float = 300.0,
+    bar_colours: Sequence[str] | None = None,
 ) -> str:
     """Returns an SVG of one bar per time span (``values`` in the y unit), optionally with a
-    second series drawn behind it as pale bars on its own right-hand axis."""
+    second series drawn behind it as pale bars on its own right-hand axis; ``bar_colours``
+    (one per bar) overrides ``colour`` bar by bar."""
     xs = [s for s, _ in spans_s] + [e for _, e in spans_s]
     ax = _Axes(width, height, xs, [v for v in values if math.isfinite(v)] or [1.0])
     body: list[str] = []
@@ -213,14 +215,15 @@ def svg_step_bars(
                 f'height="{ax.py(0.0, bt) - y:.1f}" fill="{bg_colour}" fill-opacity="0.25"/>'
             )
         body.extend(ax.right_axis(bt, background_label, "#8a5a00"))
-    for (s, e), v in zip(spans_s, values, strict=True):
+    fills = list(bar_colours) if bar_colours is not None else [colour] * len(values)
+    for (s, e), v, fill in zip(spans_s, values, fills, strict=True):
         if not math.isfinite(v):
             continue
         x0, x1, y = ax.px(s), ax.px(e), ax.py(v)
         w = max(x1 - x0 - 1.0, 1.0)
         body.append(
             f'<rect x="{x0 + 0.5:.1f}" y="{y:.1f}" width="{w:.1f}" height="{ax.py(0.0) - y:.1f}" '
-            f'fill="{colour}" fill-opacity="0.85"><title>{_tick_label(v)}</title></rect>'
+            f'fill="{fill}" fill-opacity="0.85"><title>{_tick_label(v)}</title></rect>'
         )
     body.extend(ax.frame(x_label, y_label, colour))
     return _svg(width, height, title, body)
@@ -277,7 +280,206 @@ def svg_scatter(
 
 
 def _finite(v: object) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+CHAR_W = 0.62
+"""Width of one character as a share of the font size (a generous sans-serif average): text
+extents are estimated with it so that labels are laid out never to overlap."""
+
+
+def text_width(text: str, font_size: float) -> float:
+    """Returns the estimated width (px) of ``text`` drawn at ``font_size`` px."""
+    return len(text) * CHAR_W * font_size
+
+
+def _clip_label(text: str, max_chars: int) -> str:
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "\u2026"
+
+
+def _legend(
+    entries: Sequence[tuple[str, str, str]], x0: float, y0: float, max_x: float
+) -> tuple[list[str], float]:
+    """Returns (SVG elements, height in px) of a legend laid out left to right from ``(x0, y0)``
+    and wrapped before ``max_x``. ``entries``: (label, colour, kind) with kind ``bar``,
+    ``line:N`` (the N-th line's dash pattern), ``dash`` or ``dot`` - the swatch drawn."""
+    out: list[str] = []
+    x, y = x0, y0
+    for label, colour, kind in entries:
+        w = 22 + text_width(label, 11) + 16
+        if x > x0 and x + w > max_x:
+            x, y = x0, y + 18
+        if kind == "bar":
+            out.append(
+                f'<rect x="{x:.1f}" y="{y - 9:.1f}" width="14" height="10" fill="{colour}" '
+                'fill-opacity="0.85"/>'
+            )
+        elif kind == "dot":
+            out.append(f'<circle cx="{x + 7:.1f}" cy="{y - 4:.1f}" r="5" fill="{colour}"/>')
+        else:
+            if kind == "dash":
+                pattern = "5,3"
+            elif kind.startswith("line:"):
+                pattern = _DASHES[int(kind[5:]) % len(_DASHES)]
+            else:
+                pattern = ""
+            dash = f' stroke-dasharray="{pattern}"' if pattern else ""
+            out.append(
+                f'<path d="M{x:.1f},{y - 4:.1f} h16" stroke="{colour}" stroke-width="2.5"{dash}/>'
+            )
+        out.append(f'<text x="{x + 22:.1f}" y="{y:.1f}" font-size="11">{_e(label)}</text>')
+        x += w
+    return out, (y - y0) + 18
+
+
+def svg_hbars(
+    labels: Sequence[str],
+    series: Sequence[tuple[str, str, Sequence[float | None]]],
+    *,
+    title: str,
+    x_label: str,
+    value_format: str = "{:.3g}",
+    width: float = 900.0,
+) -> str:
+    """Returns an SVG of horizontal bars: one row per label, one bar per series in it.
+
+    ``series`` holds (legend name, colour, one value per label in the x unit; None is drawn as
+    ``n/a``). Labels sit left of their rows (one row each, so they never overlap; long ones are
+    shortened, the full text on hover), values at the bar ends, the legend above the plot."""
+    if not labels or not series:
+        raise DataError("nothing to plot: no rows.")
+    values = [v for _, _, vs in series for v in vs if v is not None and math.isfinite(v)]
+    shown = [_clip_label(lab, 48) for lab in labels]
+    left = min(max(text_width(s, 11) for s in shown) + 24, 360.0)
+    right = 70.0
+    legend, legend_h = _legend(
+        [(name, colour, "bar") for name, colour, _ in series], left, 18.0, width - right
+    )
+    top = 18.0 + legend_h if len(series) > 1 else 16.0
+    bar_h = 14.0
+    row_h = bar_h * len(series) + 10.0
+    height = top + row_h * len(labels) + 50.0
+    xt = nice_ticks(min(0.0, *values) if values else 0.0, max(0.0, *values) if values else 1.0)
+    lo, hi = xt[0], xt[-1]
+
+    def px(v: float) -> float:
+        return left + (v - lo) / ((hi - lo) or 1.0) * (width - left - right)
+
+    body: list[str] = list(legend) if len(series) > 1 else []
+    zero = px(0.0)
+    y_axis_end = top + row_h * len(labels)
+    for i, (full, short) in enumerate(zip(labels, shown, strict=True)):
+        y_row = top + row_h * i + 5.0
+        mid = y_row + bar_h * len(series) / 2
+        body.append(
+            f'<text x="{left - 8:.1f}" y="{mid + 4:.1f}" text-anchor="end" font-size="11">'
+            f"<title>{_e(full)}</title>{_e(short)}</text>"
+        )
+        for k, (name, colour, vs) in enumerate(series):
+            v = vs[i]
+            y = y_row + bar_h * k
+            if v is None or not math.isfinite(v):
+                body.append(
+                    f'<text x="{zero + 4:.1f}" y="{y + bar_h - 3:.1f}" font-size="10" '
+                    f'fill="#555">n/a</text>'
+                )
+                continue
+            x0, x1 = sorted((zero, px(v)))
+            body.append(
+                f'<rect x="{x0:.1f}" y="{y + 1:.1f}" width="{max(x1 - x0, 1.0):.1f}" '
+                f'height="{bar_h - 2:.1f}" fill="{colour}" fill-opacity="0.85">'
+                f"<title>{_e(name)}: {_e(value_format.format(v))}</title></rect>"
+            )
+            tx, anchor = (x1 + 4, "start") if v >= 0 else (x0 - 4, "end")
+            body.append(
+                f'<text x="{tx:.1f}" y="{y + bar_h - 3:.1f}" font-size="10" '
+                f'text-anchor="{anchor}">{_e(value_format.format(v))}</text>'
+            )
+    body.append(
+        f'<path d="M{zero:.1f},{top:.1f} V{y_axis_end:.1f}" stroke="#222" fill="none"/>'
+        f'<path d="M{left:.1f},{y_axis_end:.1f} H{width - right:.1f}" stroke="#222" '
+        'fill="none"/>'
+    )
+    for t in xt:
+        x = px(t)
+        body.append(f'<path d="M{x:.1f},{y_axis_end:.1f} v5" stroke="#222"/>')
+        body.append(
+            f'<text x="{x:.1f}" y="{y_axis_end + 18:.1f}" text-anchor="middle" font-size="11">'
+            f"{_tick_label(t)}</text>"
+        )
+    body.append(
+        f'<text x="{(left + width - right) / 2:.1f}" y="{height - 10:.1f}" '
+        f'text-anchor="middle" font-size="12">{_e(x_label)}</text>'
+    )
+    return _svg(width, height, title, body)
+
+
+_DASHES = ("", "8,3", "2,2", "8,3,2,3")
+"""Dash patterns of successive lines, so that lines differ by more than colour."""
+
+
+def svg_step_lines(
+    lines: Sequence[tuple[str, str, Sequence[tuple[float, float]], Sequence[float]]],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    shade: Sequence[tuple[float, float, str]] = (),
+    shade_label: str = "",
+    marks: Sequence[tuple[float, str, str]] = (),
+    width: float = 900.0,
+    height: float = 340.0,
+) -> str:
+    """Returns an SVG of step lines (one per series) with shaded spans and vertical marks.
+
+    ``lines``: (legend name, colour, (x start, x end) of each step, value of each step), x and
+    y in the axis units; each line also gets its own dash pattern. ``shade``: (x start, x end,
+    colour) spans drawn behind, named ``shade_label`` in the legend. ``marks``: (x, legend name,
+    colour) dashed vertical lines. Names live in the legend above the plot, never on it, so
+    nothing overlaps."""
+    xs = [x for _, _, spans, _ in lines for span in spans for x in span]
+    xs += [x for s, e, _ in shade for x in (s, e)] + [x for x, _, _ in marks]
+    ys = [v for _, _, _, vs in lines for v in vs if math.isfinite(v)]
+    if not xs or not ys:
+        raise DataError("nothing to plot: no finite values.")
+    ax = _Axes(width, 0.0, xs, ys)
+    entries = [(name, colour, f"line:{i}") for i, (name, colour, *_) in enumerate(lines)]
+    if shade:
+        entries.append((shade_label, shade[0][2], "bar"))
+    entries += [(name, colour, "dash") for _, name, colour in marks]
+    legend, legend_h = _legend(entries, ax.left, 16.0, width - ax.right)
+    ax.top = 16.0 + legend_h
+    ax.height = height + legend_h
+    body: list[str] = list(legend)
+    y_top, y_bottom = ax.py(ax.yt[-1]), ax.py(ax.yt[0])
+    for s, e, colour in shade:
+        x0, x1 = ax.px(s), ax.px(e)
+        body.append(
+            f'<rect x="{x0:.1f}" y="{y_top:.1f}" width="{max(x1 - x0, 1.0):.1f}" '
+            f'height="{y_bottom - y_top:.1f}" fill="{colour}" fill-opacity="0.35"/>'
+        )
+    for i, (name, colour, spans, vs) in enumerate(lines):
+        d: list[str] = []
+        for (x0, x1), v in zip(spans, vs, strict=True):
+            if not math.isfinite(v):
+                continue
+            cmd = "L" if d else "M"
+            d.append(f"{cmd}{ax.px(x0):.1f},{ax.py(v):.1f} H{ax.px(x1):.1f}")
+        dash = _DASHES[i % len(_DASHES)]
+        if d:
+            body.append(
+                f'<path d="{" ".join(d)}" stroke="{colour}" stroke-width="2.2" fill="none"'
+                + (f' stroke-dasharray="{dash}"' if dash else "")
+                + f"><title>{_e(name)}</title></path>"
+            )
+    for x, name, colour in marks:
+        px = ax.px(x)
+        body.append(
+            f'<path d="M{px:.1f},{y_top:.1f} V{y_bottom:.1f}" stroke="{colour}" '
+            f'stroke-width="1.5" stroke-dasharray="5,3"><title>{_e(name)}</title></path>'
+        )
+    body.extend(ax.frame(x_label, y_label))
+    return _svg(width, ax.height, title, body)
 
 
 # --------------------------------------------------------------------------- page
@@ -410,6 +612,8 @@ def _run_section(record: RunRecord) -> str:
             )
         parts.append("</ul>")
 
+    parts.append(_what_if_section(record))
+
     parts.append("<h3>SCI (Software Carbon Intensity)</h3>")
     if e is None:
         parts.append("<p>No SCI: the run has no grid intensity (measure with a zone).</p>")
@@ -437,6 +641,91 @@ def _run_section(record: RunRecord) -> str:
     parts.extend(f"<li>{_e(h)}</li>" for h in how)
     parts.append("</ul></section>")
     return "".join(parts)
+
+
+def _utc(t_s: float) -> str:
+    return _dt.datetime.fromtimestamp(t_s, tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _what_if_section(record: RunRecord) -> str:
+    """Returns the "cleanest and dirtiest zone and hour" block of a run's section."""
+    from greenforge.errors import GreenForgeError
+    from greenforge.grid.zones import zone_name
+    from greenforge.report.whatif import what_if
+
+    rid = _e(record.id)
+    out = ["<h3>Cleanest and dirtiest zone and hour (the planner's view)</h3>"]
+    if record.energy_j <= 0:
+        return out[0] + "<p>No comparison: the run recorded no energy.</p>"
+    try:
+        w = what_if(record)
+    except GreenForgeError as exc:
+        return out[0] + f"<p>No comparison: {_e(exc)}</p>"
+
+    def name(zone: str) -> str:
+        try:
+            return f"{zone} ({zone_name(zone)})"
+        except GreenForgeError:
+            return zone
+
+    rows = [
+        ("cleanest zone", name(w.cleanest_zone.zone), w.cleanest_zone, "whatif-clean-zone"),
+        ("dirtiest zone", name(w.dirtiest_zone.zone), w.dirtiest_zone, "whatif-dirty-zone"),
+    ]
+    if w.as_ran is not None:
+        rows.insert(0, ("as it ran", f"{w.as_ran.zone}, {_utc(w.as_ran.start_s)}", w.as_ran,
+                        "whatif-as-ran"))  # fmt: skip
+    clean_h, dirty_h = w.cleanest_hour, w.dirtiest_hour
+    if clean_h is not None and dirty_h is not None:
+        rows.append(("cleanest hour", f"{clean_h.zone}, start {_utc(clean_h.start_s)}", clean_h,
+                     "whatif-clean-hour"))  # fmt: skip
+        rows.append(("dirtiest hour", f"{dirty_h.zone}, start {_utc(dirty_h.start_s)}", dirty_h,
+                     "whatif-dirty-hour"))  # fmt: skip
+    out.append(
+        _table(
+            ["alternative", "where / when", "CO2e", "mean intensity (g/kWh)", "intensity source"],
+            [
+                [_e(label), _e(where), f'<span id="{ident}-{rid}">{_e(fmt_co2e_g(a.co2e_g))}</span>',
+                 f"{a.mean_intensity_g_per_kwh:.4g}", _e(a.source)]
+                for label, where, a, ident in rows
+            ],
+            {2, 3},
+        )
+    )  # fmt: skip
+    out.append(
+        svg_hbars(
+            [f"{label}: {where}" for label, where, _, _ in rows],
+            [("CO2e", OKABE_ITO["green"], [a.co2e_g for _, _, a, _ in rows])],
+            title="this run's CO2e in other zones and hours",
+            x_label="operational CO2e of this run (g)",
+            value_format="{:.4g} g",
+        )
+    )
+    if w.hours and clean_h is not None and dirty_h is not None:
+        day = math.floor(record.started_s / 86_400.0) * 86_400.0
+        spans = [((a.start_s - day) / 3600.0, (a.start_s - day) / 3600.0 + 1.0) for a in w.hours]
+        actual_hour = math.floor((record.started_s - day) / 3600.0)
+        colours = [
+            OKABE_ITO["blue"] if a is clean_h
+            else OKABE_ITO["vermillion"] if a is dirty_h
+            else OKABE_ITO["black"] if i == actual_hour
+            else OKABE_ITO["grey"]
+            for i, a in enumerate(w.hours)
+        ]  # fmt: skip
+        out.append(
+            svg_step_bars(
+                spans, [a.co2e_g for a in w.hours],
+                title=f"this run's CO2e by start hour in {w.zone}",
+                x_label=f"start hour on {_utc(day)[:10]} (h, UTC)",
+                y_label="CO2e of this run (g)", colour="#222", bar_colours=colours,
+            )
+        )  # fmt: skip
+        out.append(
+            "<p class='note'>Bars: the run started at each hour of its day. Blue: cleanest "
+            "hour; vermillion: dirtiest; black: the hour it started; grey: the others.</p>"
+        )
+    out.append(f"<p class='note'>{_e(w.note)}</p>")
+    return "".join(out)
 
 
 def _opt(v: object) -> float | None:
