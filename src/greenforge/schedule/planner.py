@@ -336,7 +336,12 @@ def _dp_plan(
     series: Mapping[str, IntensitySeries],
     curves: Mapping[str, _Curve],
 ) -> list[Slot] | None:
-    """Interruptible/multi-zone DP; ``None`` when no chunked plan fits on the DP grid."""
+    """Interruptible/multi-zone DP; ``None`` when no chunked plan fits on the DP grid.
+
+    The time loop is the only Python loop: every step updates all zones, progress values and
+    chunk lengths at once, and resuming in another zone takes the cheapest paused state of
+    the *other* zones from the two smallest values per progress (no zone x zone loop).
+    """
     step_s = min(series[z].step_s for z in zones)
     r = _resolution(job, step_s, len(zones))
     phase = float(series[zones[0]].times_s[0])
@@ -353,69 +358,74 @@ def _dp_plan(
     starts: FloatArray = first + r * np.arange(n_steps, dtype=np.float64)
     pw = _unit_powers(job, r, k_need)  # power (W) of the work unit taking progress k -> k+1
     # cost (g) of running one unit in each zone at each step, and the per-resume lump (g)
-    unit = np.empty((n_z, n_steps))
-    lump_c = np.empty((n_z, n_steps))
-    lump_m = np.empty((n_z, n_steps))
-    for zi, z in enumerate(zones):
-        integral = curves[z].integral(starts, starts + r)
-        unit[zi] = integral / J_PER_KWH  # g per W of job power
-        mean_g_per_kwh = integral / r
-        lump_c[zi] = job.checkpoint_overhead_j * mean_g_per_kwh / J_PER_KWH
-        lump_m[zi] = (job.checkpoint_overhead_j + job.migration_cost_j) * mean_g_per_kwh / J_PER_KWH
+    integral = np.stack([curves[z].integral(starts, starts + r) for z in zones])
+    unit = integral / J_PER_KWH  # g per W of job power, (zone, step)
+    lump_c = job.checkpoint_overhead_j * (integral / r) / J_PER_KWH
+    lump_m = (job.checkpoint_overhead_j + job.migration_cost_j) * (integral / r) / J_PER_KWH
+    # (step, zone, progress k) cost of the unit k -> k+1, and the lumps by step
+    unit_k = np.ascontiguousarray(unit.T[:, :, None] * pw[None, None, :])
+    lump_c_t = np.ascontiguousarray(lump_c.T)
+    lump_m_t = np.ascontiguousarray(lump_m.T)
     inf = np.inf
     k_dim = k_need + 1
-    l_dim = lmin + 1
-    run = np.full((n_z, k_dim, l_dim), inf)  # ran during the previous step
-    idle = np.full((n_z, k_dim), inf)  # paused, checkpoint in zone, progress k
-    run_hist = np.empty((n_steps + 1, n_z, k_dim, l_dim))
-    idle_hist = np.empty((n_steps + 1, n_z, k_dim))
-    run_hist[0] = run
-    idle_hist[0] = idle
-    done_cost = inf
-    done_at = -1
-    done_zone = -1
-    ks = np.arange(k_dim)
-    for t in range(n_steps):
-        c = unit[:, t]
-        new_run = np.full(run.shape, inf)
-        # continue a chunk
-        ck = c[:, None] * pw[None, :]  # (zone, progress k) cost of the unit k -> k+1
-        new_run[:, 1:, 2:] = run[:, :-1, 1:-1] + ck[:, :, None]
-        if lmin > 1:
-            cont_long = np.minimum(run[:, :-1, lmin - 1], run[:, :-1, lmin])
-            new_run[:, 1:, lmin] = np.minimum(new_run[:, 1:, lmin], cont_long + ck)
+    # run_hist[t]: ran during step t - 1 (chunk length l, capped at lmin); idle_hist[t]: paused
+    run_hist = np.full((n_steps + 1, n_z, k_dim, lmin + 1), inf)
+    idle_hist = np.full((n_steps + 1, n_z, k_dim), inf)
+    # resuming at progress k costs the unit it resumes on plus the lump: precomputed per move
+    # as (lose units, same-zone only?, head cost (step, zone), tail cost (step, zone, k))
+    moves: list[tuple[int, bool, FloatArray, FloatArray]] = []
+    if k_need >= 2:
+        if n_z == 1 or (mig == 0 and job.migration_cost_j == 0):
+            pairs = [(over, False, lump_c_t)]  # moving is free: resume from the best zone
         else:
-            new_run[:, 1:, 1] = np.minimum(new_run[:, 1:, 1], run[:, :-1, 1] + ck)
+            pairs = [(over, True, lump_c_t), (over + mig, False, lump_m_t)]
+        for lose, same, lump in pairs:
+            n_tail = max(k_need - 1 - lose, 0)
+            head = unit_k[:, :, 0] + lump
+            tail = unit_k[:, :, 1 : 1 + n_tail] + lump[:, :, None]
+            moves.append((lose, same, head, tail))
+    for t in range(n_steps):
+        run = run_hist[t]
+        new = run_hist[t + 1]
+        ck = unit_k[t]
+        # continue a chunk (its length grows, capped at lmin)
+        if lmin > 1:
+            np.add(run[:, :-1, 1:-1], ck[:, :, None], out=new[:, 1:, 2:])
+            np.minimum(new[:, 1:, lmin], run[:, :-1, lmin] + ck, out=new[:, 1:, lmin])
+        else:
+            np.add(run[:, :-1, 1], ck, out=new[:, 1:, 1])
         # stop a long-enough chunk (it ended at this boundary), or stay idle
-        stopped = np.minimum(idle, run[:, :, lmin])
+        stopped = idle_hist[t + 1]
+        np.minimum(idle_hist[t], run[:, :, lmin], out=stopped)
         stopped[:, k_need] = inf  # a finished job is not paused
+        first_col = new[:, :, 1]  # a view: chunks that start at step t
         # start fresh in any zone
-        new_run[:, 1, 1] = np.minimum(new_run[:, 1, 1], c * pw[0])
-        # resume from a pause, in the same zone or (with migration) another
-        for zi in range(n_z):
-            for zj in range(n_z):
-                lose = over + (mig if zi != zj else 0)
-                lump = lump_c[zj, t] if zi == zj else lump_m[zj, t]
-                src = stopped[zi, 1:k_need]
-                if not np.isfinite(src).any():
-                    continue
-                dest = np.maximum(ks[1:k_need] - lose, 0) + 1
-                vals = src + c[zj] * pw[dest - 1] + lump
-                np.minimum.at(new_run[zj, :, 1], dest, vals)
-        # finishing: full progress with a long-enough last chunk, at boundary t
-        fin = run[:, k_need, lmin]
-        zbest = int(np.argmin(fin))
-        if _better(float(fin[zbest]), done_cost):
-            done_cost, done_at, done_zone = float(fin[zbest]), t, zbest
-        run, idle = new_run, stopped
-        run_hist[t + 1] = run
-        idle_hist[t + 1] = idle
-    fin = run[:, k_need, lmin]
-    zbest = int(np.argmin(fin))
-    if _better(float(fin[zbest]), done_cost):
-        done_cost, done_at, done_zone = float(fin[zbest]), n_steps, zbest
+        np.minimum(first_col[:, 1], ck[:, 0], out=first_col[:, 1])
+        # resume from a pause, in the same zone or (with migration) another: progress k
+        # resumes at max(k - lose, 0) + 1 (the overhead is re-run work)
+        paused = stopped[:, 1:k_need]
+        for lose, same, head, tail in moves:
+            if same:
+                src = paused
+            elif len(moves) == 1:
+                src = paused.min(axis=0, keepdims=True)  # best zone, migration free
+            else:
+                two = np.partition(paused, 1, axis=0) if n_z > 2 else np.sort(paused, axis=0)
+                src = np.where(paused <= two[0], two[1], two[0])  # best of the *other* zones
+            if lose >= 1:  # every progress <= lose restarts from the first unit
+                best = src[:, : min(lose, k_need - 1)].min(axis=1) + head[t]
+                np.minimum(first_col[:, 1], best, out=first_col[:, 1])
+            n_tail = tail.shape[2]
+            if n_tail > 0:  # progress k > lose resumes at k - lose + 1
+                dest = first_col[:, 2 : 2 + n_tail]
+                np.minimum(dest, src[:, lose:] + tail[t], out=dest)
+    # finishing: full progress with a long-enough last chunk, at the earliest boundary
+    fin = run_hist[:, :, k_need, lmin]
+    done_cost = float(np.min(fin))
     if not math.isfinite(done_cost):
         return None
+    tol = 1e-12 * max(abs(done_cost), 1.0)
+    done_at, done_zone = divmod(int(np.flatnonzero(fin.ravel() <= done_cost + tol)[0]), n_z)
     chunks = _backtrack(
         run_hist, idle_hist, unit, pw, lump_c, lump_m, done_at, done_zone, k_need, lmin, over, mig
     )
