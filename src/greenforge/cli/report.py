@@ -1,7 +1,8 @@
-"""CLI: ``greenforge report RUN_ID ...`` and ``greenforge report --forge DIR``.
+"""CLI: ``greenforge report RUN_ID ...``, ``--forge DIR``, ``--backtest FILE``, ``--plan FILE``.
 
 Writes one self-contained HTML file (inline CSS and SVG, no network at view time) made by
-:mod:`greenforge.report.html`; the page's rendering is tested in headless Chromium.
+:mod:`greenforge.report.html` (runs, forge) or :mod:`greenforge.report.schedule_html`
+(back-test, plan); the pages' rendering is tested in headless Chromium.
 """
 
 from __future__ import annotations
@@ -26,36 +27,71 @@ def register(app: typer.Typer) -> None:
         forge: Path | None = typer.Option(
             None, "--forge", help="Report a forge output directory (the one with forge.json)."
         ),
+        backtest: Path | None = typer.Option(
+            None,
+            "--backtest",
+            help="Report a back-test result: the JSON of `greenforge backtest --out FILE`.",
+        ),
+        plan: Path | None = typer.Option(
+            None, "--plan", help="Report a plan: the JSON of `greenforge plan --json`."
+        ),
         out: Path | None = typer.Option(
             None,
             "--out",
             help="HTML file to write (default: greenforge-report.html in the current directory).",
         ),
     ) -> None:
-        """Write a self-contained HTML report of stored runs or of a forge directory.
+        """Write a self-contained HTML report of stored runs, a forge directory, a back-test
+        result or a plan.
 
         Inline CSS and SVG plots, no scripts, no network: opens from file:// and by e-mail.
         """
-        from greenforge.report import html as report_html
-
         ids = list(run_ids or [])
-        if forge is not None and ids:
-            raise ConfigError("give run ids or --forge DIR, not both: one report is one kind.")
-        if forge is None and not ids:
-            raise ConfigError(
-                "nothing to report: name run ids (see `greenforge runs list`) or --forge DIR."
+        given = [
+            name
+            for name, value in (
+                ("run ids", ids or None),
+                ("--forge", forge),
+                ("--backtest", backtest),
+                ("--plan", plan),
             )
-        if forge is not None:
-            text = report_html.forge_report(forge)
-        else:
-            from greenforge.config import load_settings
-            from greenforge.report.store import RunStore
-
-            with RunStore.for_settings(load_settings(), read_only=True) as store:
-                records = [store.get(i) for i in ids]
-            text = report_html.run_report(records)
+            if value is not None
+        ]
+        if len(given) > 1:
+            raise ConfigError(
+                f"give one of run ids, --forge DIR, --backtest FILE or --plan FILE, not "
+                f"{' and '.join(given)}: one report is one kind."
+            )
+        if not given:
+            raise ConfigError(
+                "nothing to report: name run ids (see `greenforge runs list`), --forge DIR, "
+                "--backtest FILE or --plan FILE."
+            )
+        text = _render(ids, forge, backtest, plan)
         target = out if out is not None else Path("greenforge-report.html")
         from greenforge.forge.output import write_text_atomic
 
         write_text_atomic(target, text)
         Console(stderr=True).print(f"wrote {escape(str(target))}", highlight=False)
+
+
+def _render(ids: list[str], forge: Path | None, backtest: Path | None, plan: Path | None) -> str:
+    """Returns the HTML page of the one thing asked for."""
+    if forge is not None:
+        from greenforge.report.html import forge_report
+
+        return forge_report(forge)
+    if backtest is not None or plan is not None:
+        from greenforge.report import schedule_html
+
+        if backtest is not None:
+            return schedule_html.backtest_report(schedule_html.load_document(backtest, "backtest"))
+        assert plan is not None
+        return schedule_html.plan_report(schedule_html.load_document(plan, "plan"))
+    from greenforge.config import load_settings
+    from greenforge.report.html import run_report
+    from greenforge.report.store import RunStore
+
+    with RunStore.for_settings(load_settings(), read_only=True) as store:
+        records = [store.get(i) for i in ids]
+    return run_report(records)
