@@ -320,8 +320,11 @@ def plan_command(
                 )
     plan = plan_job(job, forecasts, actual=actual)
     if as_json:
+        from greenforge.report.schedule_html import intensity_json
+
         out = plan.to_dict()
         out["forecast"] = label
+        out["intensity"] = intensity_json(forecasts, job.earliest_start_s, job.deadline_s)
         typer.echo(json.dumps(out, indent=2))
         return
     _print_plan(plan, label)
@@ -396,6 +399,11 @@ def backtest_command(
         None, "--quantile", help="Plan on this quantile of forecast error."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    out_file: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Also write the --json document to FILE (for `greenforge report --backtest FILE`).",
+    ),
 ) -> None:
     """Replay history: what would carbon-aware planning have saved, vs running now and oracle?"""
     from greenforge.config import load_settings
@@ -434,14 +442,19 @@ def backtest_command(
         start_s=start_s,
         end_s=end_s,
     )
-    if as_json:
+    if as_json or out_file is not None:
         from greenforge.jsonsafe import dumps
 
         out = result.to_dict()
         out["policy"] = policy
         out["forecasters"] = {f.name: f.description for f in forecasters}
-        typer.echo(dumps(out))
-        return
+        if out_file is not None:
+            from greenforge.forge.output import write_text_atomic
+
+            write_text_atomic(out_file, dumps(out))
+        if as_json:
+            typer.echo(dumps(out))
+            return
     kind = "interruptible" if interruptible else "uninterruptible"
     table = Table(
         title=f"Back-test: {kind} jobs arriving every step, policy {policy!r}",
