@@ -402,3 +402,47 @@ def test_chunked_multi_zone_plans_keep_every_promise(
     assert total_s(plan) == pytest.approx(expected)
     if len(plan.slots) > 1:
         assert all(s.duration_s >= flexible.min_chunk_s - 1e-6 for s in plan.slots)
+
+
+def test_a_grid_whose_current_hour_is_merely_the_cleanest_is_not_called_flat() -> None:
+    values = [212.0, *(220.0 + i for i in range(1, 30))]  # rises 212 -> 249: 16 % spread
+    job = Job(duration_s=H, earliest_start_s=T0, deadline_s=T0 + 24 * H, zones=("AA",))
+    plan = plan_job(job, {"AA": series(values)})
+    text = " ".join(plan.advice)
+    assert "flat" not in text
+    assert "now is already the cleanest hour in the window" in text
+    assert plan.window is not None
+    assert plan.window.min_g_per_kwh == 212.0
+    assert plan.window.max_g_per_kwh == 243.0  # the last step before the deadline
+    assert f"spread {plan.window.spread_pct:.0f} %" in text
+    assert plan.reason.startswith("starts at the earliest start: now is already the cleanest")
+
+
+def test_a_flat_grid_is_called_flat_with_its_spread() -> None:
+    values = [400.0 + (i % 3) for i in range(30)]  # 400-402 g/kWh
+    job = Job(duration_s=2 * H, earliest_start_s=T0 + H, deadline_s=T0 + 25 * H, zones=("AA",))
+    plan = plan_job(job, {"AA": series(values)})
+    text = " ".join(plan.advice)
+    assert "is flat over the window (400-402 g/kWh over the window, spread 0 %)" in text
+    assert plan.to_dict()["window_intensity"]["spread_pct"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_a_short_dip_too_small_for_the_job_is_explained() -> None:
+    values = [300.0] * 30
+    values[20] = 100.0  # one clean hour late in the window; the job needs 16 h
+    job = Job(duration_s=16 * H, earliest_start_s=T0, deadline_s=T0 + 24 * H, zones=("AA",))
+    plan = plan_job(job, {"AA": series(values)})
+    assert plan.saving_pct < 5.0
+    assert any("too short a dip" in a and "spread 69 %" in a for a in plan.advice)
+    values[20], values[5] = 300.0, 100.0  # the dip is inside a run that starts now
+    plan = plan_job(job, {"AA": series(values)})
+    assert plan.start_s == T0
+    assert any("a run that starts now already takes in the cleanest hour" in a for a in plan.advice)
+
+
+def test_a_shifted_plan_says_how_long_it_waits_and_what_it_saves() -> None:
+    values = [400.0] * 6 + [100.0] * 4 + [400.0] * 20
+    job = Job(duration_s=2 * H, earliest_start_s=T0, deadline_s=T0 + 24 * H, zones=("AA",))
+    plan = plan_job(job, {"AA": series(values)})
+    assert plan.reason.startswith("starts after 6 h: ")
+    assert "75.0 % less" in plan.reason

@@ -36,6 +36,10 @@ from greenforge.units import J_PER_KWH
 FloatArray = npt.NDArray[np.float64]
 
 _EPS_S = 1e-6
+LOW_SAVING_PCT = 5.0
+"""Below this saving (%) the plan's advice says why shifting does not pay here."""
+FLAT_SPREAD_PCT = 10.0
+"""A window whose forecast spreads less than this (% of its mean, max - min) is called flat."""
 _MAX_DP_CELLS = 4_000_000
 """Upper bound on time steps x zones x progress x chunk-length cells of the DP."""
 
@@ -60,6 +64,44 @@ class Slot:
             "end": utc_iso_seconds(self.end_s),
             "zone": self.zone,
             "duration_s": self.duration_s,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowStats:
+    """The home zone's forecast over a job's window ``[earliest_start_s, deadline_s)``, g/kWh.
+
+    ``spread_pct = 100 x (max - min) / mean``: how much choosing the hour can matter at all.
+    ``now_g_per_kwh`` is the value at the earliest start.
+    """
+
+    zone: str
+    min_g_per_kwh: float
+    mean_g_per_kwh: float
+    max_g_per_kwh: float
+    now_g_per_kwh: float
+    min_at_s: float
+    """Start of the (first) cleanest step in the window."""
+
+    @property
+    def spread_pct(self) -> float:
+        if self.mean_g_per_kwh <= 0:
+            return 0.0
+        return 100.0 * (self.max_g_per_kwh - self.min_g_per_kwh) / self.mean_g_per_kwh
+
+    @property
+    def now_is_cleanest(self) -> bool:
+        return self.now_g_per_kwh <= self.min_g_per_kwh + 1e-9 * max(self.mean_g_per_kwh, 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "zone": self.zone,
+            "min_g_per_kwh": self.min_g_per_kwh,
+            "mean_g_per_kwh": self.mean_g_per_kwh,
+            "max_g_per_kwh": self.max_g_per_kwh,
+            "now_g_per_kwh": self.now_g_per_kwh,
+            "spread_pct": self.spread_pct,
+            "min_at": utc_iso_seconds(self.min_at_s),
         }
 
 
@@ -90,6 +132,10 @@ class Plan:
     algorithm: str = "uninterruptible"
     zone_co2e_g: tuple[tuple[str, float], ...] = ()
     """Best expected CO2e per zone considered (allowed zones, then advisory ones)."""
+    window: WindowStats | None = None
+    """The home zone's forecast over the job's window (min, mean, max, spread)."""
+    reason: str = ""
+    """Why the plan starts when it does (e.g. "now is already the cleanest hour ...")."""
 
     @property
     def start_s(self) -> float:
@@ -141,6 +187,8 @@ class Plan:
             "algorithm": self.algorithm,
             "forecast_source": self.forecast_source,
             "zone_co2e_g": dict(self.zone_co2e_g),
+            "window_intensity": None if self.window is None else self.window.to_dict(),
+            "reason": self.reason,
             "advice": list(self.advice),
         }
 
@@ -287,6 +335,15 @@ def _slots_co2e_g(slots: Sequence[Slot], curves: Mapping[str, _Curve], job: Job)
             point = float(curves[slot.zone].integral(slot.start_s, slot.start_s + 1.0))
             total += lump_j * point / J_PER_KWH
     return total
+
+
+def slots_co2e_g(
+    job: Job, slots: Sequence[Slot], intensity: Mapping[str, IntensitySeries]
+) -> float:
+    """CO2e (g) of running ``job`` in ``slots`` on ``intensity`` (one series per zone used),
+    resumption overheads included: how another plan's slots fare on other data."""
+    curves = {s.zone: _Curve.of(intensity[s.zone]) for s in slots}
+    return _slots_co2e_g(slots, curves, job)
 
 
 def _slots_energy_j(slots: Sequence[Slot], job: Job) -> float:
@@ -688,7 +745,9 @@ def plan_job(
         )
         others[zone] = integral / J_PER_KWH
 
-    advice = _advice(job, forecasts, slots, cost, run_now, saving, per_zone, others)
+    stats = window_stats(job, forecasts[home])
+    advice = _advice(job, forecasts, stats, cost, run_now, saving, per_zone, others, len(slots))
+    reason = _reason(job, forecasts[home], stats, slots, cost, run_now, saving)
     zone_co2e = tuple(per_zone.items()) + tuple(sorted(others.items(), key=lambda kv: kv[1]))
     sources = sorted({forecasts[z].source for z in job.zones})
     return Plan(
@@ -708,18 +767,107 @@ def plan_job(
         power_assumed=job.power_assumed,
         algorithm=algorithm,
         zone_co2e_g=zone_co2e,
+        window=stats,
+        reason=reason,
+    )
+
+
+def window_stats(job: Job, series: IntensitySeries) -> WindowStats | None:
+    """The forecast of ``series`` over the job's window (min, mean, max, value now), g/kWh;
+    ``None`` when no step of it falls in the window."""
+    times = series.times_s
+    lo = max(int(np.searchsorted(times, job.earliest_start_s, side="right")) - 1, 0)
+    hi = int(np.searchsorted(times, job.deadline_s, side="left"))
+    window = series.values_g_per_kwh[lo:hi]
+    if window.size == 0 or not np.all(np.isfinite(window)):
+        return None
+    i = int(np.argmin(window))
+    return WindowStats(
+        zone=series.zone,
+        min_g_per_kwh=float(window[i]),
+        mean_g_per_kwh=float(np.mean(window)),
+        max_g_per_kwh=float(np.max(window)),
+        now_g_per_kwh=float(window[0]),
+        min_at_s=max(float(times[lo + i]), job.earliest_start_s),
+    )
+
+
+def _span(stats: WindowStats) -> str:
+    return (
+        f"{stats.min_g_per_kwh:.0f}-{stats.max_g_per_kwh:.0f} g/kWh over the window, "
+        f"spread {stats.spread_pct:.0f} %"
+    )
+
+
+def _why_not_later(job: Job, home: IntensitySeries, stats: WindowStats | None) -> str:
+    """Why the home zone offers (almost) nothing better than starting at the earliest start."""
+    if home.kind in ("annual", "static"):
+        return (
+            f"the forecast for {job.zones[0]} is {home.kind} ({home.source}), one value "
+            "with no hourly variation; use an hourly source (a live provider or --file) "
+            "to find cleaner hours"
+        )
+    if job.window_s < 1.25 * job.duration_s:
+        return (
+            f"the job ({job.duration_s / 3600:.3g} h) fills most of its window "
+            f"({job.window_s / 3600:.3g} h), so there is little room to move it"
+        )
+    if stats is None:
+        return "the forecast shows no cleaner window before the deadline"
+    if stats.spread_pct < FLAT_SPREAD_PCT:
+        now = ", and now is its cleanest hour" if stats.now_is_cleanest else ""
+        return f"the grid in {job.zones[0]} is flat over the window ({_span(stats)}){now}"
+    if stats.now_is_cleanest:
+        return (
+            f"now is already the cleanest hour in the window ({stats.now_g_per_kwh:.0f} g/kWh; "
+            f"{_span(stats)})"
+        )
+    cleanest = (
+        f"the cleanest hour ({stats.min_g_per_kwh:.0f} g/kWh at {utc_iso_seconds(stats.min_at_s)})"
+    )
+    if stats.min_at_s < job.earliest_start_s + job.duration_s - _EPS_S:
+        return f"a run that starts now already takes in {cleanest} ({_span(stats)})"
+    return (
+        f"no {job.duration_s / 3600:.3g} h stretch before the deadline is much cleaner than "
+        f"starting now: {cleanest} is too short a dip ({_span(stats)})"
+    )
+
+
+def _reason(
+    job: Job,
+    home: IntensitySeries,
+    stats: WindowStats | None,
+    slots: Sequence[Slot],
+    cost: float,
+    run_now: float,
+    saving: float,
+) -> str:
+    """One sentence: why the plan starts when (and where) it does."""
+    first = slots[0]
+    at_once = abs(first.start_s - job.earliest_start_s) <= _EPS_S and first.zone == job.zones[0]
+    if at_once and len(slots) == 1:
+        return f"starts at the earliest start: {_why_not_later(job, home, stats)}"
+    where = "" if first.zone == job.zones[0] else f" in {first.zone}"
+    wait = first.start_s - job.earliest_start_s
+    when = "at the earliest start" if wait <= _EPS_S else f"after {wait / 3600:.3g} h"
+    chunks = f" in {len(slots)} chunks" if len(slots) > 1 else ""
+    span = f"; {job.zones[0]}: {_span(stats)}" if stats is not None else ""
+    return (
+        f"starts {when}{where}{chunks}: {cost:.4g} g instead of {run_now:.4g} g running now "
+        f"({saving:.1f} % less{span})"
     )
 
 
 def _advice(
     job: Job,
     forecasts: Mapping[str, IntensitySeries],
-    slots: Sequence[Slot],
+    stats: WindowStats | None,
     cost: float,
     run_now: float,
     saving: float,
     per_zone: Mapping[str, float],
     others: Mapping[str, float],
+    n_slots: int,
 ) -> list[str]:
     out: list[str] = []
     if job.power_assumed:
@@ -727,31 +875,8 @@ def _advice(
             f"power unknown: CO2e figures assume {DEFAULT_POWER_W / 1000:g} kW and scale with "
             "the job's real power (pass power_w / --power); the chosen slots do not depend on it."
         )
-    if saving < 5.0:
-        home = forecasts[job.zones[0]]
-        lo = int(np.searchsorted(home.times_s, job.earliest_start_s, side="right")) - 1
-        hi = int(np.searchsorted(home.times_s, job.deadline_s, side="left"))
-        window = home.values_g_per_kwh[max(lo, 0) : hi]
-        mean = float(np.mean(window)) if window.size else 0.0
-        spread = float(np.ptp(window)) / mean * 100 if mean > 0 and window.size else 0.0
-        if home.kind in ("annual", "static"):
-            why = (
-                f"the forecast for {job.zones[0]} is {home.kind} ({home.source}), one value "
-                "with no hourly variation; use an hourly source (a live provider or --file) "
-                "to find cleaner hours"
-            )
-        elif job.window_s < 1.25 * job.duration_s:
-            why = (
-                f"the job ({job.duration_s / 3600:.3g} h) fills most of its window "
-                f"({job.window_s / 3600:.3g} h), so there is little room to move it"
-            )
-        elif spread < 20:
-            why = (
-                f"the grid in {job.zones[0]} is flat over the window (max-min spread "
-                f"{spread:.0f} % of its mean)"
-            )
-        else:
-            why = "the forecast shows no cleaner window before the deadline"
+    if saving < LOW_SAVING_PCT:
+        why = _why_not_later(job, forecasts[job.zones[0]], stats)
         out.append(f"time-shifting saves only {saving:.1f} % here: {why}.")
         alt = {z: c for z, c in {**per_zone, **others}.items() if z != job.zones[0]}
         if alt:
@@ -767,6 +892,6 @@ def _advice(
             out.append(
                 "allowing more zones (or an interruptible job with checkpoints) may save more."
             )
-    if len(slots) > 1:
-        out.append(f"the job runs in {len(slots)} chunks; it must checkpoint and resume.")
+    if n_slots > 1:
+        out.append(f"the job runs in {n_slots} chunks; it must checkpoint and resume.")
     return out
