@@ -313,6 +313,8 @@ GPU_SOURCES = {"aws": AWS_GPU_SOURCE, "gcp": GCP_GPU_SOURCE, "azure": AZURE_GPU_
 # --------------------------------------------------------------------------- accelerators
 # Throughput: dense (no sparsity) peak TFLOPS per chip per precision, vendor figures (NVIDIA
 # and AMD list "with sparsity" figures at twice the dense value; those are halved here).
+# ``"training": False``: an inference-only chip (AWS Inferentia), offered for a training job
+# only when asked for by name.
 ACCELERATORS: dict[str, dict[str, object]] = {
     "A100": {
         "gpus": ["A100-40GB", "A100-80GB"],
@@ -398,12 +400,14 @@ ACCELERATORS: dict[str, dict[str, object]] = {
         "vendor": "AWS",
         "tflops": {"bf16": 64.0, "fp16": 64.0},
         "source": AWS_INF1,
+        "training": False,
     },
     "Inferentia2": {
         "gpus": ["Inferentia2"],
         "vendor": "AWS",
         "tflops": {"bf16": 190.0, "fp16": 190.0},
         "source": AWS_INF2,
+        "training": False,
     },
 }
 # Model FLOPs utilisation (achieved / peak) of large training runs, and the accelerator's mean
