@@ -271,3 +271,17 @@ def test_the_command_refuses_two_job_descriptions(capsys: pytest.CaptureFixture[
     assert "describe the job one way" in capsys.readouterr().err
     assert main(["recommend", "--gpu-hours", "1"]) == 2
     assert "--gpu-hours needs --accelerator" in capsys.readouterr().err
+
+
+def test_a_run_keeps_its_embodied_share_and_names_its_instance(stored_run: RunRecord) -> None:
+    import dataclasses
+
+    from greenforge.records import EmbodiedEmissions
+
+    emb = EmbodiedEmissions(120.0, "g6.xlarge", 3000.0, 4 * 365.25 * 86400, 1.0, "ccf")
+    run = dataclasses.replace(stored_run, metadata={}, embodied=emb)
+    rec = recommend(Workload.from_run(run), Constraints(providers=("gcp",), regions=THREE[:1]))
+    (o,) = rec.options
+    assert o.instance == "as measured (g6.xlarge)"
+    assert o.embodied_kg == pytest.approx(0.12)
+    assert o.total_kg == pytest.approx(10.0 * 1.1 * 68.0 / 1000 + 0.12)

@@ -129,8 +129,12 @@ class Workload:
                 f"run {record.id} has no measured energy ({record.energy_j:g} J over "
                 f"{record.duration_s:g} s): recommend needs a finished run with energy."
             )
-        hardware = str(record.metadata.get("cloud_instance_type") or "") or "the measured machine"
         emb = record.embodied
+        # the tracker names a configured cloud instance type as the embodied device
+        device = "" if emb is None or emb.device == "machine" else emb.device
+        hardware = (
+            str(record.metadata.get("cloud_instance_type") or device) or "the measured machine"
+        )
         return cls(
             kind="run",
             description=(
