@@ -53,6 +53,16 @@ _LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "report",
         "Write a self-contained HTML report of stored runs or of a forge directory.",
     ),
+    "recommend": (
+        "recommend",
+        "Recommend where and on what to run a job: cloud provider, region and "
+        "instance/accelerator ranked by total CO2e (operational x PUE + embodied), with bounds, "
+        "run time, carbon-free-energy shares where reported, and sources.",
+    ),
+    "tune": (
+        "tune",
+        "Tune the knobs that cut energy: CPU threads and batch size, GPU power limits.",
+    ),
 }
 """Every command: the ``greenforge.cli`` module that registers it and the one-line help that
 ``greenforge --help`` shows (the first paragraph of the command's own help; a test keeps the
