@@ -7,6 +7,7 @@ docs/report-screenshot.png (the README shows it)."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -76,10 +77,62 @@ def _console_errors(stderr: str) -> list[str]:
     ]
 
 
+_LAYOUT_PROBE = """<script>
+(function () {
+  const bad = [];
+  document.querySelectorAll("svg").forEach(function (svg, k) {
+    const box = svg.getBoundingClientRect();
+    const texts = Array.from(svg.querySelectorAll("text")).map(function (t) {
+      return [t.textContent, t.getBoundingClientRect()];
+    });
+    texts.forEach(function (t) {
+      const r = t[1];
+      if (r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1 ||
+          r.bottom > box.bottom + 1) { bad.push("plot " + k + ": outside: " + t[0]); }
+    });
+    for (let i = 0; i < texts.length; i++) {
+      for (let j = i + 1; j < texts.length; j++) {
+        const a = texts[i][1], b = texts[j][1];
+        const ox = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+        const oy = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+        if (ox > 0.5 && oy > 0.5) {
+          bad.push("plot " + k + ": " + texts[i][0] + " overlaps " + texts[j][0]);
+        }
+      }
+    }
+  });
+  document.body.setAttribute("data-texts", String(document.querySelectorAll("svg text").length));
+  document.body.setAttribute("data-overlaps", JSON.stringify(bad));
+})();
+</script>"""
+"""Measures every plot's text as the browser laid it out and writes what overlaps another label
+or leaves its plot into ``data-overlaps`` (the report has no scripts: the test adds this to a
+copy)."""
+
+
+def _overlaps(dom: str) -> list[str]:
+    """Returns what the layout probe found overlapping or outside its plot in ``dom``."""
+    texts = re.search(r'data-texts="(\d+)"', dom)
+    found = re.search(r'data-overlaps="([^"]*)"', dom)
+    assert texts is not None, "the layout probe did not run"
+    assert found is not None
+    assert int(texts.group(1)) > 0
+    out: list[str] = json.loads(html.unescape(found.group(1)))
+    return out
+
+
 def _check_page(page: Path, tmp_path: Path, shot: Path) -> str:
-    """Returns the rendered DOM of ``page`` after checking plots, console and screenshot."""
-    dom = _browse(page, tmp_path / "profile-dom", "--dump-dom")
+    """Returns the rendered DOM of ``page`` after checking console, plots, label layout and
+    screenshot - all from one browser run on a copy of the page with the layout probe added
+    (the report itself has no scripts)."""
+    probe = tmp_path / f"probe-{page.name}"
+    probe.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", _LAYOUT_PROBE + "</body>"),
+        encoding="utf-8",
+    )
+    dom = _browse(probe, tmp_path / f"profile-{page.stem}", "--dump-dom", f"--screenshot={shot}")
     assert _console_errors(dom.stderr) == []
+    assert _overlaps(dom.stdout) == []
     svgs = re.findall(r"<svg\b.*?</svg>", dom.stdout, flags=re.DOTALL)
     assert svgs, "the report has no plot"
     for svg in svgs:
@@ -87,8 +140,6 @@ def _check_page(page: Path, tmp_path: Path, shot: Path) -> str:
         assert len(drawn) >= 1, f"blank plot: {svg[:200]}"
         assert "<path" in svg
         assert "<text" in svg
-    done = _browse(page, tmp_path / "profile-shot", f"--screenshot={shot}")
-    assert _console_errors(done.stderr) == []
     import matplotlib.image as mpimg
     import numpy as np
 
@@ -96,7 +147,8 @@ def _check_page(page: Path, tmp_path: Path, shot: Path) -> str:
     assert pixels.shape[0] >= 1000
     assert pixels.shape[1] >= 1000
     assert float(pixels[..., :3].std()) > 0.05, "the screenshot is blank"
-    assert len(np.unique(pixels[..., :3].reshape(-1, 3), axis=0)) > 20
+    rgb = np.round(pixels[..., :3] * 255).astype(np.uint32)  # one int per colour: fast
+    assert np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]).size > 20
     return dom.stdout
 
 
@@ -251,3 +303,93 @@ def test_the_console_check_sees_a_page_error(tmp_path: Path) -> None:
     page.write_text("<html><body><script>undefinedFn();</script></body></html>", encoding="utf-8")
     done = _browse(page, tmp_path / "profile-bad", "--dump-dom")
     assert any("Uncaught ReferenceError" in line for line in _console_errors(done.stderr))
+
+
+def test_the_layout_probe_sees_overlapping_labels(tmp_path: Path) -> None:
+    page = tmp_path / "overlap.html"
+    page.write_text(
+        '<html><body><svg width="300" height="100"><text x="10" y="50">first label</text>'
+        '<text x="30" y="52">second label</text><text x="290" y="90">outside</text></svg>'
+        "</body></html>",
+        encoding="utf-8",
+    )
+    shot = tmp_path / "overlap.png"
+    with pytest.raises(AssertionError):
+        _check_page(page, tmp_path, shot)
+    probe = tmp_path / "probe-overlap.html"
+    dom = _browse(probe, tmp_path / "profile-again", "--dump-dom")
+    found = _overlaps(dom.stdout)
+    assert any("first label overlaps second label" in f for f in found)
+    assert any("outside: outside" in f for f in found)
+
+
+def _two_zone_backtest(path: Path) -> dict[str, object]:
+    """Writes a back-test result of two zones, as `greenforge backtest --out` does."""
+    import numpy as np
+
+    from greenforge.grid.series import IntensitySeries
+    from greenforge.jsonsafe import dumps
+    from greenforge.schedule.backtest import JobShape, backtest
+    from greenforge.schedule.forecast import create_forecaster
+
+    hours = np.arange(24 * 21, dtype=np.float64)
+    t = 1_672_531_200.0 + 3600.0 * hours
+    data = {
+        "DE": IntensitySeries(t, 380 + 120 * np.cos((hours - 3) * np.pi / 12), 3600.0, "DE",
+                              "test:DE"),
+        "FR <nuclear>": IntensitySeries(t, 60 + 15 * np.sin(hours * np.pi / 12), 3600.0,
+                                        "FR <nuclear>", "test:FR"),
+    }  # fmt: skip
+    forecasters = [create_forecaster("profile-7d"), create_forecaster("seasonal-naive-1d")]
+    result = backtest(data, forecasters, [JobShape(2, 12), JobShape(4, 24)])
+    doc = result.to_dict()
+    doc["policy"] = "once"
+    doc["forecasters"] = {f.name: f.description for f in forecasters}
+    path.write_text(dumps(doc), encoding="utf-8")
+    back: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
+    return back
+
+
+def test_a_backtest_report_renders_in_chromium_with_the_files_numbers(tmp_path: Path) -> None:
+    from greenforge.report.schedule_html import best_rows, fmt_pct
+
+    doc = _two_zone_backtest(tmp_path / "bt.json")
+    page = tmp_path / "backtest.html"
+    assert main(["report", "--backtest", str(tmp_path / "bt.json"), "--out", str(page)]) == 0
+    dom = _check_page(page, tmp_path, tmp_path / "backtest.png")
+    results = doc["results"]
+    assert isinstance(results, list)
+    best = best_rows(results)
+    assert set(best) == {"DE", "FR <nuclear>"}
+    for zone, row in best.items():
+        z = html.escape(zone)
+        assert f'id="bt-saving-{z}">{fmt_pct(row["saving_pct"])}<' in dom
+        assert f'id="bt-oracle-{z}">{fmt_pct(row["oracle_saving_pct"])}<' in dom
+        assert f'id="bt-captured-{z}">{fmt_pct(100 * row["captured"])}<' in dom
+    assert dom.count("<svg") == 3
+    assert "FR &lt;nuclear&gt;" in dom
+
+
+def test_a_plan_report_renders_in_chromium_with_the_plans_numbers(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    from greenforge.report.schedule_html import fmt_pct
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(["plan", "--zone", "DE", "--zone", "GB", "--duration", "5h", "--deadline",
+                     "+40h", "--forecast", "embedded-profile", "--power", "400", "--json"])  # fmt: skip
+    assert code == 0
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(buf.getvalue(), encoding="utf-8")
+    doc = json.loads(buf.getvalue())
+    page = tmp_path / "plan.html"
+    assert main(["report", "--plan", str(plan_file), "--out", str(page)]) == 0
+    dom = _check_page(page, tmp_path, tmp_path / "plan.png")
+    assert f'id="plan-start">{doc["start"]}<' in dom
+    assert f'id="plan-expected">{fmt_co2e_g(doc["expected_co2e_g"])}<' in dom
+    assert f'id="plan-run-now">{fmt_co2e_g(doc["run_now_co2e_g"])}<' in dom
+    assert f'id="plan-saving">{fmt_pct(doc["saving_pct"])}<' in dom
+    assert dom.count("<svg") == 2
+    assert "chosen slot(s)" in dom
