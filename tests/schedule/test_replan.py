@@ -16,12 +16,13 @@ from greenforge.grid.series import IntensitySeries
 from greenforge.report.store import RunStore
 from greenforge.schedule.executors.base import METADATA_KEY
 from greenforge.schedule.executors.local import LocalExecutor
+from greenforge.schedule.job import Job
+from greenforge.schedule.pipeline import make_plan
 from greenforge.schedule.queue import JobQueue, QueuedJob
 from greenforge.schedule.runner import (
     ReplanWarning,
     Scheduler,
     enqueue_plan,
-    plan_command,
 )
 
 HOUR_S = 3600.0
@@ -100,15 +101,14 @@ def _local() -> dict[str, LocalExecutor]:
 def _queue_job(
     settings: Settings, provider: ChangingForecast, cwd: Path, deadline_h: float
 ) -> QueuedJob:
-    plan = plan_command(
-        settings,
-        zones=["GB"],
+    job = Job(
         duration_s=HOUR_S,
+        earliest_start_s=NOW_S,
         deadline_s=NOW_S + deadline_h * HOUR_S,
-        now_s=NOW_S,
+        zones=("GB",),
         power_w=1000.0,
-        providers={"changing": provider},
     )
+    plan = make_plan(job, settings, now_s=NOW_S, providers={"changing": provider}).plan
     queue = JobQueue.for_home(settings.resolved_home())
     argv = [sys.executable, "-c", "open('out.txt', 'w').write('ran')"]
     return enqueue_plan(queue, plan, argv, cwd=cwd)

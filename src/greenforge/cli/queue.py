@@ -1,31 +1,73 @@
-"""CLI: ``greenforge schedule -- CMD`` and ``greenforge queue list|cancel|run``.
+"""CLI: ``greenforge schedule -- CMD`` and ``greenforge queue add|list|cancel|run``.
 
 ``schedule`` plans the command on the grid forecast, stores it in the persistent queue, waits
 for its clean slot(s) (a live status on stderr), runs it measured through the tracker (the
 planned saving is recorded in the run's metadata) and exits with the command's exit code.
-``--detach`` only queues it for ``greenforge queue run``; ``--dry-run`` only prints the plan.
+``--detach`` (or ``queue add``) only queues it for ``greenforge queue run``; ``--dry-run`` only
+prints the plan. Planning options and output are shared with ``greenforge plan``
+(:mod:`greenforge.cli.planning`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from greenforge.cli.planning import (
+    CheckpointEnergyOpt,
+    CheckpointOverheadOpt,
+    CompareOpt,
+    DeadlineOpt,
+    DurationOpt,
+    EarliestOpt,
+    FileOpt,
+    ForecastOpt,
+    InterruptibleOpt,
+    JsonOpt,
+    MigrationCostOpt,
+    MigrationEnergyOpt,
+    MinChunkOpt,
+    NameOpt,
+    PlanArgs,
+    PowerOpt,
+    PowerProfileOpt,
+    ProfileStepOpt,
+    PueOpt,
+    QuantileOpt,
+    StartOpt,
+    ZoneOpt,
+    print_plan,
+    print_plan_json,
+)
 from greenforge.config import Settings, load_settings
 from greenforge.errors import ConfigError
 from greenforge.schedule.queue import JOB_STATES, JobQueue, PlannedSlot, QueuedJob
 
+if TYPE_CHECKING:
+    from greenforge.schedule.pipeline import PlanOptions, PlanResult
+
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="local, slurm or ray.")]
+PauseSignalOpt = Annotated[
+    str, typer.Option("--pause-signal", help="Signal sent at the end of a slot.")
+]
+GraceOpt = Annotated[
+    str,
+    typer.Option("--grace", help="Time a paused job gets to save and exit before it is killed."),
+]
+PartitionOpt = Annotated[str | None, typer.Option("--partition", help="Slurm partition.")]
+RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", help="Ray cluster address.")]
+
 queue_app = typer.Typer(
     name="queue",
-    help="The persistent queue of scheduled jobs: list, cancel, run.",
+    help="The persistent queue of scheduled jobs: add, list, cancel, run.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -51,26 +93,6 @@ def _human_s(seconds: float) -> str:
     if minutes < 120:
         return f"{minutes:.0f} min"
     return f"{minutes / 60:.1f} h"
-
-
-def _plan_table(plan: Any, title: str) -> Table:
-    table = Table(title=title, show_header=True)
-    for col in ("slot", "start (UTC)", "end (UTC)", "zone", "length"):
-        table.add_column(col)
-    for i, s in enumerate(plan.slots, start=1):
-        table.add_row(str(i), _iso(s.start_s), _iso(s.end_s), s.zone, _human_s(s.duration_s))
-    return table
-
-
-def _print_plan(plan: Any, console: Console) -> None:
-    console.print(_plan_table(plan, "clean slots"))
-    console.print(
-        f"expected {plan.expected_co2e_g:.4g} g CO2e vs {plan.run_now_co2e_g:.4g} g if run now: "
-        f"saving {plan.saving_pct:.1f} %  [dim](forecast: {escape(plan.forecast_source)})[/]",
-        highlight=False,
-    )
-    for line in plan.advice:
-        console.print(f"[cyan]advice:[/] {escape(line)}", highlight=False)
 
 
 def _exit_code_of(job: QueuedJob) -> int:
@@ -125,27 +147,44 @@ def _scheduler(settings: Settings, console: Console, replan_every_s: float | Non
     )
 
 
-def _refuse_contradictions(
-    *,
-    executor: str,
-    pause_signal: str,
-    dry_run: bool,
-    detach: bool,
-    partition: str | None,
-    ray_address: str | None,
-) -> None:
+@dataclasses.dataclass(frozen=True)
+class _RunArgs:
+    """How a queued job runs (``schedule`` and ``queue add``), as typed."""
+
+    executor: str
+    pause_signal: str
+    grace: str
+    partition: str | None
+    ray_address: str | None
+
+    def executor_options(self) -> dict[str, Any]:
+        """Options stored with the job, so a later ``queue run`` uses them too."""
+        by_executor: dict[str, dict[str, Any]] = {
+            "slurm": {"partition": self.partition},
+            "ray": {"address": self.ray_address},
+        }
+        return by_executor.get(self.executor, {})
+
+
+def _refuse_contradictions(run: _RunArgs, *, dry_run: bool, detach: bool) -> None:
     """Refuse flags that cannot all hold (before any plan is printed or job queued): raises
     :class:`ConfigError` (exit 2) saying which flags and what to do instead."""
     import signal
 
     from greenforge.schedule.checkpoint import signal_from_name
+    from greenforge.schedule.executors import executor_names
 
-    sig = signal_from_name(pause_signal)
+    names = executor_names()
+    if run.executor not in names:
+        from greenforge.errors import UnknownNameError
+
+        raise UnknownNameError("executor", run.executor, names)
+    sig = signal_from_name(run.pause_signal)
     uncatchable = {getattr(signal, n) for n in ("SIGKILL", "SIGSTOP") if hasattr(signal, n)}
     if sig in uncatchable:
         raise ConfigError(
-            f"--pause-signal {pause_signal}: {sig.name} cannot be caught, so a job could never "
-            "save its state before it stops (and --grace would be pointless). Use SIGTERM "
+            f"--pause-signal {run.pause_signal}: {sig.name} cannot be caught, so a job could "
+            "never save its state before it stops (and --grace would be pointless). Use SIGTERM "
             "(the default), SIGINT, SIGUSR1 or SIGUSR2."
         )
     if dry_run and detach:
@@ -153,57 +192,102 @@ def _refuse_contradictions(
             "--dry-run prints the plan and queues nothing, --detach queues the job: use one "
             "of them."
         )
-    if partition is not None and executor != "slurm":
+    if run.partition is not None and run.executor != "slurm":
         raise ConfigError(
-            f"--partition {partition!r} is a Slurm partition, but the executor is {executor!r}: "
-            "add --executor slurm or drop --partition."
+            f"--partition {run.partition!r} is a Slurm partition, but the executor is "
+            f"{run.executor!r}: add --executor slurm or drop --partition."
         )
-    if ray_address is not None and executor != "ray":
+    if run.ray_address is not None and run.executor != "ray":
         raise ConfigError(
-            f"--ray-address is for the Ray executor, but the executor is {executor!r}: add "
+            f"--ray-address is for the Ray executor, but the executor is {run.executor!r}: add "
             "--executor ray or drop --ray-address."
         )
+
+
+def _plan(
+    args: PlanArgs,
+    settings: Settings,
+    argv: list[str],
+    as_json: bool,
+    console: Console,
+    *,
+    replay: bool,
+) -> tuple[PlanResult, PlanOptions]:
+    """Plan through the one pipeline and print it (JSON on stdout, or the table)."""
+    from greenforge.schedule.pipeline import make_plan
+
+    now_s = time.time()
+    default_name = Path(argv[0]).name if argv else "job"
+    job, options = args.resolve(settings, now_s, replay=replay, default_name=default_name)
+    result = make_plan(job, settings, options, now_s=now_s)
+    if as_json:
+        print_plan_json(result)
+    else:
+        print_plan(result, console)
+    return result, options
+
+
+def _enqueue(
+    settings: Settings,
+    result: PlanResult,
+    options: PlanOptions,
+    argv: list[str],
+    run: _RunArgs,
+    err: Console,
+) -> QueuedJob:
+    """Store the planned command in the queue and say so on stderr."""
+    from greenforge.schedule.runner import enqueue_plan
+    from greenforge.timeutil import parse_duration_s
+
+    queued = enqueue_plan(
+        _queue(settings),
+        result.plan,
+        argv,
+        cwd=Path.cwd(),
+        executor=run.executor,
+        pause_signal=run.pause_signal,
+        grace_s=parse_duration_s(run.grace),
+        name=result.plan.job.name,
+        executor_options=run.executor_options(),
+        planning=options,
+    )
+    err.print(f"queued as job {queued.id} ({run.executor} executor)", highlight=False)
+    return queued
 
 
 def schedule(
     ctx: typer.Context,
     command: list[str] = typer.Argument(None, help="The command to run, after `--`."),
-    zone: list[str] = typer.Option(
-        None, "--zone", help="Grid zone; repeat for several allowed zones (first = home)."
-    ),
-    duration: str = typer.Option(..., "--duration", help="Expected running time: 4h, 90m ..."),
-    deadline: str | None = typer.Option(
-        None,
-        "--deadline",
-        help="Latest end: ISO time (2026-11-30T06:00Z), +12h (from --start if given, else "
-        "now), or unix s. Default: 24 h of slack after the duration.",
-    ),
-    start: str | None = typer.Option(None, "--start", help="Earliest start (default: now)."),
-    interruptible: bool = typer.Option(
-        False, "--interruptible", help="The job can pause and resume (pause/resume protocol)."
-    ),
-    executor: str = typer.Option("local", "--executor", help="local, slurm or ray."),
+    zone: ZoneOpt = None,
+    duration: DurationOpt = ...,  # type: ignore[assignment]
+    deadline: DeadlineOpt = None,
+    earliest: EarliestOpt = None,
+    start: StartOpt = None,
+    interruptible: InterruptibleOpt = False,
+    checkpoint_overhead: CheckpointOverheadOpt = "0s",
+    checkpoint_energy_j: CheckpointEnergyOpt = 0.0,
+    min_chunk: MinChunkOpt = "0s",
+    migration_cost: MigrationCostOpt = "0s",
+    migration_energy_j: MigrationEnergyOpt = 0.0,
+    power: PowerOpt = None,
+    power_profile: PowerProfileOpt = None,
+    profile_step: ProfileStepOpt = "1h",
+    file: FileOpt = None,
+    forecast: ForecastOpt = None,
+    quantile: QuantileOpt = None,
+    compare: CompareOpt = None,
+    pue: PueOpt = None,
+    name: NameOpt = None,
+    as_json: JsonOpt = False,
+    executor: ExecutorOpt = "local",
+    pause_signal: PauseSignalOpt = "SIGTERM",
+    grace: GraceOpt = "60s",
+    partition: PartitionOpt = None,
+    ray_address: RayAddressOpt = None,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, queue nothing."),
     detach: bool = typer.Option(
-        False, "--detach", help="Queue the job and return; `greenforge queue run` runs it."
+        False, "--detach", help="Queue the job and return (as `queue add`); `queue run` runs it."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON on stdout."),
-    name: str | None = typer.Option(None, "--name", help="Job name (default: the command)."),
-    power: float | None = typer.Option(None, "--power", help="Average power of the job (W)."),
-    min_chunk: str | None = typer.Option(
-        None, "--min-chunk", help="Shortest chunk of an interruptible job (e.g. 30m)."
-    ),
-    checkpoint_overhead: str | None = typer.Option(
-        None, "--checkpoint-overhead", help="Extra time per resume (e.g. 2m)."
-    ),
-    pause_signal: str = typer.Option(
-        "SIGTERM", "--pause-signal", help="Signal sent at the end of a slot."
-    ),
-    grace: str = typer.Option(
-        "60s", "--grace", help="Time a paused job gets to save and exit before it is killed."
-    ),
-    partition: str | None = typer.Option(None, "--partition", help="Slurm partition."),
-    ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster address."),
     replan_every: str = typer.Option(
         "1h",
         "--replan-every",
@@ -212,81 +296,22 @@ def schedule(
     ),
 ) -> None:
     """Run CMD at the cleanest time (and zone) before the deadline, measured."""
-    from greenforge.grid.zones import resolve_zone
-    from greenforge.schedule.executors import executor_names
-    from greenforge.schedule.runner import enqueue_plan, plan_command
-    from greenforge.timeutil import parse_duration_s, parse_time_s
-
     argv = list(command or []) + list(ctx.args)
+    args = PlanArgs.pick(locals())
+    run = _RunArgs(executor, pause_signal, grace, partition, ray_address)
     if not argv and not dry_run:
         raise ConfigError(
             "no command to schedule: use `greenforge schedule [OPTIONS] -- CMD ARGS...`."
         )
-    names = executor_names()
-    if executor not in names:
-        from greenforge.errors import UnknownNameError
-
-        raise UnknownNameError("executor", executor, names)
-    _refuse_contradictions(
-        executor=executor,
-        pause_signal=pause_signal,
-        dry_run=dry_run,
-        detach=detach,
-        partition=partition,
-        ray_address=ray_address,
-    )
-    settings = load_settings()
-    zones = [resolve_zone(settings, z) for z in zone] if zone else [resolve_zone(settings)]
-    now_s = time.time()
-    duration_s = parse_duration_s(duration)
-    start_s = None if start is None else parse_time_s(start, now_s)
-    # a relative deadline (+12h) and the default (24 h of slack after the duration) count
-    # from the earliest start when --start is given, as in `greenforge plan`
-    base_s = now_s if start_s is None else max(start_s, now_s)
-    if deadline is None:
-        deadline_s = base_s + duration_s + 86400.0
-    else:
-        deadline_s = parse_time_s(deadline, base_s if deadline.strip().startswith("+") else now_s)
-    grace_s = parse_duration_s(grace)
+    _refuse_contradictions(run, dry_run=dry_run, detach=detach)
     replan_every_s = _replan_every_s(replan_every)
-    plan = plan_command(
-        settings,
-        zones=zones,
-        duration_s=duration_s,
-        deadline_s=deadline_s,
-        now_s=now_s,
-        interruptible=interruptible,
-        earliest_start_s=start_s,
-        power_w=power,
-        checkpoint_overhead_s=0.0
-        if checkpoint_overhead is None
-        else parse_duration_s(checkpoint_overhead),
-        min_chunk_s=0.0 if min_chunk is None else parse_duration_s(min_chunk),
-        name=name or (Path(argv[0]).name if argv else "job"),
-    )
+    settings = load_settings()
     err = Console(stderr=True)
-    if as_json:
-        sys.stdout.write(json.dumps(plan.to_dict(), indent=2) + "\n")
-    else:
-        _print_plan(plan, err)
+    # the table goes to stderr: stdout belongs to the command (and to --json)
+    result, options = _plan(args, settings, argv, as_json, err, replay=dry_run)
     if dry_run:
         return
-    settings_queue = _queue(settings)
-    queued = enqueue_plan(
-        settings_queue,
-        plan,
-        argv,
-        cwd=Path.cwd(),
-        executor=executor,
-        pause_signal=pause_signal,
-        grace_s=grace_s,
-        name=name,
-        # stored with the job: a later `greenforge queue run` uses them too
-        executor_options={"slurm": {"partition": partition}, "ray": {"address": ray_address}}.get(
-            executor, {}
-        ),
-    )
-    err.print(f"queued as job {queued.id} ({executor} executor)", highlight=False)
+    queued = _enqueue(settings, result, options, argv, run, err)
     if detach:
         return
     try:
@@ -300,6 +325,51 @@ def schedule(
         raise
     err.print(f"job {final.id} {final.state}: {escape(final.message)}", highlight=False)
     raise typer.Exit(_exit_code_of(final))
+
+
+@queue_app.command(
+    "add", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def queue_add(
+    ctx: typer.Context,
+    command: list[str] = typer.Argument(None, help="The command to run, after `--`."),
+    zone: ZoneOpt = None,
+    duration: DurationOpt = ...,  # type: ignore[assignment]
+    deadline: DeadlineOpt = None,
+    earliest: EarliestOpt = None,
+    start: StartOpt = None,
+    interruptible: InterruptibleOpt = False,
+    checkpoint_overhead: CheckpointOverheadOpt = "0s",
+    checkpoint_energy_j: CheckpointEnergyOpt = 0.0,
+    min_chunk: MinChunkOpt = "0s",
+    migration_cost: MigrationCostOpt = "0s",
+    migration_energy_j: MigrationEnergyOpt = 0.0,
+    power: PowerOpt = None,
+    power_profile: PowerProfileOpt = None,
+    profile_step: ProfileStepOpt = "1h",
+    file: FileOpt = None,
+    forecast: ForecastOpt = None,
+    quantile: QuantileOpt = None,
+    compare: CompareOpt = None,
+    pue: PueOpt = None,
+    name: NameOpt = None,
+    as_json: JsonOpt = False,
+    executor: ExecutorOpt = "local",
+    pause_signal: PauseSignalOpt = "SIGTERM",
+    grace: GraceOpt = "60s",
+    partition: PartitionOpt = None,
+    ray_address: RayAddressOpt = None,
+) -> None:
+    """Plan CMD and put it in the queue (`greenforge queue run` runs it); prints the plan."""
+    argv = list(command or []) + list(ctx.args)
+    args = PlanArgs.pick(locals())
+    run = _RunArgs(executor, pause_signal, grace, partition, ray_address)
+    if not argv:
+        raise ConfigError("no command to queue: use `greenforge queue add [OPTIONS] -- CMD ...`.")
+    _refuse_contradictions(run, dry_run=False, detach=True)
+    settings = load_settings()
+    result, options = _plan(args, settings, argv, as_json, Console(), replay=False)
+    _enqueue(settings, result, options, argv, run, Console(stderr=True))
 
 
 @queue_app.command("list")

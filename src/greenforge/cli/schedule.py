@@ -6,374 +6,87 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from greenforge.errors import ConfigError, DataError, UnknownZoneError
-from greenforge.grid.series import IntensitySeries
-
-if TYPE_CHECKING:
-    from greenforge.config import Settings
-    from greenforge.schedule.planner import Plan
+from greenforge.cli.planning import (
+    CheckpointEnergyOpt,
+    CheckpointOverheadOpt,
+    CompareOpt,
+    DeadlineOpt,
+    DurationOpt,
+    EarliestOpt,
+    FileOpt,
+    ForecastOpt,
+    InterruptibleOpt,
+    JsonOpt,
+    MigrationCostOpt,
+    MigrationEnergyOpt,
+    MinChunkOpt,
+    NameOpt,
+    PlanArgs,
+    PowerOpt,
+    PowerProfileOpt,
+    ProfileStepOpt,
+    PueOpt,
+    QuantileOpt,
+    StartOpt,
+    ZoneOpt,
+    floats,
+    print_plan,
+    print_plan_json,
+    split,
+)
+from greenforge.errors import ConfigError
 
 _console = Console()
-
-
-def _split(values: Sequence[str] | None) -> list[str]:
-    out: list[str] = []
-    for v in values or []:
-        out.extend(p.strip() for p in v.split(",") if p.strip())
-    return out
-
-
-def _floats(text: str, what: str) -> list[float]:
-    """Comma-separated numbers (hours, watts)."""
-    out: list[float] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            value = float(part)
-        except ValueError:
-            raise ConfigError(
-                f"bad {what} {part!r}: give numbers, comma-separated, e.g. 1,4,8."
-            ) from None
-        out.append(value)
-    if not out:
-        raise ConfigError(f"no {what} given: e.g. --{what.replace(' ', '-')} 4.")
-    return out
 
 
 def _iso(t_s: float) -> str:
     return dt.datetime.fromtimestamp(t_s, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def load_zone_files(
-    paths: Sequence[Path],
-    fill: str = "none",
-    basis: str = "lca",
-    zone: str | None = None,
-) -> dict[str, IntensitySeries]:
-    """Load intensity CSV files, one series per zone (files of one zone are concatenated).
-
-    Portal exports name their zone; generic ``timestamp,value`` files take ``zone`` (else they
-    are zone ``unknown``).
-    """
-    from greenforge.grid.files import load_csv_by_zone
-
-    if not paths:
-        raise ConfigError("no intensity files given: pass --file PATH (one or more).")
-    return load_csv_by_zone(paths, fill=fill, basis=basis, zone=zone)  # reads each file once
-
-
-def _history_forecast(
-    series: IntensitySeries,
-    forecaster_name: str,
-    quantile: float | None,
-    decision_s: float,
-    end_s: float,
-) -> IntensitySeries:
-    """Forecast ``[decision, end)`` from the values of ``series`` before ``decision``."""
-    from greenforge.schedule.forecast import create_forecaster, forecast_after
-
-    forecaster = create_forecaster(forecaster_name, quantile)
-    step = series.step_s
-    # decisions fall on the data's grid: the last step that starts at or before decision_s
-    phase = float(series.times_s[0])
-    decision = phase + np.floor((decision_s - phase) / step + 1e-9) * step
-    past = series.values_g_per_kwh[series.times_s < decision - 1e-6]
-    horizon = int(np.ceil((end_s - decision) / step - 1e-9))
-    if past.size and series.times_s[past.size - 1] + step < decision - 1e-6:
-        raise DataError(
-            f"the history for {series.zone!r} ends at {_iso(series.end_s)}, before the "
-            f"decision time {_iso(decision)}; give data up to the job's earliest start."
-        )
-    values = forecast_after(forecaster, past, decision, step, horizon, series.zone)
-    times = decision + step * np.arange(horizon, dtype=np.float64)
-    return IntensitySeries(
-        times_s=times,
-        values_g_per_kwh=values,
-        step_s=step,
-        zone=series.zone,
-        source=f"forecast:{forecaster.name} from {series.source}",
-        signal=series.signal,
-        basis=series.basis,
-        kind="forecast",
-        forecast=np.ones(horizon, dtype=np.bool_),
-    )
-
-
-def _provider_history(
-    settings: Settings,
-    zone: str,
-    forecaster_name: str,
-    quantile: float | None,
-    decision_s: float,
-    deadline_s: float,
-) -> IntensitySeries:
-    """Measured history before ``decision_s`` from the configured provider chain."""
-    from greenforge.grid.chain import intensity_for
-    from greenforge.schedule.forecast import create_forecaster
-
-    forecaster = create_forecaster(forecaster_name, quantile)
-    if forecaster.needs_future:
-        raise ConfigError(
-            "the oracle needs the actual intensity of the window: pass it with --file."
-        )
-    step = 3600.0  # providers answer hourly (or finer: then this asks for a little more)
-    end = np.floor(decision_s / step) * step
-    horizon = int(np.ceil((deadline_s - end) / step))
-    need_s = (forecaster.history_steps(horizon, step) + 2) * step
-    history = intensity_for(settings, zone, end - need_s, end)
-    if history.kind not in ("measured", "mixed"):
-        raise ConfigError(
-            f"forecaster {forecaster_name!r} needs measured history of {zone!r}, but the "
-            f"configured providers ({', '.join(settings.intensity_providers)}) gave a "
-            f"{history.kind} series ({history.source}). Pass --file with the zone's recent "
-            "intensity, configure a live provider, or use --forecast provider / "
-            "embedded-profile."
-        )
-    return history
-
-
-def _covers(series: IntensitySeries, start_s: float, end_s: float) -> bool:
-    return series.start_s <= start_s + 1e-6 and series.end_s >= end_s - 1e-6
-
-
 def plan_command(
-    zone: list[str] = typer.Option(
-        None, "--zone", "-z", help="Zone(s) the job may run in (repeat or comma-separate)."
-    ),
-    duration: str = typer.Option(..., "--duration", "-d", help="Job length: 90m, 4h, 1h30m."),
-    deadline: str = typer.Option(
-        ..., "--deadline", help="Latest end: ISO 8601 (2026-12-01T06:00Z) or relative (+24h)."
-    ),
-    earliest: str = typer.Option("now", "--earliest", help="Earliest start (default now)."),
-    interruptible: bool = typer.Option(
-        False, "--interruptible", help="The job may pause and resume (checkpoints)."
-    ),
-    checkpoint_overhead: str = typer.Option(
-        "0s", "--checkpoint-overhead", help="Extra running time per resumption (e.g. 5m)."
-    ),
-    checkpoint_energy_j: float = typer.Option(
-        0.0, "--checkpoint-energy-j", help="Extra energy per resumption (J)."
-    ),
-    min_chunk: str = typer.Option("0s", "--min-chunk", help="Shortest run between pauses."),
-    migration_cost: str = typer.Option(
-        "0s", "--migration-cost", help="Extra time to resume in another zone."
-    ),
-    power_w: float | None = typer.Option(
-        None, "--power", help="Average job power in W (default: 1 kW assumed, CO2e scales)."
-    ),
-    power_profile: str | None = typer.Option(
-        None,
-        "--power-profile",
-        help="Power (W) along the job's progress, one value per --profile-step: 300,300,120.",
-    ),
-    profile_step: str = typer.Option("1h", "--profile-step", help="Step of --power-profile."),
-    file: list[Path] = typer.Option(
-        None, "--file", "-f", help="Intensity CSV(s): a forecast of the window, or history."
-    ),
-    forecast: str | None = typer.Option(
-        None,
-        "--forecast",
-        help="Forecaster (blend, profile-7d, seasonal-naive-1d, embedded-profile, oracle, ...). "
-        "Default: the configured provider forecast; with --file, the file itself if it covers "
-        "the window, else blend.",
-    ),
-    quantile: float | None = typer.Option(
-        None, "--quantile", help="Plan on this quantile of the forecast error (e.g. 0.9)."
-    ),
-    compare: list[str] = typer.Option(
-        None, "--compare", help="Other zones to compare in the advice (not used for the plan)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+    zone: ZoneOpt = None,
+    duration: DurationOpt = ...,  # type: ignore[assignment]
+    deadline: DeadlineOpt = None,
+    earliest: EarliestOpt = None,
+    start: StartOpt = None,
+    interruptible: InterruptibleOpt = False,
+    checkpoint_overhead: CheckpointOverheadOpt = "0s",
+    checkpoint_energy_j: CheckpointEnergyOpt = 0.0,
+    min_chunk: MinChunkOpt = "0s",
+    migration_cost: MigrationCostOpt = "0s",
+    migration_energy_j: MigrationEnergyOpt = 0.0,
+    power: PowerOpt = None,
+    power_profile: PowerProfileOpt = None,
+    profile_step: ProfileStepOpt = "1h",
+    file: FileOpt = None,
+    forecast: ForecastOpt = None,
+    quantile: QuantileOpt = None,
+    compare: CompareOpt = None,
+    pue: PueOpt = None,
+    name: NameOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Plan a job: the cleanest time (and zone) to run it before its deadline."""
     from greenforge.config import load_settings
-    from greenforge.grid.zones import resolve_zone
-    from greenforge.schedule.forecast import DEFAULT_FORECASTER
-    from greenforge.schedule.job import Job
-    from greenforge.schedule.planner import plan_job
-    from greenforge.timeutil import parse_duration_s, parse_time_s
+    from greenforge.schedule.pipeline import make_plan
 
+    args = PlanArgs.pick(locals())
     settings = load_settings()
-    # the same resolution as every command (`de` -> `DE`; none given: env, config, cloud)
-    zones = [resolve_zone(settings, z) for z in _split(zone)] or [resolve_zone(settings)]
     now_s = time.time()
-    earliest_s = parse_time_s(earliest, now_s)
-    deadline_s = parse_time_s(deadline, earliest_s if earliest != "now" else now_s)
-    job = Job(
-        duration_s=parse_duration_s(duration),
-        earliest_start_s=earliest_s,
-        deadline_s=deadline_s,
-        zones=tuple(zones),
-        interruptible=interruptible,
-        checkpoint_overhead_s=_seconds(checkpoint_overhead, parse_duration_s),
-        checkpoint_overhead_j=checkpoint_energy_j,
-        min_chunk_s=_seconds(min_chunk, parse_duration_s),
-        migration_cost_s=_seconds(migration_cost, parse_duration_s),
-        power_w=power_w,
-        power_profile_w=tuple(_floats(power_profile, "power profile")) if power_profile else None,
-        profile_step_s=parse_duration_s(profile_step),
-    )
-    extra = [z for z in (resolve_zone(settings, c) for c in _split(compare)) if z not in job.zones]
-    nearby = [] if compare else _nearby_zones(job.zones[0], job.zones)
-    forecasts: dict[str, IntensitySeries] = {}
-    actual: dict[str, IntensitySeries] | None = None
-    label: str
-    if not file:
-        job = job.check_not_past(now_s)
-        if forecast in (None, "provider"):
-            from greenforge.grid.chain import intensity_for
-
-            if quantile is not None:
-                raise ConfigError(
-                    "--quantile needs a forecast with a spread: use --forecast embedded-profile "
-                    "(its stored quantiles) or a history --file with a forecaster."
-                )
-
-            for z in (*job.zones, *extra):
-                forecasts[z] = intensity_for(
-                    settings, z, job.earliest_start_s, job.deadline_s, forecast=True
-                )
-            label = "provider forecast (" + ", ".join(settings.intensity_providers) + ")"
-        elif forecast.partition("@")[0] == "embedded-profile":
-            from greenforge.grid.profile import profile_series
-
-            q = 0.5 if quantile is None else quantile
-            for z in (*job.zones, *extra):
-                forecasts[z] = profile_series(
-                    z,
-                    job.earliest_start_s,
-                    job.deadline_s,
-                    basis=settings.intensity_basis,
-                    q=q,
-                    forecast=True,
-                )
-            label = "embedded typical profile"
-        else:
-            for z in (*job.zones, *extra):
-                history = _provider_history(
-                    settings, z, forecast, quantile, job.earliest_start_s, job.deadline_s
-                )
-                forecasts[z] = _history_forecast(
-                    history, forecast, quantile, job.earliest_start_s, job.deadline_s
-                )
-            label = f"forecaster {forecast} on the provider's measured history"
-    else:
-        data = load_zone_files(
-            file,
-            fill=settings.intensity_fill,
-            basis=settings.intensity_basis,
-            zone=job.zones[0] if len(job.zones) == 1 else None,
-        )
-        for z in job.zones:
-            if z not in data:
-                raise UnknownZoneError(
-                    z, data.keys(), source=f"the files given (they hold {', '.join(data)})"
-                )
-        name = forecast
-        cover = all(_covers(data[z], job.earliest_start_s, job.deadline_s) for z in job.zones)
-        if name is None:
-            name = "file" if cover else DEFAULT_FORECASTER
-        if name in ("file", "oracle"):
-            if not cover:
-                raise DataError(
-                    "the files do not cover the job's window "
-                    f"({_iso(job.earliest_start_s)} to {_iso(job.deadline_s)}); pass a "
-                    "forecaster (--forecast blend) to forecast from them as history."
-                )
-            forecasts = dict(data)
-            label = "the file itself (as a forecast)" if name == "file" else "oracle (the file)"
-        else:
-            for z, series in data.items():
-                if z in job.zones or z in extra:
-                    forecasts[z] = _history_forecast(
-                        series, name, quantile, job.earliest_start_s, job.deadline_s
-                    )
-            label = f"forecaster {name} on the history before the earliest start"
-            if cover:
-                actual = {z: data[z] for z in job.zones}
-        for z in extra:
-            if z not in forecasts:
-                from greenforge.grid.profile import profile_series
-
-                forecasts[z] = profile_series(z, job.earliest_start_s, job.deadline_s)
-    if nearby:
-        from greenforge.grid.profile import profile_series
-
-        for z in nearby:
-            if z not in forecasts:
-                forecasts[z] = profile_series(
-                    z, job.earliest_start_s, job.deadline_s, basis=settings.intensity_basis
-                )
-    plan = plan_job(job, forecasts, actual=actual)
+    job, options = args.resolve(settings, now_s, replay=True)
+    result = make_plan(job, settings, options, now_s=now_s)
     if as_json:
-        from greenforge.report.schedule_html import intensity_json
-
-        out = plan.to_dict()
-        out["forecast"] = label
-        out["intensity"] = intensity_json(forecasts, job.earliest_start_s, job.deadline_s)
-        typer.echo(json.dumps(out, indent=2))
-        return
-    _print_plan(plan, label)
-
-
-def _nearby_zones(home: str, allowed: Sequence[str]) -> list[str]:
-    """Embedded-profile zones of the same country as ``home`` (``US-*`` for ``US-TEX-ERCO``),
-    compared in the advice when the user names no ``--compare`` zones."""
-    from greenforge.grid.profile import profile_zones
-
-    country = home.split("-")[0].upper()
-    return [z for z in profile_zones() if z.split("-")[0] == country and z not in allowed]
-
-
-def _seconds(text: str, parse: Callable[[str], float]) -> float:
-    """A duration that may be zero (``0s``): overheads and costs."""
-    raw = text.strip().lower()
-    if raw in ("0", "0s", "0m", "0h", ""):
-        return 0.0
-    return parse(text)
-
-
-def _print_plan(plan: Plan, label: str) -> None:
-    table = Table(title=f"Plan for a {plan.job.duration_s / 3600:.3g} h job", title_justify="left")
-    table.add_column("start")
-    table.add_column("end")
-    table.add_column("zone")
-    table.add_column("hours", justify="right")
-    for slot in plan.slots:
-        table.add_row(
-            _iso(slot.start_s), _iso(slot.end_s), slot.zone, f"{slot.duration_s / 3600:.3g}"
-        )
-    _console.print(table)
-    per = " (assuming 1 kW)" if plan.power_assumed else f" at {plan.power_w:g} W"
-    _console.print(f"forecast: {escape(label)} - {escape(plan.forecast_source)}", highlight=False)
-    _console.print(
-        f"expected {plan.expected_co2e_g:.4g} gCO2e{per}; running now: "
-        f"{plan.run_now_co2e_g:.4g} g; saving {plan.saving_pct:.1f} %; "
-        f"delay {plan.delay_s / 3600:.3g} h",
-        highlight=False,
-    )
-    if plan.oracle_co2e_g is not None and plan.actual_co2e_g is not None:
-        _console.print(
-            f"actual {plan.actual_co2e_g:.4g} g (run now {plan.run_now_actual_co2e_g:.4g} g); "
-            f"oracle {plan.oracle_co2e_g:.4g} g; regret {plan.regret_g:.4g} g",
-            highlight=False,
-        )
-    for line in plan.advice:
-        _console.print(f"- {escape(line)}", highlight=False)
+        print_plan_json(result)
+    else:
+        print_plan(result, _console)
 
 
 def backtest_command(
@@ -420,16 +133,18 @@ def backtest_command(
             f"--from {since} is not before --until {until}: arrivals are replayed from --from "
             "up to (not including) --until. Swap them or widen the period."
         )
+    from greenforge.schedule.pipeline import load_zone_files
+
     all_paths = [*(file or []), *(paths or [])]
     data = load_zone_files(
         all_paths, fill=settings.intensity_fill, basis=settings.intensity_basis, zone=zone
     )
     shapes = [
         JobShape(h, s)
-        for h in _floats(job_hours, "job hours")
-        for s in _floats(slack_hours, "slack hours")
+        for h in floats(job_hours, "job hours")
+        for s in floats(slack_hours, "slack hours")
     ]
-    names = _split(forecast) or [DEFAULT_FORECASTER]
+    names = split(forecast) or [DEFAULT_FORECASTER]
     forecasters = [
         create_forecaster(n, quantile) if n != "oracle" else create_forecaster(n) for n in names
     ]

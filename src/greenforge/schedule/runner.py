@@ -1,10 +1,8 @@
 """Plan a command, keep it in the persistent queue, wait for its clean slots and run them.
 
-* :func:`plan_command` builds a :class:`~greenforge.schedule.job.Job` and plans it on the
-  forecasts of the configured provider chain (``settings.intensity_providers``; a fallback is
-  visible in the plan's ``forecast_source``).
-* :func:`enqueue_plan` stores the job and its plan in the :class:`~greenforge.schedule.queue.
-  JobQueue`.
+* Plans come from the one pipeline, :func:`greenforge.schedule.pipeline.make_plan`.
+* :func:`enqueue_plan` stores the job, its plan and the planning options (forecast, files,
+  PUE) in the :class:`~greenforge.schedule.queue.JobQueue`, so re-plans use the same data.
 * :class:`Scheduler` runs queued jobs slot by slot on their executor, with an injected clock
   and sleeper (tests never wait hours), following the pause/resume protocol of
   :mod:`greenforge.schedule.checkpoint`. A job whose worker died is picked up by the next one.
@@ -30,7 +28,6 @@ from typing import Any, Final
 from greenforge.config import Settings
 from greenforge.errors import ConfigError, GreenForgeError, InfeasibleError
 from greenforge.grid.provider import IntensityProvider
-from greenforge.grid.series import IntensitySeries
 from greenforge.schedule.checkpoint import DEFAULT_PAUSE_SIGNAL, PAUSE_EXIT_CODE, signal_from_name
 from greenforge.schedule.executors.base import (
     Executor,
@@ -42,7 +39,8 @@ from greenforge.schedule.executors.base import (
     supervise,
 )
 from greenforge.schedule.job import Job
-from greenforge.schedule.planner import Plan, plan_job
+from greenforge.schedule.pipeline import PlanOptions, make_plan
+from greenforge.schedule.planner import Plan
 from greenforge.schedule.queue import (
     FINAL_STATES,
     JobQueue,
@@ -61,71 +59,7 @@ class ReplanWarning(UserWarning):
     """A live re-plan could not get a forecast; the job keeps the plan it had."""
 
 
-# -- planning ----------------------------------------------------------------------------------
-def forecasts_for(
-    settings: Settings,
-    zones: Sequence[str],
-    start_s: float,
-    end_s: float,
-    *,
-    providers: Mapping[str, IntensityProvider] | None = None,
-) -> dict[str, IntensitySeries]:
-    """Forecast of every zone over ``[start_s, end_s)`` from the configured provider chain."""
-    from greenforge.grid.chain import intensity_for
-
-    return {
-        zone: intensity_for(settings, zone, start_s, end_s, forecast=True, providers=providers)
-        for zone in zones
-    }
-
-
-def plan_command(
-    settings: Settings,
-    *,
-    zones: Sequence[str],
-    duration_s: float,
-    deadline_s: float,
-    now_s: float,
-    interruptible: bool = False,
-    earliest_start_s: float | None = None,
-    power_w: float | None = None,
-    checkpoint_overhead_s: float = 0.0,
-    min_chunk_s: float = 0.0,
-    name: str = "job",
-    providers: Mapping[str, IntensityProvider] | None = None,
-) -> Plan:
-    """Validate the job against ``now_s``, fetch forecasts and plan it.
-
-    Raises :class:`ConfigError` for a duration <= 0 and :class:`InfeasibleError` for a deadline
-    in the past or a window shorter than the job; an unknown zone raises the zone error.
-    """
-    if not zones:
-        raise ConfigError("no zone to run in: give --zone (or set GREENFORGE_ZONE).")
-    if not math.isfinite(duration_s) or duration_s <= 0:
-        raise ConfigError(f"bad duration {duration_s!r} s: a job's duration must be > 0.")
-    if deadline_s <= now_s:
-        raise InfeasibleError(
-            f"the deadline {utc_iso_seconds(deadline_s)} is in the past (now {utc_iso_seconds(now_s)}); "
-            "give a future deadline, e.g. --deadline +24h."
-        )
-    start = now_s if earliest_start_s is None else max(earliest_start_s, now_s)
-    job = Job(
-        duration_s=duration_s,
-        earliest_start_s=start,
-        deadline_s=deadline_s,
-        zones=tuple(zones),
-        interruptible=interruptible,
-        checkpoint_overhead_s=checkpoint_overhead_s,
-        min_chunk_s=min_chunk_s,
-        power_w=power_w,
-        name=name,
-    )
-    forecasts = forecasts_for(
-        settings, job.zones, job.earliest_start_s, job.deadline_s, providers=providers
-    )
-    return plan_job(job, forecasts)
-
-
+# -- planning (the plan itself: greenforge.schedule.pipeline.make_plan) ---------------------
 def job_to_dict(job: Job) -> dict[str, Any]:
     """The job as stored in the queue."""
     out = dataclasses.asdict(job)
@@ -155,11 +89,13 @@ def enqueue_plan(
     env: Mapping[str, str] | None = None,
     name: str | None = None,
     executor_options: Mapping[str, Any] | None = None,
+    planning: PlanOptions | None = None,
 ) -> QueuedJob:
-    """Store a planned command in the queue (state ``queued``).
+    """Store a planned command in the queue (state ``queued``); returns its row.
 
     ``executor_options`` (a Slurm ``partition``, a Ray ``address``) are stored with the job, so
-    a scheduler that picks it up later (``greenforge queue run``) uses them too.
+    a scheduler that picks it up later (``greenforge queue run``) uses them too; ``planning``
+    (the options the plan was made with) likewise, so its re-plans use the same forecast.
     """
     signal_from_name(pause_signal)  # validate now, not at the end of the first slot
     if grace_s <= 0:
@@ -176,6 +112,7 @@ def enqueue_plan(
             "grace_s": grace_s,
             "env": dict(env or {}),
             "executor_options": {k: v for k, v in (executor_options or {}).items() if v},
+            "planning": (planning or PlanOptions()).to_dict(),
         },
     )
 
@@ -194,7 +131,7 @@ class Scheduler:
 
     With ``replan_every_s``, a job that waits in the scheduler for its first slot (executors
     that do not wait themselves: local, ray) is re-planned that often on the latest forecast
-    (``providers`` injects grid providers by name, as in :func:`plan_command`), from the
+    (``providers`` injects grid providers by name, as in :func:`make_plan`), from the
     current time to its unchanged deadline. If the forecast source fails, the current plan is
     kept, a :class:`ReplanWarning` is issued and the failure is counted in the plan (and so in
     the run metadata: ``replans``, ``replan_failures``, ``replan_error``). Slurm holds its own
@@ -296,14 +233,10 @@ class Scheduler:
         old = job.plan
         try:
             planner_job = dataclasses.replace(planner_job, earliest_start_s=start_s)
-            forecasts = forecasts_for(
-                self.settings,
-                planner_job.zones,
-                start_s,
-                planner_job.deadline_s,
-                providers=self.providers,
-            )
-            plan = plan_job(planner_job, forecasts)
+            options = PlanOptions.from_dict(job.options.get("planning") or {})
+            plan = make_plan(
+                planner_job, self.settings, options, now_s=now_s, providers=self.providers
+            ).plan
         except InfeasibleError as exc:  # too late to plan again: the current plan still fits
             self._event(job, f"re-plan skipped, keeping the current plan: {exc}")
             return job
