@@ -348,3 +348,46 @@ def test_a_leader_line_does_not_run_across_another_point() -> None:
         px, py = cx + t * (anchor[0] - cx), cy + t * (anchor[1] - cy)
         assert not any(o.contains(px, py) for o in others)
     assert label.overlap(own) == 0.0
+
+
+def _sci_block(card: str) -> dict[str, str]:
+    head = card.split("---\n")[1]
+    block = head.split("greenforge_sci:\n", 1)[1]
+    out: dict[str, str] = {}
+    for line in block.splitlines():
+        if not line.startswith("  "):
+            break
+        key, _, value = line.strip().partition(": ")
+        out[key] = value
+    return out
+
+
+def test_sci_per_1k_predictions_is_in_the_card_the_table_and_forge_json(
+    forged: tuple[Any, Path],
+) -> None:
+    from greenforge.report.sci import sci_for_forge
+
+    result, out = forged
+    doc = json.loads((out / "forge.json").read_text())
+    scores = sci_for_forge(doc)
+    assert set(doc["sci"]) == set(scores) == {r.name for r in candidate_rows(result)}
+    for name, score in scores.items():
+        assert doc["sci"][name] == json.loads(json.dumps(score.to_dict()))
+        assert score.unit == "1k predictions"
+        assert score.sci_g == pytest.approx(result.result(name).inference_co2e_g_per_1k)
+    chosen = scores[result.chosen]
+    card = (out / "README.md").read_text()
+    meta = _sci_block(card)
+    assert json.loads(meta["candidate"]) == result.chosen
+    assert json.loads(meta["functional_unit"]) == "1k predictions"
+    for key in ("sci_g", "low_g", "high_g", "energy_kwh", "intensity_g_per_kwh", "embodied_g"):
+        assert float(meta[key]) == pytest.approx(getattr(chosen, key), rel=1e-5)
+    assert float(meta["low_g"]) <= float(meta["sci_g"]) <= float(meta["high_g"])
+    assert "ISO/IEC 21031" in meta["specification"]
+    for name in scores:
+        assert any(line.startswith("- ") and name in line and "SCI " in line
+                   for line in card.splitlines())  # fmt: skip
+    assert _front_matter(card)  # the co2_eq_emissions block is still read alone
+    table = _table(result, out)
+    assert "chosen model's SCI" in table
+    assert "per 1k predictions" in table

@@ -5,7 +5,8 @@
   model; ``model.onnx`` as well when the chosen model runs in ONNX Runtime.
 - ``pareto.png`` - accuracy vs lifetime CO2e with intervals, Pareto front and target
   (:mod:`greenforge.forge.plot`).
-- ``README.md`` - a Hugging Face model card with ``co2_eq_emissions`` metadata.
+- ``README.md`` - a Hugging Face model card with ``co2_eq_emissions`` metadata and the chosen
+  model's SCI per 1k predictions (``greenforge_sci``, components and bounds).
 
 Every file is written atomically (a temporary file in the same folder, then renamed) with one
 permission policy: created with mode ``0o666`` minus the process umask, like ``touch`` or a
@@ -37,6 +38,7 @@ from greenforge.forge.result import CONTROL_TOLERANCE
 if TYPE_CHECKING:
     from greenforge.forge.context import ForgeContext
     from greenforge.forge.result import CandidateResult, ForgeResult, SearchSummary
+    from greenforge.report.sci import SciScore
 
 FILE_MODE = 0o666
 """Mode every output file is created with; the process umask is applied by the OS."""
@@ -86,9 +88,29 @@ def write_json_atomic(path: Path, data: Any) -> Path:
     return write_text_atomic(path, text)
 
 
+def sci_scores(result: ForgeResult) -> dict[str, SciScore]:
+    """Returns each evaluated candidate's SCI (g CO2e per 1k predictions, with its components
+    and bounds), keyed by name: :func:`greenforge.report.sci.sci_for_forge` of the result's
+    document, so the table, the card, ``forge.json`` and the HTML report show one figure."""
+    from greenforge.report.sci import sci_for_forge
+
+    return sci_for_forge(result.to_dict())
+
+
+def forge_document(result: ForgeResult) -> dict[str, Any]:
+    """Returns ``forge.json``'s document: ``result.to_dict()`` and an ``sci`` object,
+    ``{candidate: SciScore.to_dict()}`` (per 1k predictions), also printed by ``--json``."""
+    from greenforge.report.sci import sci_for_forge
+
+    doc = result.to_dict()
+    doc["sci"] = {name: score.to_dict() for name, score in sci_for_forge(doc).items()}
+    return doc
+
+
 def write_forge_json(out_dir: Path, result: ForgeResult) -> Path:
-    """Returns the path of ``forge.json`` after writing the result's document to it."""
-    return write_json_atomic(out_dir / "forge.json", result.to_dict())
+    """Returns the path of ``forge.json`` after writing the result's document
+    (:func:`forge_document`) to it."""
+    return write_json_atomic(out_dir / "forge.json", forge_document(result))
 
 
 def save_model(out_dir: Path, model: Any, name: str) -> dict[str, str]:
@@ -364,7 +386,21 @@ def summary_lines(result: ForgeResult) -> list[str]:
     head = headline_line(result)
     if head is not None:
         lines.append(head)
+    if result.chosen is not None:
+        score = sci_scores(result).get(result.chosen)
+        if score is not None:
+            lines.append(f"chosen model's {sci_line(score)}")
     return lines
+
+
+def sci_line(score: SciScore) -> str:
+    """Returns ``SCI 0.0123 g CO2e per 1k predictions [0.011-0.014] = (E ... kWh x I ... g/kWh
+    + M 0 g) / R 1``: the score with its bounds and components (GSF SCI, ISO/IEC 21031)."""
+    return (
+        f"SCI {fmt_interval(score.sci_g, score.low_g, score.high_g)} g CO2e per {score.unit} "
+        f"= (E {score.energy_kwh:.3g} kWh x I {score.intensity_g_per_kwh:.4g} g/kWh + M "
+        f"{fmt_g(score.embodied_g)} g) / R {score.r:g}"
+    )
 
 
 # --------------------------------------------------------------------------- the model card
@@ -398,6 +434,48 @@ def _card_table(result: ForgeResult) -> list[str]:
     return lines
 
 
+def _sci_front_matter(result: ForgeResult) -> list[str]:
+    """Returns the ``greenforge_sci`` metadata lines: the chosen model's SCI per 1k predictions
+    with its components and bounds (none when no model was chosen)."""
+    from greenforge.report.sci import SPEC
+
+    score = None if result.chosen is None else sci_scores(result).get(result.chosen)
+    if score is None:
+        return []
+    return [
+        "greenforge_sci:",
+        f"  candidate: {json.dumps(result.chosen)}",
+        f"  functional_unit: {json.dumps(score.unit)}",
+        f"  sci_g: {score.sci_g:.6g}",
+        f"  low_g: {score.low_g:.6g}",
+        f"  high_g: {score.high_g:.6g}",
+        f"  energy_kwh: {score.energy_kwh:.6g}",
+        f"  intensity_g_per_kwh: {score.intensity_g_per_kwh:.6g}",
+        f"  operational_g: {score.operational_g:.6g}",
+        f"  embodied_g: {score.embodied_g:.6g}",
+        f"  r: {score.r:g}",
+        f"  specification: {json.dumps(SPEC)}",
+    ]
+
+
+def _card_sci(result: ForgeResult) -> list[str]:
+    """Returns the card's SCI section: every candidate's SCI per 1k predictions."""
+    scores = sci_scores(result)
+    if not scores:
+        return []
+    first = next(iter(scores.values()))
+    lines = [
+        "SCI (Software Carbon Intensity, `(E x I + M) per R`) per 1k predictions, with its "
+        "bounds `[low-high]` and components:",
+        "",
+    ]
+    for name, score in scores.items():
+        mark = f"**{name}** (chosen)" if name == result.chosen else name
+        lines.append(f"- {mark}: {sci_line(score)}")
+    lines += ["", f"SCI basis: {first.basis}; {first.embodied_basis}.", ""]
+    return lines
+
+
 def model_card(result: ForgeResult) -> str:
     """Returns a Hugging Face model card (README.md) with ``co2_eq_emissions`` metadata."""
     from greenforge.forge.result import machine_description
@@ -428,6 +506,7 @@ def model_card(result: ForgeResult) -> str:
         f"  training_type: {json.dumps(training_type)}",
         f"  geographical_location: {json.dumps(result.training_zone or result.deploy_zone)}",
         f"  hardware_used: {json.dumps(machine_description())}",
+        *_sci_front_matter(result),
         "---",
         "",
         f"# {result.task.spec.name}: {result.chosen or 'no model met the target'}",
@@ -454,6 +533,7 @@ def model_card(result: ForgeResult) -> str:
         "",
         *_card_table(result),
         "",
+        *_card_sci(result),
         "Figures and provenance: `forge.json`. Accuracy vs CO2e: `pareto.png`.",
         "",
     ]
