@@ -247,3 +247,51 @@ def test_a_bad_re_plan_interval_is_a_config_error(every_s: float) -> None:
     queue = JobQueue.for_home(settings.resolved_home())
     with pytest.raises(ConfigError, match="re-plan interval"):
         Scheduler(queue, settings, replan_every_s=every_s)
+
+
+def test_re_plans_use_the_forecast_options_the_job_was_planned_with(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from greenforge.schedule.pipeline import PlanOptions
+
+    values = [300.0] * 30
+    values[3] = 50.0  # the file's clean hour; the provider would say +10 h
+    rows = ["timestamp,value"] + [
+        f"{dt.datetime.fromtimestamp(NOW_S + i * HOUR_S, dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ},{v}"
+        for i, v in enumerate(values)
+    ]
+    path = tmp_path / "forecast.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    settings = _settings()
+    provider = ChangingForecast([10], clean_g_per_kwh=[20.0])
+    options = PlanOptions(files=(path,))
+    job = Job(
+        duration_s=HOUR_S,
+        earliest_start_s=NOW_S,
+        deadline_s=NOW_S + 24 * HOUR_S,
+        zones=("GB",),
+        power_w=1000.0,
+    )
+    plan = make_plan(job, settings, options, now_s=NOW_S).plan
+    queue = JobQueue.for_home(settings.resolved_home())
+    argv = [sys.executable, "-c", "pass"]
+    queued = enqueue_plan(queue, plan, argv, cwd=tmp_path, planning=options)
+    fake = FakeTime(NOW_S)
+    scheduler = Scheduler(
+        queue,
+        settings,
+        clock=fake.clock,
+        sleep=fake.sleep,
+        max_sleep_s=600.0,
+        replan_every_s=HOUR_S,
+        providers={"changing": provider},
+        executors=_local(),
+    )
+
+    final = scheduler.run_job(queued.id)
+
+    assert final.state == "done"
+    assert provider.calls == []  # every re-plan read the file, never the provider
+    assert final.plan.replans == 2
+    assert final.plan.slots[0].start_s == NOW_S + 3 * HOUR_S
+    assert final.plan.forecast_source.startswith("csv:")

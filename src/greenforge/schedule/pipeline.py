@@ -18,7 +18,7 @@ scheduler's re-plans all call :func:`make_plan`; the CLI only parses options and
      :data:`~greenforge.schedule.forecast.DEFAULT_FORECASTER`) predicts the window from, and
      where they also cover the window the plan shows the oracle and the regret.
 3. **PUE** (optional): every intensity is multiplied by the facility's PUE over time
-   (:class:`PueSeries`, one value per forecast step, taken at the step's middle), so the plan
+   (:class:`PueSeries`, averaged over each forecast step), so the plan
    minimises facility CO2e. A time-varying series is compared with planning on its mean
    (:class:`PueEffect`).
 4. **Plan**: :func:`~greenforge.schedule.planner.plan_job` on the forecasts, with the advisory
@@ -112,9 +112,11 @@ def pue_from_spec(spec: str | float | PueSeries | None) -> PueSeries | None:
         )
     text = spec.strip()
     try:
-        return ConstantPue(float(text))
+        value = float(text)
     except ValueError:
         pass
+    else:
+        return ConstantPue(value)
     try:
         from greenforge.pue import load_pue  # type: ignore[import-not-found,unused-ignore]
     except ModuleNotFoundError as exc:
@@ -135,17 +137,23 @@ def _pue_source(pue: PueSeries) -> str:
     return str(source) if source else type(pue).__name__
 
 
+_PUE_SAMPLES = 4
+"""PUE is read at this many evenly spaced times inside each forecast step and averaged (exact
+for a PUE series whose own step divides the forecast's, e.g. 15-minute PUE, hourly grid)."""
+
+
 def _pue_at(pue: PueSeries, series: IntensitySeries) -> FloatArray:
-    """PUE at the middle of each step of ``series``, checked."""
-    mid = series.times_s + series.step_s / 2.0
-    values = np.asarray(pue.over(mid), dtype=np.float64)
-    if values.shape != mid.shape:
+    """Mean PUE over each step of ``series``, checked."""
+    offsets = (np.arange(_PUE_SAMPLES) + 0.5) / _PUE_SAMPLES * series.step_s
+    times = (series.times_s[:, None] + offsets[None, :]).ravel()
+    values = np.asarray(pue.over(times), dtype=np.float64)
+    if values.shape != times.shape:
         raise DataError(
             f"the PUE series ({_pue_source(pue)}) gave {values.shape} values for "
-            f"{mid.shape} times; over(times_s) must return one PUE per time."
+            f"{times.shape} times; over(times_s) must return one PUE per time."
         )
     _check_pue(values, f"PUE from {_pue_source(pue)} for {series.zone}")
-    return values
+    return np.asarray(values.reshape(-1, _PUE_SAMPLES).mean(axis=1), dtype=np.float64)
 
 
 def with_pue(series: IntensitySeries, pue: PueSeries) -> IntensitySeries:
