@@ -47,7 +47,7 @@ def test_the_registry_lists_the_forecasters_and_rejects_unknown_names() -> None:
         "oracle",
     ):
         assert name in names
-    assert DEFAULT_FORECASTER == "blend"
+    assert DEFAULT_FORECASTER == "auto"  # learned or blend per zone (test_forecast_learned)
     with pytest.raises(UnknownNameError, match="blend"):
         create_forecaster("blnd")
 

@@ -28,7 +28,6 @@ the cheapest steps of the window); the planner's DP handles overheads for single
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,7 +38,7 @@ import numpy.typing as npt
 from greenforge.errors import ConfigError, DataError
 from greenforge.grid.series import IntensitySeries
 from greenforge.jsonsafe import finite_or_none
-from greenforge.schedule.forecast import Forecaster, ForecastInput
+from greenforge.schedule.forecast import Forecaster, ForecastInput, trained_in_sample
 from greenforge.schedule.planner import cheapest_steps_sum, window_sums
 from greenforge.timeutil import utc_iso_seconds
 
@@ -455,17 +454,11 @@ def backtest_series(
 
 
 def _in_sample(forecaster: Forecaster, series: IntensitySeries, arrivals: IntArray) -> bool:
-    """True when an embedded-profile forecaster was built from the replayed years."""
-    if not forecaster.name.startswith("embedded-profile"):
-        return False
-    from greenforge.grid.profile import has_profile, profile_info
-
-    if not has_profile(series.zone):
-        return False
-    years = {int(y) for y in profile_info(series.zone)["years"]}
-    first = dt.datetime.fromtimestamp(float(series.times_s[arrivals[0]]), tz=dt.timezone.utc)
-    last = dt.datetime.fromtimestamp(float(series.times_s[arrivals[-1]]), tz=dt.timezone.utc)
-    return any(first.year <= y <= last.year for y in years)
+    """True when the forecaster was built from data of the replayed period (the embedded
+    profile's years, the learned forecaster's training years: :class:`TrainedOn`)."""
+    first = float(series.times_s[arrivals[0]])
+    last = float(series.times_s[arrivals[-1]])
+    return trained_in_sample(forecaster, series.zone, first, last + series.step_s)
 
 
 def backtest(

@@ -9,7 +9,13 @@ vectorised call (the back-tester replays a year of hourly arrivals that way).
 Built in (``forecaster_names()``):
 
 ==========================  ==================================================================
-``blend`` (default)          14-day hour-of-day profile blended with yesterday and a
+``auto`` (default)           per zone, whichever of ``learned`` and ``blend`` captured more
+                             of the oracle's saving on the held-out year 2023 (recorded in
+                             the shipped model file; ``blend`` for zones without a model)
+``learned``                  direct multi-horizon ridge models per embedded zone over lags,
+                             profile and calendar features, trained on 2021-2022
+                             (:mod:`greenforge.schedule.learned`), with its own quantiles
+``blend``                    14-day hour-of-day profile blended with yesterday and a
                              weekday/weekend profile, plus persistence of the latest
                              deviation fading with lead time (tuned on 2021-2022, reported on
                              2023; keyless, offline)
@@ -24,6 +30,10 @@ Built in (``forecaster_names()``):
 
 :class:`QuantileForecaster` wraps any of them to plan on a quantile: the point forecast plus the
 empirical quantile of its own past errors at each lead time (measured on the history only).
+A forecaster with quantiles of its own (``learned``, ``auto``) has ``with_quantile(q)``
+instead (:class:`QuantileCapable`). A forecaster built from data (``learned``,
+``embedded-profile``) says which period it was trained on (:class:`TrainedOn`), so the
+back-tester can flag in-sample replays.
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ from greenforge.errors import ConfigError, DataError, UnknownNameError
 
 FloatArray = npt.NDArray[np.float64]
 DAY_S = 86400.0
-DEFAULT_FORECASTER = "blend"
+DEFAULT_FORECASTER = "auto"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -108,6 +118,32 @@ class Forecaster(Protocol):
 
     def predict(self, inp: ForecastInput) -> FloatArray:
         """``(N, horizon)`` predictions (g/kWh)."""
+
+
+@runtime_checkable
+class QuantileCapable(Protocol):
+    """A forecaster with quantiles of its own (rather than :class:`QuantileForecaster`'s)."""
+
+    def with_quantile(self, q: float) -> Forecaster:
+        """Returns the same forecaster planning on quantile ``q`` (0-1)."""
+
+
+@runtime_checkable
+class TrainedOn(Protocol):
+    """A forecaster built from data: which period of a zone's data it has seen."""
+
+    def training_period_s(self, zone: str) -> tuple[float, float] | None:
+        """Returns ``(start_s, end_s)`` of the data used to build it for ``zone`` (``end_s``
+        exclusive), or None when it used no data of that zone."""
+
+
+def trained_in_sample(forecaster: Forecaster, zone: str, start_s: float, end_s: float) -> bool:
+    """Returns True when ``forecaster`` was built from data of ``zone`` within
+    ``[start_s, end_s)`` - a replay of that period is in-sample."""
+    if not isinstance(forecaster, TrainedOn):
+        return False
+    period = forecaster.training_period_s(zone)
+    return period is not None and period[0] < end_s and start_s < period[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,6 +354,15 @@ class EmbeddedProfile:
     def history_steps(self, horizon: int, step_s: float) -> int:
         return 0
 
+    def training_period_s(self, zone: str) -> tuple[float, float] | None:
+        """Returns the years the zone's profile was built from, or None without a profile."""
+        from greenforge.grid.profile import has_profile, profile_info
+
+        if not has_profile(zone):
+            return None
+        years = [int(y) for y in profile_info(zone)["years"]]
+        return _year_start_s(min(years)), _year_start_s(max(years) + 1)
+
     def predict(self, inp: ForecastInput) -> FloatArray:
         from greenforge.grid.profile import profile_quantiles
 
@@ -375,6 +420,12 @@ class QuantileForecaster:
         p = max(round(DAY_S / step_s), 1)
         return self.base.history_steps(horizon, step_s) + horizon + p * (self.origins - 1)
 
+    def training_period_s(self, zone: str) -> tuple[float, float] | None:
+        """Returns the base forecaster's training period (None when it has none)."""
+        if isinstance(self.base, TrainedOn):
+            return self.base.training_period_s(zone)
+        return None
+
     def predict(self, inp: ForecastInput) -> FloatArray:
         point = self.base.predict(inp)
         p = inp.period
@@ -417,8 +468,14 @@ def forecaster_names() -> list[str]:
 def create_forecaster(name: str, quantile: float | None = None) -> Forecaster:
     """The forecaster registered as ``name`` (optionally planning on quantile ``quantile``).
 
-    ``name`` may carry a quantile suffix, e.g. ``blend@p90``.
+    ``name`` may carry a quantile suffix, e.g. ``blend@p90``; ``recorded:PATH`` replays the
+    forecasts recorded in a CSV file (:mod:`greenforge.schedule.replay`).
     """
+    if name.startswith("recorded:"):
+        from greenforge.schedule.replay import recorded_from_name
+
+        recorded: Forecaster = recorded_from_name(name.partition(":")[2])
+        return recorded if quantile is None else QuantileForecaster(recorded, quantile)
     base_name, _, suffix = name.partition("@")
     if suffix:
         if not suffix.startswith("p") or not suffix[1:].isdigit():
@@ -430,6 +487,8 @@ def create_forecaster(name: str, quantile: float | None = None) -> Forecaster:
         raise UnknownNameError("forecaster", base_name, _REGISTRY) from None
     forecaster = factory()
     if quantile is not None:
+        if isinstance(forecaster, QuantileCapable):
+            return forecaster.with_quantile(quantile)
         return QuantileForecaster(forecaster, quantile)
     return forecaster
 
@@ -444,6 +503,28 @@ register_forecaster(
 register_forecaster("persistence", Persistence)
 register_forecaster("embedded-profile", EmbeddedProfile)
 register_forecaster("oracle", Oracle)
+
+
+def _learned() -> Forecaster:
+    from greenforge.schedule.learned import Learned
+
+    return Learned()
+
+
+def _auto() -> Forecaster:
+    from greenforge.schedule.learned import Auto
+
+    return Auto()
+
+
+register_forecaster("learned", _learned)
+register_forecaster("auto", _auto)
+
+
+def _year_start_s(year: int) -> float:
+    import datetime as dt
+
+    return dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc).timestamp()
 
 
 # --------------------------------------------------------------------------------------------
