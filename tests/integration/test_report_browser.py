@@ -223,6 +223,10 @@ def test_a_run_report_renders_in_chromium_with_the_stores_numbers(
     assert f'id="co2e-rep0001">{fmt_co2e_g(stored.emissions.co2e_g)}<' in dom
     assert "epoch-5" in dom
     assert "Budget and prediction" in dom
+    assert stored.prediction is not None
+    assert f'id="budget-co2e-rep0001">{fmt_co2e_g(1.0)}<' in dom
+    assert f'id="prediction-co2e-rep0001">{fmt_co2e_g(stored.prediction.co2e_g)}<' in dom
+    assert "Cleanest and dirtiest zone and hour" in dom
     assert "SCI" in dom
     if os.environ.get("GREENFORGE_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, DOCS_SCREENSHOT)

@@ -116,3 +116,23 @@ def test_the_run_section_shows_the_comparison_with_its_numbers() -> None:
     assert w.cleanest_hour is not None
     assert f'id="whatif-clean-hour-w1">{fmt_co2e_g(w.cleanest_hour.co2e_g)}<' in page
     assert "start hour on 2026-05-28 (h, UTC)" in page
+
+
+def test_budget_and_prediction_show_the_share_used_and_predicted() -> None:
+    import dataclasses
+
+    from greenforge.records import Prediction
+
+    record = dataclasses.replace(
+        _run(),
+        prediction=Prediction(1, 3, 2.1e6, 240.0, 5400.0),
+        metadata={"budget": {"co2e_g": 200.0, "energy_j": 1.4e6, "exceeded": False,
+                             "reason": None}},
+    )  # fmt: skip
+    page = run_report([record])
+    assert f'id="budget-co2e-w1">{fmt_co2e_g(200.0)}<' in page
+    assert "used 80 g (40 % of the budget)" in page
+    assert "(50 % of the budget)" in page  # 7e5 J of 1.4e6 J
+    assert f'id="prediction-co2e-w1">{fmt_co2e_g(240.0)}<' in page
+    assert "(120 % of the budget)" in page
+    assert "CO2e used, predicted and budgeted" in page

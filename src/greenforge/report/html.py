@@ -594,23 +594,7 @@ def _run_section(record: RunRecord) -> str:
         ]  # fmt: skip
         parts.append(_table(["window", "duration", "energy", "CO2e"], rows, {1, 2, 3}))
 
-    budget = record.metadata.get("budget")
-    if isinstance(budget, Mapping) or record.prediction is not None:
-        parts.append("<h3>Budget and prediction</h3><ul>")
-        if isinstance(budget, Mapping):
-            parts.append(
-                f"<li>budget: CO2e {_e(fmt_co2e_g(_opt(budget.get('co2e_g'))))}, energy "
-                f"{_e(_opt_j(budget.get('energy_j')))}; exceeded: {_e(budget.get('exceeded'))}"
-                f"{'; ' + _e(budget['reason']) if budget.get('reason') else ''}</li>"
-            )
-        if record.prediction is not None:
-            p = record.prediction
-            parts.append(
-                f"<li>predicted total after {p.windows_seen}/{p.windows_total} windows: "
-                f"{_e(fmt_energy_j(p.energy_j))}, {_e(fmt_co2e_g(p.co2e_g))}, "
-                f"{p.duration_s:.1f} s</li>"
-            )
-        parts.append("</ul>")
+    parts.append(_budget_section(record))
 
     parts.append(_what_if_section(record))
 
@@ -641,6 +625,68 @@ def _run_section(record: RunRecord) -> str:
     parts.extend(f"<li>{_e(h)}</li>" for h in how)
     parts.append("</ul></section>")
     return "".join(parts)
+
+
+def _share(used: float | None, budget: float | None) -> str:
+    if used is None or budget is None or not budget > 0:
+        return ""
+    return f" ({100.0 * used / budget:.0f} % of the budget)"
+
+
+def _budget_section(record: RunRecord) -> str:
+    """Returns the "budget and prediction" block (empty when the run had neither): what was
+    used against each budget, the tracker's predicted total, and a bar chart of both."""
+    budget = record.metadata.get("budget")
+    budget = budget if isinstance(budget, Mapping) else None
+    p = record.prediction
+    if budget is None and p is None:
+        return ""
+    rid = _e(record.id)
+    e = record.emissions
+    used_g = e.co2e_g if e is not None else None
+    out = ["<h3>Budget and prediction</h3><ul>"]
+    if budget is not None:
+        b_g, b_j = _opt(budget.get("co2e_g")), _opt(budget.get("energy_j"))
+        if b_g is not None:
+            out.append(
+                f'<li>CO2e budget <span id="budget-co2e-{rid}">{_e(fmt_co2e_g(b_g))}</span>: '
+                f"used {_e(fmt_co2e_g(used_g))}{_e(_share(used_g, b_g))}</li>"
+            )
+        if b_j is not None:
+            out.append(
+                f'<li>energy budget <span id="budget-energy-{rid}">{_e(fmt_energy_j(b_j))}'
+                f"</span>: used {_e(fmt_energy_j(record.energy_j))}"
+                f"{_e(_share(record.energy_j, b_j))}</li>"
+            )
+        out.append(
+            f"<li>exceeded: {'yes' if budget.get('exceeded') else 'no'}"
+            f"{'; ' + _e(budget['reason']) if budget.get('reason') else ''}</li>"
+        )
+    if p is not None:
+        share = _share(p.co2e_g, _opt(budget.get("co2e_g")) if budget else None)
+        out.append(
+            f"<li>predicted total after {p.windows_seen}/{p.windows_total} windows: "
+            f'<span id="prediction-co2e-{rid}">{_e(fmt_co2e_g(p.co2e_g))}</span>{_e(share)}, '
+            f"{_e(fmt_energy_j(p.energy_j))}, {p.duration_s:.1f} s</li>"
+        )
+    out.append("</ul>")
+    rows: list[tuple[str, float | None]] = [("used (this run)", used_g)]
+    if p is not None:
+        rows.append((f"predicted total ({p.windows_seen}/{p.windows_total} windows seen)",
+                     p.co2e_g))  # fmt: skip
+    if budget is not None and _opt(budget.get("co2e_g")) is not None:
+        rows.append(("budget", _opt(budget.get("co2e_g"))))
+    if len(rows) > 1 and any(v is not None for _, v in rows):
+        out.append(
+            svg_hbars(
+                [label for label, _ in rows],
+                [("CO2e", OKABE_ITO["blue"], [v for _, v in rows])],
+                title="CO2e used, predicted and budgeted",
+                x_label="operational CO2e (g)",
+                value_format="{:.4g} g",
+            )
+        )
+    return "".join(out)
 
 
 def _utc(t_s: float) -> str:
@@ -730,10 +776,6 @@ def _what_if_section(record: RunRecord) -> str:
 
 def _opt(v: object) -> float | None:
     return float(v) if isinstance(v, (int, float)) else None
-
-
-def _opt_j(v: object) -> str:
-    return fmt_energy_j(float(v)) if isinstance(v, (int, float)) else "-"
 
 
 def _over_time(record: RunRecord) -> str:
