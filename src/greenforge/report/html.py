@@ -1070,6 +1070,9 @@ __all__ = [
     "load_forge_json",
     "nice_ticks",
     "run_report",
+    "svg_hbars",
     "svg_scatter",
     "svg_step_bars",
+    "svg_step_lines",
+    "text_width",
 ]
