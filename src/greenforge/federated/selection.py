@@ -1,0 +1,162 @@
+"""The pure core of carbon-aware client selection: which clients, in which time slot.
+
+Inputs are arrays, outputs indices; no Flower, no clock, no I/O (tested with Hypothesis).
+
+Fairness floor (every client a minimum participation share ``m``): after every round ``r``
+each client has taken part in at least ``floor(m * r)`` rounds. Each missing participation is
+a unit job with a deadline (the first round ``r'`` with ``floor(m * r') > count``); the
+selection forces this round the earliest-deadline clients whose units the later rounds could
+not all fit (``max_h #deadlines<=r+h - k*h``), which is feasible whenever ``m * N <= k``
+(``N`` clients, ``k`` per round) - the strategy checks that up front.
+
+The other places go by forecast CO2e (forecast intensity of the client's zone in the slot x
+its expected energy), under one of the fairness rules from FedZero (Wiesner et al., 2024):
+
+- ``alpha``: alpha-fair penalty, score x ((count + 1) / (mean count + 1)) ** alpha;
+- ``blocklist``: clients above ``blocklist_factor`` x their fair share so far wait;
+- ``none``: carbon only (the floor still holds).
+
+With ``slots > 1`` (a slack window) the round goes to the slot whose picks have the least
+forecast CO2e (earliest on ties).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from greenforge.errors import ConfigError
+
+RULES = ("alpha", "blocklist", "none")
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclasses.dataclass(frozen=True)
+class Fairness:
+    """Minimum participation share and the rule for the places the floor leaves free."""
+
+    min_share: float = 0.1
+    rule: str = "alpha"
+    alpha: float = 1.0
+    blocklist_factor: float = 1.5
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.min_share, (int, float)) and 0.0 <= self.min_share <= 1.0):
+            raise ConfigError(
+                f"bad min_share {self.min_share!r}: a share of rounds between 0 and 1 "
+                "(e.g. 0.1 = every client in at least 10 % of the rounds)."
+            )
+        if self.rule not in RULES:
+            raise ConfigError(f"bad fairness rule {self.rule!r}: use one of {', '.join(RULES)}.")
+        if not (math.isfinite(self.alpha) and self.alpha >= 0):
+            raise ConfigError(f"bad alpha {self.alpha!r}: use a value >= 0 (0 = carbon only).")
+        if not (math.isfinite(self.blocklist_factor) and self.blocklist_factor >= 1):
+            raise ConfigError(
+                f"bad blocklist_factor {self.blocklist_factor!r}: use a value >= 1 (x fair share)."
+            )
+
+    def floor(self, rounds: int) -> int:
+        """Participations every client has after ``rounds`` rounds, at least."""
+        return math.floor(self.min_share * rounds + 1e-9)
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """A round's decision: the slot index, the picked clients and which the floor forced."""
+
+    slot: int
+    picks: tuple[int, ...]
+    forced: tuple[int, ...]
+    expected_g: float
+
+
+def _deadline(units_done: int, m: float) -> int:
+    """First round r with floor(m * r) > units_done (i.e. >= units_done + 1)."""
+    return math.ceil((units_done + 1) / m - 1e-9)
+
+
+def forced_clients(counts: Sequence[int], round_no: int, k: int, min_share: float) -> list[int]:
+    """Clients that must take part in round ``round_no`` (1-based) to keep the floor."""
+    if min_share <= 0:
+        return []
+    n = len(counts)
+    horizon = max(1, math.ceil(2.0 / min_share))
+    deadlines: list[tuple[int, int]] = []  # (deadline, client) of every unit within the horizon
+    for i, c in enumerate(counts):
+        done = int(c)
+        while (d := _deadline(done, min_share)) <= round_no + horizon:
+            deadlines.append((max(d, round_no), i))
+            done += 1
+    if not deadlines:
+        return []
+    deadlines.sort()
+    need = 0
+    for h in range(horizon + 1):
+        due = sum(1 for d, _ in deadlines if d <= round_no + h)
+        need = max(need, due - k * h)
+    need = min(need, k, n)
+    out: list[int] = []
+    for _, i in deadlines:  # earliest deadline first, each client once
+        if len(out) >= need:
+            break
+        if i not in out:
+            out.append(i)
+    return out
+
+
+def choose(
+    expected_g: npt.ArrayLike,
+    counts: Sequence[int],
+    round_no: int,
+    k: int,
+    fairness: Fairness,
+    eligible: Sequence[bool] | None = None,
+) -> Choice:
+    """Picks ``k`` clients and a slot for round ``round_no`` (1-based).
+
+    ``expected_g[s, i]``: forecast CO2e (g) of client ``i`` in slot ``s`` (finite, >= 0);
+    ``counts[i]``: rounds client ``i`` has taken part in so far.
+    """
+    g = np.atleast_2d(np.asarray(expected_g, dtype=np.float64))
+    n_slots, n = g.shape
+    if len(counts) != n:
+        raise ConfigError(f"{len(counts)} participation counts for {n} clients.")
+    if not np.all(np.isfinite(g)) or np.any(g < 0):
+        raise ConfigError("forecast CO2e must be finite and >= 0 for every client and slot.")
+    if not 1 <= k <= n:
+        raise ConfigError(f"bad clients per round {k!r}: use 1..{n} (the clients known).")
+    ok = np.ones(n, dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
+    c = np.asarray(counts, dtype=np.float64)
+    forced = [i for i in forced_clients(counts, round_no, k, fairness.min_share) if ok[i]]
+    rest = [i for i in range(n) if ok[i] and i not in forced]
+    mean_c = float(c.mean()) if n else 0.0
+    blocked = np.zeros(n, dtype=bool)
+    if fairness.rule == "blocklist" and round_no > 1:
+        fair = (round_no - 1) * k / n
+        blocked = c > max(1.0, fairness.blocklist_factor * fair)
+    penalty = np.ones(n)
+    if fairness.rule == "alpha" and fairness.alpha > 0:
+        penalty = ((c + 1.0) / (mean_c + 1.0)) ** fairness.alpha
+    free = max(0, min(k - len(forced), len(rest)))
+    best: Choice | None = None
+    for s in range(n_slots):
+        score = g[s] * penalty
+        order = sorted(rest, key=lambda i: (bool(blocked[i]), float(score[i]), i))
+        picks = tuple(forced) + tuple(order[:free])
+        total = float(g[s, list(picks)].sum()) if picks else 0.0
+        if best is None or total < best.expected_g * (1.0 - 1e-12):
+            best = Choice(s, picks, tuple(forced), total)
+    assert best is not None  # n_slots >= 1
+    return best
+
+
+def random_choice(rng: np.random.Generator, n: int, k: int) -> tuple[int, ...]:
+    """``k`` distinct clients uniformly at random (the FedAvg baseline)."""
+    if not 1 <= k <= n:
+        raise ConfigError(f"bad clients per round {k!r}: use 1..{n} (the clients known).")
+    return tuple(int(i) for i in rng.choice(n, size=k, replace=False))
