@@ -40,3 +40,9 @@ def test_plots_use_the_okabe_ito_palette_and_label_axes_with_units() -> None:
         labels = re.findall(r'font-size="12"[^>]*>([^<]+)</text>', svg)
         assert labels, svg[:120]
         assert all(re.search(r"\([^)]+\)", label) for label in labels), labels
+
+
+def test_tick_labels_have_no_exponent_below_ten_million() -> None:
+    svg = svg_hbars(["a"], [("x", OKABE_ITO["blue"], [4076.0])], title="t", x_label="CO2e (g)")
+    assert ">2000<" in svg
+    assert "e+" not in svg

@@ -95,6 +95,10 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def _tick_label(v: float) -> str:
+    """Returns a tick value in at most 3 significant digits, without an exponent below 10^7
+    (``2000``, not ``2e+03``)."""
+    if 1000.0 <= abs(v) < 1e7:
+        return f"{v:.0f}"
     return f"{v:.3g}"
 
 
