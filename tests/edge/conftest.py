@@ -56,7 +56,11 @@ def _fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, teacher: Any 
 
 
 def build_candidates(workdir: Path) -> dict[str, tuple[Any, str]]:
-    """``{name: (served model, precision)}`` for every kind the forge produces, on blobs."""
+    """``{name: (served model, precision)}`` for every kind the forge produces, on blobs.
+
+    The ONNX Runtime int8 graphs are quantized per tensor: on this tiny MLP, ONNX Runtime's
+    per-channel MatMul quantization (the forge's default) lands 30-40 % (RMS) away from the fp32
+    logits, which the export check rightly refuses (per tensor: 3 %)."""
     from greenforge.forge.compress import (
         Bf16Config,
         ChannelPruneConfig,
@@ -92,13 +96,18 @@ def build_candidates(workdir: Path) -> dict[str, tuple[Any, str]]:
         "cnn": (cnn, "fp32"),
         "baseline+bf16": (quantize(base, Bf16Config(), example_inputs=x, workdir=workdir), "bf16"),
         "baseline+int8-dynamic": (
-            quantize(base, Int8DynamicConfig(), example_inputs=x, workdir=workdir / "dyn"),
+            quantize(
+                base,
+                Int8DynamicConfig(per_channel=False),
+                example_inputs=x,
+                workdir=workdir / "dyn",
+            ),
             "int8-dynamic",
         ),
         "baseline+int8-static": (
             quantize(
                 base,
-                Int8StaticConfig(calibration_batches=4),
+                Int8StaticConfig(calibration_batches=4, per_channel=False),
                 example_inputs=x,
                 workdir=workdir / "static",
                 calibration=batches,
@@ -150,7 +159,8 @@ lr = 0.01
 serving_batch_size = 16
 serving_runtimes = ["native"]
 measure_budget_s = 0.05
-recipes = ["baseline", { recipe = "quantize", source = "baseline", mode = "int8-static" }]
+recipes = ["baseline",
+           { recipe = "quantize", source = "baseline", mode = "int8-static", per_channel = false }]
 
 [data]
 kind = "npz"

@@ -97,17 +97,18 @@ TOLERANCES: Mapping[str, Tolerance] = {
     ),
     "int8-dynamic": Tolerance(
         5e-2,
-        0.75,
-        "int8 weights and per-batch activation ranges vs the fp32 model: quantization error "
-        "(the forge measured the int8 model's own accuracy); a broken graph is off by more",
-        min_top1=0.8,
+        0.25,
+        "int8 weights and per-batch activation ranges vs the fp32 model: int8 rounding of "
+        "weights and activations (a few % of the logit scale; a graph off by more is not a "
+        "faithful int8 copy of the model)",
+        min_top1=0.9,
     ),
     "int8-static": Tolerance(
         5e-2,
-        0.75,
-        "int8 weights and calibrated activation ranges vs the fp32 model: quantization error "
-        "(the forge measured the int8 model's own accuracy); a broken graph is off by more",
-        min_top1=0.8,
+        0.25,
+        "int8 weights and calibrated activation ranges vs the fp32 model: int8 rounding and "
+        "clipping to the calibrated ranges (a graph off by more is not a faithful int8 copy)",
+        min_top1=0.9,
     ),
 }
 """Tolerance per kind. int8 kinds are compared with the fp32 model they came from, so their
@@ -285,7 +286,11 @@ def _dequantized_copy(module: Any) -> Any:
 def _int8_dynamic_graph(module: Any, example: Any, path: Path, workdir: Path) -> None:
     from greenforge.forge.compress import Int8DynamicConfig, quantize
 
-    q = quantize(module, Int8DynamicConfig(), example_inputs=example, workdir=workdir)
+    # per tensor: ONNX Runtime's per-channel MatMul weights land far from the fp32 logits on
+    # small models (30-40 % RMS on the test MLP, per tensor 3 %)
+    q = quantize(
+        module, Int8DynamicConfig(per_channel=False), example_inputs=example, workdir=workdir
+    )
     shutil.copyfile(q.path, path)
 
 
@@ -361,8 +366,9 @@ def _plan(model: Any, precision: str, example: Any) -> _Plan:
             "the torchao int8 model",
             "quantize_dynamic of the torchao model's dequantized weights",
             (
-                "torchao int8 re-quantized for ONNX Runtime: per-channel int8 weights as in "
-                "torchao, activations per-tensor uint8 (torchao: per-token int8)",
+                "torchao int8 re-quantized for ONNX Runtime from its dequantized weights: "
+                "per-tensor int8 weights and uint8 activations (torchao: per-channel weights, "
+                "per-token activations)",
             ),
         )
     if kind == "int8-dynamic":
