@@ -387,109 +387,6 @@ def _ceil_units(seconds: float, r: float) -> int:
     return math.ceil(seconds / r - 1e-9)
 
 
-def _dp_plan(
-    job: Job,
-    zones: Sequence[str],
-    series: Mapping[str, IntensitySeries],
-    curves: Mapping[str, _Curve],
-) -> list[Slot] | None:
-    """Interruptible/multi-zone DP; ``None`` when no chunked plan fits on the DP grid.
-
-    The time loop is the only Python loop: every step updates all zones, progress values and
-    chunk lengths at once, and resuming in another zone takes the cheapest paused state of
-    the *other* zones from the two smallest values per progress (no zone x zone loop).
-    """
-    step_s = min(series[z].step_s for z in zones)
-    r = _resolution(job, step_s, len(zones))
-    phase = float(series[zones[0]].times_s[0])
-    first = phase + math.ceil((job.earliest_start_s - phase) / r - 1e-9) * r
-    n_steps = math.floor((job.deadline_s - first) / r + 1e-9)
-    k_need = _ceil_units(job.duration_s, r)
-    if n_steps < k_need or k_need <= 0:
-        return None
-    over = _ceil_units(job.checkpoint_overhead_s, r)
-    mig = _ceil_units(job.migration_cost_s, r)
-    lmin = max(1, _ceil_units(job.min_chunk_s, r))
-    lmin = min(lmin, k_need)
-    n_z = len(zones)
-    starts: FloatArray = first + r * np.arange(n_steps, dtype=np.float64)
-    pw = _unit_powers(job, r, k_need)  # power (W) of the work unit taking progress k -> k+1
-    # cost (g) of running one unit in each zone at each step, and the per-resume lump (g)
-    integral = np.stack([curves[z].integral(starts, starts + r) for z in zones])
-    unit = integral / J_PER_KWH  # g per W of job power, (zone, step)
-    lump_c = job.checkpoint_overhead_j * (integral / r) / J_PER_KWH
-    lump_m = (job.checkpoint_overhead_j + job.migration_cost_j) * (integral / r) / J_PER_KWH
-    # (step, zone, progress k) cost of the unit k -> k+1, and the lumps by step
-    unit_k = np.ascontiguousarray(unit.T[:, :, None] * pw[None, None, :])
-    lump_c_t = np.ascontiguousarray(lump_c.T)
-    lump_m_t = np.ascontiguousarray(lump_m.T)
-    inf = np.inf
-    k_dim = k_need + 1
-    # run_hist[t]: ran during step t - 1 (chunk length l, capped at lmin); idle_hist[t]: paused
-    run_hist = np.full((n_steps + 1, n_z, k_dim, lmin + 1), inf)
-    idle_hist = np.full((n_steps + 1, n_z, k_dim), inf)
-    # resuming at progress k costs the unit it resumes on plus the lump: precomputed per move
-    # as (lose units, same-zone only?, head cost (step, zone), tail cost (step, zone, k))
-    moves: list[tuple[int, bool, FloatArray, FloatArray]] = []
-    if k_need >= 2:
-        if n_z == 1 or (mig == 0 and job.migration_cost_j == 0):
-            pairs = [(over, False, lump_c_t)]  # moving is free: resume from the best zone
-        else:
-            pairs = [(over, True, lump_c_t), (over + mig, False, lump_m_t)]
-        for lose, same, lump in pairs:
-            n_tail = max(k_need - 1 - lose, 0)
-            head = unit_k[:, :, 0] + lump
-            tail = unit_k[:, :, 1 : 1 + n_tail] + lump[:, :, None]
-            moves.append((lose, same, head, tail))
-    for t in range(n_steps):
-        run = run_hist[t]
-        new = run_hist[t + 1]
-        ck = unit_k[t]
-        # continue a chunk (its length grows, capped at lmin)
-        if lmin > 1:
-            np.add(run[:, :-1, 1:-1], ck[:, :, None], out=new[:, 1:, 2:])
-            np.minimum(new[:, 1:, lmin], run[:, :-1, lmin] + ck, out=new[:, 1:, lmin])
-        else:
-            np.add(run[:, :-1, 1], ck, out=new[:, 1:, 1])
-        # stop a long-enough chunk (it ended at this boundary), or stay idle
-        stopped = idle_hist[t + 1]
-        np.minimum(idle_hist[t], run[:, :, lmin], out=stopped)
-        stopped[:, k_need] = inf  # a finished job is not paused
-        first_col = new[:, :, 1]  # a view: chunks that start at step t
-        # start fresh in any zone
-        np.minimum(first_col[:, 1], ck[:, 0], out=first_col[:, 1])
-        # resume from a pause, in the same zone or (with migration) another: progress k
-        # resumes at max(k - lose, 0) + 1 (the overhead is re-run work)
-        paused = stopped[:, 1:k_need]
-        for lose, same, head, tail in moves:
-            if same:
-                src = paused
-            elif len(moves) == 1:
-                src = paused.min(axis=0, keepdims=True)  # best zone, migration free
-            else:
-                two = np.partition(paused, 1, axis=0) if n_z > 2 else np.sort(paused, axis=0)
-                src = np.where(paused <= two[0], two[1], two[0])  # best of the *other* zones
-            if lose >= 1:  # every progress <= lose restarts from the first unit
-                best = src[:, : min(lose, k_need - 1)].min(axis=1) + head[t]
-                np.minimum(first_col[:, 1], best, out=first_col[:, 1])
-            n_tail = tail.shape[2]
-            if n_tail > 0:  # progress k > lose resumes at k - lose + 1
-                dest = first_col[:, 2 : 2 + n_tail]
-                np.minimum(dest, src[:, lose:] + tail[t], out=dest)
-    # finishing: full progress with a long-enough last chunk, at the earliest boundary
-    fin = run_hist[:, :, k_need, lmin]
-    done_cost = float(np.min(fin))
-    if not math.isfinite(done_cost):
-        return None
-    tol = 1e-12 * max(abs(done_cost), 1.0)
-    done_at, done_zone = divmod(int(np.flatnonzero(fin.ravel() <= done_cost + tol)[0]), n_z)
-    chunks = _backtrack(
-        run_hist, idle_hist, unit, pw, lump_c, lump_m, done_at, done_zone, k_need, lmin, over, mig
-    )
-    slots = [Slot(float(starts[a]), float(starts[a] + (b - a) * r), zones[z]) for z, a, b in chunks]
-    return _trim(slots, job, curves)
-
-
 def _unit_powers(job: Job, r: float, k_need: int) -> FloatArray:
     """Mean power (W) of each DP work unit ``[k r, (k + 1) r)`` of progress."""
     bounds, powers = job.power_segments()
@@ -503,6 +400,170 @@ def _unit_powers(job: Job, r: float, k_need: int) -> FloatArray:
     return np.asarray(mean, dtype=np.float64)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Grid:
+    """The DP's grid: whole forecast steps in time, ``m`` units of progress per step.
+
+    Time moves in forecast steps (the intensity is constant inside one), progress in units of
+    ``r`` seconds, so overheads shorter than a step count exactly while the Python loop runs
+    once per forecast step, not once per minute.
+    """
+
+    m: int
+    k_need: int
+    lmin: int
+    over: int
+    mig: int
+    edges: FloatArray
+    cost: FloatArray
+    """(step, zone): g per W of job power for one unit of progress."""
+    lump_c: FloatArray
+    """(step, zone): g of the per-resume energy lump."""
+    lump_m: FloatArray
+    """(step, zone): g of the per-resume lump plus the migration lump."""
+    cum_pw: FloatArray
+    """Power (W) summed over progress units ``[0, k)``, for ``k = 0 .. k_need``."""
+    step_pw: FloatArray
+    """``step_pw[k]``: power summed over the units a step runs from progress ``k`` (capped)."""
+
+
+_Move = tuple[int, str]
+"""(units of progress lost, "same" | "other" | "any" zone): one way to resume."""
+
+
+def _dp_grid(
+    job: Job,
+    zones: Sequence[str],
+    series: Mapping[str, IntensitySeries],
+    curves: Mapping[str, _Curve],
+) -> _Grid | None:
+    step_s = min(series[z].step_s for z in zones)
+    m = max(round(step_s / _resolution(job, step_s, len(zones))), 1)
+    r = step_s / m
+    phase = float(series[zones[0]].times_s[0])
+    first = phase + math.ceil((job.earliest_start_s - phase) / step_s - 1e-9) * step_s
+    n_steps = math.floor((job.deadline_s - first) / step_s + 1e-9)
+    k_need = _ceil_units(job.duration_s, r)
+    if n_steps <= 0 or k_need <= 0 or n_steps * m < k_need:
+        return None
+    edges: FloatArray = first + step_s * np.arange(n_steps + 1, dtype=np.float64)
+    integral = np.stack([curves[z].integral(edges[:-1], edges[1:]) for z in zones]).T
+    mean_g_per_kwh = integral / step_s
+    cum_pw = np.concatenate(([0.0], np.cumsum(_unit_powers(job, r, k_need))))
+    ks = np.arange(k_need)
+    return _Grid(
+        m=m,
+        k_need=k_need,
+        lmin=min(max(1, _ceil_units(job.min_chunk_s, r)), k_need),
+        over=_ceil_units(job.checkpoint_overhead_s, r),
+        mig=_ceil_units(job.migration_cost_s, r),
+        edges=edges,
+        cost=integral / m / J_PER_KWH,
+        lump_c=job.checkpoint_overhead_j * mean_g_per_kwh / J_PER_KWH,
+        lump_m=(job.checkpoint_overhead_j + job.migration_cost_j) * mean_g_per_kwh / J_PER_KWH,
+        cum_pw=cum_pw,
+        step_pw=np.asarray(cum_pw[np.minimum(ks + m, k_need)] - cum_pw[ks], dtype=np.float64),
+    )
+
+
+def _moves(job: Job, g: _Grid, n_z: int) -> list[_Move]:
+    if n_z == 1 or (g.mig == 0 and job.migration_cost_j == 0):
+        return [(g.over, "any")]  # moving is free: resume from the best zone
+    return [(g.over, "same"), (g.over + g.mig, "other")]
+
+
+def _resume_sources(paused: FloatArray, kind: str) -> FloatArray:
+    """(zone, k): the paused cost a chunk in each zone can resume from, by kind of move."""
+    if kind == "same":
+        return paused
+    if kind == "any":
+        return np.asarray(paused.min(axis=0, keepdims=True), dtype=np.float64)
+    two = np.partition(paused, 1, axis=0) if paused.shape[0] > 2 else np.sort(paused, axis=0)
+    return np.asarray(np.where(paused <= two[0], two[1], two[0]), dtype=np.float64)
+
+
+def _starts(g: _Grid, paused: FloatArray, moves: Sequence[_Move], t: int) -> FloatArray:
+    """(zone, s): the cheapest way to begin a chunk at progress ``s`` in each zone in step
+    ``t`` (fresh at s = 0 for nothing; resuming from progress k starts at max(k - lost, 0))."""
+    n_z, k_need = paused.shape
+    start = np.full((n_z, k_need), np.inf)
+    start[:, 0] = 0.0
+    if k_need < 2:  # nothing to resume: every chunk is the whole job
+        return start
+    for lose, kind in moves:
+        src = _resume_sources(paused[:, 1:], kind)  # progress 1 .. k_need - 1
+        lump = (g.lump_m if kind == "other" else g.lump_c)[t]
+        if lose >= 1:  # every progress <= lose restarts from 0
+            head = src[:, : min(lose, k_need - 1)].min(axis=1) + lump
+            np.minimum(start[:, 0], head, out=start[:, 0])
+        n_tail = k_need - 1 - lose
+        if n_tail > 0:  # progress k > lose restarts from k - lose
+            dest = start[:, 1 : 1 + n_tail]
+            np.minimum(dest, src[:, lose:] + lump[:, None], out=dest)
+    return start
+
+
+def _dp_plan(
+    job: Job,
+    zones: Sequence[str],
+    series: Mapping[str, IntensitySeries],
+    curves: Mapping[str, _Curve],
+) -> list[Slot] | None:
+    """Interruptible/multi-zone DP; ``None`` when no chunked plan fits on the DP grid.
+
+    State at each step boundary: running (zone, progress k, units of the current chunk capped
+    at the minimum chunk) or paused (zone, progress). One numpy pass per forecast step moves
+    every state; resuming in another zone takes the cheapest paused state of the *other* zones
+    from the two smallest values per progress (no zone x zone loop).
+    """
+    g = _dp_grid(job, zones, series, curves)
+    if g is None:
+        return None
+    n_steps, n_z = g.cost.shape
+    k_need, m, lmin = g.k_need, g.m, g.lmin
+    inf = np.inf
+    run_hist = np.full((n_steps + 1, n_z, k_need, lmin + 1), inf)  # ran during step t - 1
+    idle_hist = np.full((n_steps + 1, n_z, k_need), inf)  # paused during step t - 1
+    fin_hist = np.full((n_steps, n_z), inf)  # the job finished inside step t
+    moves = _moves(job, g, n_z)
+    n_go = k_need - m  # a step from progress k < n_go does not finish the job
+    lm = min(m, lmin)
+    k_fin = np.arange(max(n_go, 0), k_need)  # a step from these finishes it
+    ll = np.arange(lmin + 1)
+    ok_run = (ll[None, :] >= 1) & (ll[None, :] + (k_need - k_fin)[:, None] >= lmin)
+    ok_start = (k_need - k_fin) >= lmin  # the last chunk is long enough
+    for t in range(n_steps):
+        run = run_hist[t]
+        new = run_hist[t + 1]
+        ck = g.cost[t][:, None] * g.step_pw[None, :]  # (zone, k): one step from progress k
+        paused = idle_hist[t + 1]
+        np.minimum(idle_hist[t], run[:, :, lmin], out=paused)
+        paused[:, 0] = inf
+        start = _starts(g, paused, moves, t)
+        if n_go > 0:  # a chunk starts in this step
+            np.minimum(new[:, m:, lm], start[:, :n_go] + ck[:, :n_go], out=new[:, m:, lm])
+        if n_go > 1:  # a chunk goes on (its length grows, capped at lmin)
+            src = run[:, 1:n_go, :] + ck[:, 1:n_go, None]
+            dest = new[:, 1 + m :, :]
+            if m < lmin:
+                np.minimum(
+                    dest[:, :, 1 + m :], src[:, :, 1 : lmin + 1 - m], out=dest[:, :, 1 + m :]
+                )
+            capped = src[:, :, max(lmin + 1 - m, 1) :].min(axis=2)
+            np.minimum(dest[:, :, lmin], capped, out=dest[:, :, lmin])
+        fin_s = np.where(ok_start[None, :], start[:, k_fin] + ck[:, k_fin], inf).min(axis=1)
+        fin_r = np.where(ok_run[None], run[:, k_fin, :] + ck[:, k_fin, None], inf)
+        np.minimum(fin_s, fin_r.reshape(n_z, -1).min(axis=1), out=fin_hist[t])
+    done = float(np.min(fin_hist))
+    if not math.isfinite(done):
+        return None
+    tol = 1e-12 * max(abs(done), 1.0)
+    t_end, z_end = divmod(int(np.flatnonzero(fin_hist.ravel() <= done + tol)[0]), n_z)
+    chunks = _backtrack(g, run_hist, idle_hist, moves, t_end, z_end, done)
+    slots = [Slot(float(g.edges[a]), float(g.edges[b]), zones[z]) for z, a, b in chunks]
+    return _trim(slots, job, curves)
+
+
 def _better(a: float, b: float) -> bool:
     """``a`` is (numerically) strictly below ``b``; ``b`` may be infinite."""
     if not math.isfinite(b):
@@ -514,85 +575,96 @@ def _close(a: float, b: float) -> bool:
     return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1.0)
 
 
+def _step_cost(g: _Grid, t: int, z: int, k: int) -> float:
+    """Cost of one step in zone ``z`` from progress ``k`` (the units it runs, capped)."""
+    return float(g.cost[t, z] * g.step_pw[k])
+
+
 def _backtrack(
+    g: _Grid,
     run_hist: FloatArray,
     idle_hist: FloatArray,
-    unit: FloatArray,
-    pw: FloatArray,
-    lump_c: FloatArray,
-    lump_m: FloatArray,
+    moves: Sequence[_Move],
     t_end: int,
     zone: int,
-    k_need: int,
-    lmin: int,
-    over: int,
-    mig: int,
+    done: float,
 ) -> list[tuple[int, int, int]]:
-    """Recover the chunks ``(zone, first step, end step)`` of the optimal DP path.
-
-    ``idle_hist[t]`` holds jobs paused through step ``t - 1``; the pauses available at boundary
-    ``t`` are those plus chunks that end exactly at ``t`` (see :func:`_paused_at`).
-    """
+    """Recover the chunks ``(zone, first step, end step)`` of the optimal DP path by matching
+    the stored costs against each possible predecessor (walking back from the finish)."""
+    k_need, m, lmin = g.k_need, g.m, g.lmin
     chunks: list[tuple[int, int, int]] = []
-    n_z = unit.shape[0]
-    t, z, k, ll = t_end, zone, k_need, lmin
-    state = "run"
-    chunk_end = t_end
-    while t > 0:
-        if state == "run":
-            v = run_hist[t, z, k, ll]
-            c = unit[z, t - 1] * pw[k - 1]
-            if ll == lmin:
-                prev_ls = [lmin - 1, lmin] if lmin > 1 else [1]
-            else:
-                prev_ls = [ll - 1] if ll > 1 else []
-            if k > 1:
-                for pl in prev_ls:
-                    if _close(v, run_hist[t - 1, z, k - 1, pl] + c):
-                        t, k, ll = t - 1, k - 1, pl
+    chunk_end = t_end + 1
+    state: tuple[str, int, int, int, float] | None = None  # (kind, t, zone, progress, value)
+    t, z = t_end, zone
+    for k in range(max(k_need - m, 0), k_need):  # the finishing step: a chunk under way ...
+        c = _step_cost(g, t, z, k)
+        for ll in range(1, lmin + 1):
+            if k >= 1 and ll + k_need - k >= lmin and _close(done, run_hist[t, z, k, ll] + c):
+                state = ("run", t, z, k * (lmin + 1) + ll, float(run_hist[t, z, k, ll]))
+                break
+        if state is None and k_need - k >= lmin:  # ... or one that began in it
+            state = (
+                ("start", t, z, k, done - c)
+                if k == 0 or _resumable(g, idle_hist, moves, t, z, k, done - c)
+                else None
+            )
+        if state is not None:
+            break
+    while state is not None:
+        kind, t, z, key, value = state
+        state = None
+        if kind == "run":  # ran during step t - 1, now at progress k with chunk length ll
+            k, ll = divmod(key, lmin + 1)
+            prev_k = k - m
+            c = _step_cost(g, t - 1, z, prev_k)
+            if prev_k >= 1:
+                prevs = [ll - m] if ll < lmin else range(max(lmin - m, 1), lmin + 1)
+                for pl in prevs:
+                    if pl >= 1 and _close(value, run_hist[t - 1, z, prev_k, pl] + c):
+                        v = float(run_hist[t - 1, z, prev_k, pl])
+                        state = ("run", t - 1, z, prev_k * (lmin + 1) + pl, v)
                         break
-                else:
-                    prev_ls = []
-                if prev_ls:
-                    continue
-            # the chunk started at step t - 1: fresh, or resumed from a pause
-            chunks.append((z, t - 1, chunk_end))
-            if k == 1 and _close(v, c):
+            if state is None and ll == min(m, lmin):
+                state = ("start", t - 1, z, prev_k, value - c)
+        elif kind == "start":  # a chunk begins at progress `key` in step t
+            chunks.append((z, t, chunk_end))
+            if key == 0:
                 return chunks[::-1]
-            paused = _paused_at(run_hist, idle_hist, t - 1, k_need, lmin)
-            found = False
-            for zi in range(n_z):
-                lose = over + (mig if zi != z else 0)
-                lump = lump_c[z, t - 1] if zi == z else lump_m[z, t - 1]
-                for kp in range(1, k_need):
-                    if max(kp - lose, 0) + 1 != k:
-                        continue
-                    if _close(v, paused[zi, kp] + c + lump):
-                        t, z, k, state = t - 1, zi, kp, "paused"
-                        found = True
-                        break
-                if found:
-                    break
-            if not found:  # pragma: no cover - numerical safety net
-                raise RuntimeError("planner DP backtrack failed")
-        else:
-            v = _paused_at(run_hist, idle_hist, t, k_need, lmin)[z, k]
-            if _close(v, run_hist[t, z, k, lmin]):
-                state, ll, chunk_end = "run", lmin, t
-                continue
-            if _close(v, idle_hist[t, z, k]):
-                t -= 1
-                continue
-            raise RuntimeError("planner DP backtrack failed")  # pragma: no cover
+            source = _resumable(g, idle_hist, moves, t, z, key, value)
+            if source is not None:
+                zi, k = source
+                state = ("paused", t, zi, k, float(idle_hist[t + 1, zi, k]))
+        else:  # paused, available to step t
+            if _close(value, run_hist[t, z, key, lmin]):
+                chunk_end = t
+                state = ("run", t, z, key * (lmin + 1) + lmin, float(run_hist[t, z, key, lmin]))
+            elif _close(value, idle_hist[t, z, key]):
+                state = ("paused", t - 1, z, key, float(idle_hist[t, z, key]))
     raise RuntimeError("planner DP backtrack failed")  # pragma: no cover
 
 
-def _paused_at(
-    run_hist: FloatArray, idle_hist: FloatArray, t: int, k_need: int, lmin: int
-) -> FloatArray:
-    paused = np.minimum(idle_hist[t], run_hist[t, :, :, lmin])
-    paused[:, k_need] = np.inf
-    return np.asarray(paused, dtype=np.float64)
+def _resumable(
+    g: _Grid,
+    idle_hist: FloatArray,
+    moves: Sequence[_Move],
+    t: int,
+    z: int,
+    s: int,
+    value: float,
+) -> tuple[int, int] | None:
+    """The paused (zone, progress) a chunk beginning at progress ``s`` in zone ``z`` during
+    step ``t`` resumed from, given the chunk's start cost ``value``."""
+    paused = idle_hist[t + 1]
+    n_z = paused.shape[0]
+    for lose, kind in moves:
+        lump = float((g.lump_m if kind == "other" else g.lump_c)[t, z])
+        zs = [z] if kind == "same" else [zi for zi in range(n_z) if kind == "any" or zi != z]
+        ks = range(1, g.k_need) if s == 0 else [s + lose]
+        for zi in zs:
+            for k in ks:
+                if k < g.k_need and max(k - lose, 0) == s and _close(value, paused[zi, k] + lump):
+                    return zi, k
+    return None
 
 
 def _trim(slots: list[Slot], job: Job, curves: Mapping[str, _Curve]) -> list[Slot]:
