@@ -152,3 +152,33 @@ def test_a_job_that_will_run_is_never_planned_on_a_past_window(
 def test_queue_add_needs_a_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["queue", "add", "--zone", "GB", "--duration", "1h"]) == 2
     assert "no command to queue" in capsys.readouterr().err
+
+
+def test_pue_takes_a_number_or_a_series_and_reports_constant_vs_series(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = [o for o in _options(tmp_path) if o not in ("--pue", "1.3")]
+    first = int(time.time() // H) * H
+    rows = ["timestamp,pue"] + [  # hot (1.9) from hour 10 to 18 UTC, else 1.1
+        f"{dt.datetime.fromtimestamp(first + h * H, dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ},"
+        f"{1.9 if 10 <= (first // H + h) % 24 < 18 else 1.1}"
+        for h in range(60)
+    ]
+    pue_csv = tmp_path / "pue.csv"
+    pue_csv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    table, _ = _run(capsys, ["plan", *options, "--pue", str(pue_csv)])
+    assert "with the series vs" in " ".join(table.split())
+    doc = json.loads(_run(capsys, ["plan", *options, "--pue", str(pue_csv), "--json"])[0])
+    assert doc["pue"]["constant"] is False
+    assert doc["pue"]["max_pue"] == pytest.approx(1.9)
+    assert doc["pue"]["series_plan_co2e_g"] <= doc["pue"]["constant_plan_co2e_g"] + 1e-9
+    flat = json.loads(_run(capsys, ["plan", *options, "--pue", "1.5", "--json"])[0])
+    bare = json.loads(_run(capsys, ["plan", *options, "--json"])[0])
+    assert flat["slots"] == bare["slots"]
+    assert flat["expected_co2e_g"] == pytest.approx(1.5 * bare["expected_co2e_g"])
+    assert flat["pue"]["constant"] is True
+    assert bare["pue"] is None
+
+    assert main(["plan", *options, "--pue", "0.7"]) == 2
+    assert "0.7" in capsys.readouterr().err
