@@ -16,7 +16,7 @@ import datetime as _dt
 import html
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +92,19 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     start = math.floor(low / step) * step
     n = min(math.ceil((high - start) / step - 1e-9), 50)  # never loops on tiny spans
     return [start + i * step for i in range(max(n, 1) + 1)]
+
+
+def fmt_number(value: float, digits: int = 4) -> str:
+    """Returns ``value`` with ``digits`` significant digits, without an exponent from 0.001 to
+    10^7 (``12345``, ``0.0123``)."""
+    if 10.0**digits <= abs(value) < 1e7:
+        return f"{value:.0f}"
+    return f"{value:.{digits}g}"
+
+
+def fmt_grams(value: float) -> str:
+    """Returns a mass of CO2e as ``"1359 g"`` (:func:`fmt_number`, grams)."""
+    return f"{fmt_number(value)} g"
 
 
 def _tick_label(v: float) -> str:
@@ -342,16 +355,18 @@ def svg_hbars(
     *,
     title: str,
     x_label: str,
-    value_format: str = "{:.3g}",
+    value_format: Callable[[float], str] | None = None,
     width: float = 900.0,
 ) -> str:
     """Returns an SVG of horizontal bars: one row per label, one bar per series in it.
 
     ``series`` holds (legend name, colour, one value per label in the x unit; None is drawn as
-    ``n/a``). Labels sit left of their rows (one row each, so they never overlap; long ones are
-    shortened, the full text on hover), values at the bar ends, the legend above the plot."""
+    ``n/a``); ``value_format`` writes the value labels (default :func:`fmt_number`). Labels
+    sit left of their rows (one row each, so they never overlap; long ones are shortened, the
+    full text on hover), values at the bar ends, the legend above the plot."""
     if not labels or not series:
         raise DataError("nothing to plot: no rows.")
+    label = value_format or fmt_number
     values = [v for _, _, vs in series for v in vs if v is not None and math.isfinite(v)]
     shown = [_clip_label(lab, 48) for lab in labels]
     left = min(max(text_width(s, 11) for s in shown) + 24, 360.0)
@@ -392,12 +407,12 @@ def svg_hbars(
             body.append(
                 f'<rect x="{x0:.1f}" y="{y + 1:.1f}" width="{max(x1 - x0, 1.0):.1f}" '
                 f'height="{bar_h - 2:.1f}" fill="{colour}" fill-opacity="0.85">'
-                f"<title>{_e(name)}: {_e(value_format.format(v))}</title></rect>"
+                f"<title>{_e(name)}: {_e(label(v))}</title></rect>"
             )
             tx, anchor = (x1 + 4, "start") if v >= 0 else (x0 - 4, "end")
             body.append(
                 f'<text x="{tx:.1f}" y="{y + bar_h - 3:.1f}" font-size="10" '
-                f'text-anchor="{anchor}">{_e(value_format.format(v))}</text>'
+                f'text-anchor="{anchor}">{_e(label(v))}</text>'
             )
     body.append(
         f'<path d="M{zero:.1f},{top:.1f} V{y_axis_end:.1f}" stroke="#222" fill="none"/>'
@@ -687,7 +702,7 @@ def _budget_section(record: RunRecord) -> str:
                 [("CO2e", OKABE_ITO["blue"], [v for _, v in rows])],
                 title="CO2e used, predicted and budgeted",
                 x_label="operational CO2e (g)",
-                value_format="{:.4g} g",
+                value_format=fmt_grams,
             )
         )
     return "".join(out)
@@ -748,7 +763,7 @@ def _what_if_section(record: RunRecord) -> str:
             [("CO2e", OKABE_ITO["green"], [a.co2e_g for _, _, a, _ in rows])],
             title="this run's CO2e in other zones and hours",
             x_label="operational CO2e of this run (g)",
-            value_format="{:.4g} g",
+            value_format=fmt_grams,
         )
     )
     if w.hours and clean_h is not None and dirty_h is not None:
@@ -1070,6 +1085,8 @@ __all__ = [
     "fmt_co2e_g",
     "fmt_energy_j",
     "fmt_energy_kwh",
+    "fmt_grams",
+    "fmt_number",
     "forge_report",
     "load_forge_json",
     "nice_ticks",

@@ -34,6 +34,7 @@ from greenforge.report.html import (
     fmt_co2e_g,
     fmt_energy_j,
     fmt_energy_kwh,
+    fmt_grams,
     svg_hbars,
     svg_step_lines,
 )
@@ -190,7 +191,7 @@ def backtest_report(doc: Mapping[str, Any]) -> str:
             ],
             title="CO2e saving vs running every job at arrival",
             x_label="CO2e saving vs running each job at arrival (%)",
-            value_format="{:.1f} %",
+            value_format=lambda v: f"{v:.1f} %",
         )
     )  # fmt: skip
     captured = [_opt(r.get("captured")) for r in results]
@@ -203,7 +204,7 @@ def backtest_report(doc: Mapping[str, Any]) -> str:
                   [None if c is None else 100.0 * c for c in captured])],
                 title="captured share of the oracle's saving",
                 x_label="captured = saving / oracle saving (%)",
-                value_format="{:.0f} %",
+                value_format=lambda v: f"{v:.0f} %",
             )
         )  # fmt: skip
     totals = [
@@ -226,7 +227,6 @@ def backtest_report(doc: Mapping[str, Any]) -> str:
             ],
             title="total CO2e of all jobs per kW of job power",
             x_label=f"total CO2e of all replayed jobs per kW of job power ({unit}/kW)",
-            value_format="{:.4g}",
         )
     )  # fmt: skip
 
@@ -448,7 +448,7 @@ def plan_report(doc: Mapping[str, Any]) -> str:
             [("expected CO2e", OKABE_ITO["green"], [b[1] for b in bars])],
             title="expected CO2e of the job",
             x_label=f"expected CO2e of the job on the forecast (g), power {power}",
-            value_format="{:.4g} g",
+            value_format=fmt_grams,
         )
     )
     advice = [str(a) for a in doc.get("advice", []) if isinstance(a, str)]
