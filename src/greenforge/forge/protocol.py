@@ -23,17 +23,26 @@ Every energy figure ``greenforge forge`` reports comes through this module:
   CPU time of a prediction does not grow on a busy machine.
 
 - **Interleaved repeats** (:func:`measure_interleaved`): all workloads are measured together,
-  round-robin, each round rotated by one (A B C, B C A, C A B ...: the bookkeeping between
-  rounds does not always precede the same workload), each repeat a fixed amount of work sized once so it takes about
-  ``repeat_s``; one warm-up round is discarded. Rounds continue from ``min_rounds`` until every
+  once per round, each round in a fresh seeded random order (A B C, C A B, B C A ...). A fixed
+  cyclic order (even rotated) gives every workload the same predecessor in every round, and what
+  a predecessor leaves behind is billed to it: after an int8 workload at batch 64, a copy of the
+  fp32 baseline at batch 1 came out 10 % dearer than the baseline itself, round after round.
+  Each repeat is a fixed amount of work sized once so it takes about ``repeat_s``; one warm-up
+  round is discarded. Rounds continue from ``min_rounds`` until every
   workload's bootstrap 95 % interval half-width is below ``rel_half_width`` of its median, or
   ``max_rounds``, or the CPU budget is spent. Repeat sizes and the budget count this process's
   *CPU* seconds, not wall time, so the amount of measuring - and its own energy, which is part
   of the search's cost - does not depend on other processes' load (a wall-time limit only
   guards against a machine so busy that the CPU budget would take too long).
 
-- **Estimator** (:func:`bootstrap_median`): the median of the per-repeat cost, with a seeded
-  (deterministic) bootstrap 95 % percentile interval.
+- **Estimator** (:func:`round_adjusted_estimates`): every workload is measured once per round,
+  so the costs form a workloads x rounds table. A busy machine slows whole rounds (a neighbour
+  starts, the CPU's other hyper-thread fills); a Tukey median polish of the log costs splits each
+  cost into a workload level and a round effect, and the estimate is the workload's level at the
+  median round - the median cost with the rounds' shared swings taken out. Its 95 % interval is a
+  seeded (deterministic) bootstrap over rounds. With one workload it is the plain median
+  (:func:`bootstrap_median`). Measured beside a busy loop per core, two independent copies of
+  one model agree about twice as closely as with per-workload medians.
 
 - **Noise** (:class:`LoadProbe`): the machine's busy CPU time minus this process's, per CPU and
   second of wall time, is the *background load* (0..1). Above :data:`BUSY_LOAD` the run is called
@@ -54,7 +63,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -77,6 +86,9 @@ BUSY_WIDEN = 2.0
 """When busy, measurement half-widths are multiplied by ``1 + BUSY_WIDEN * background_load``."""
 CONFIDENCE = 0.95
 BOOTSTRAP_SAMPLES = 2000
+_STOP_SAMPLES = 500
+"""Bootstrap samples for the stopping rule checked after every round (the final estimate uses
+:data:`BOOTSTRAP_SAMPLES`)."""
 
 
 # --------------------------------------------------------------------------- power per core
@@ -433,6 +445,56 @@ def bootstrap_median(
     return Estimate(med, min(float(lo), med), max(float(hi), med), int(arr.size))
 
 
+def _polished_levels(log_costs: np.ndarray, iterations: int = 8) -> np.ndarray:
+    """Median polish of ``(..., workloads, rounds)`` log costs: each workload's level at the
+    median round, shape ``(..., workloads)``."""
+    res = log_costs.copy()
+    row = np.zeros(res.shape[:-1])
+    col = np.zeros(res.shape[:-2] + res.shape[-1:])
+    for _ in range(iterations):
+        rm = np.median(res, axis=-1)
+        row += rm
+        res -= rm[..., None]
+        cm = np.median(res, axis=-2)
+        col += cm
+        res -= cm[..., None, :]
+    levels: np.ndarray = row + np.median(col, axis=-1)[..., None]
+    return levels
+
+
+def round_adjusted_estimates(
+    series: Mapping[str, Sequence[float]], *, seed: int = 0, samples: int = BOOTSTRAP_SAMPLES
+) -> dict[str, Estimate]:
+    """Each workload's cost at the median round, from per-round costs measured interleaved
+    (``series[key][r]`` = the cost in round ``r``; all the same length), with a seeded
+    bootstrap-over-rounds 95 % interval. See the module's *Estimator* notes."""
+    keys = list(series)
+    if not keys:
+        return {}
+    lengths = {len(series[k]) for k in keys}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ValueError(f"every workload needs the same, non-zero number of rounds: {lengths}")
+    table = np.asarray([series[k] for k in keys], dtype=np.float64)
+    if len(keys) == 1 or not np.all(table > 0):  # nothing to pool, or a log is undefined
+        return {k: bootstrap_median(series[k], seed=seed, samples=samples) for k in keys}
+    logs = np.log(table)
+    central = np.exp(_polished_levels(logs))
+    rounds = table.shape[1]
+    if rounds == 1:
+        return {
+            k: Estimate(float(c), float(c), float(c), 1) for k, c in zip(keys, central, strict=True)
+        }
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, rounds, size=(samples, rounds))
+    boot = np.exp(_polished_levels(np.moveaxis(logs[:, idx], 1, 0)))  # (samples, workloads)
+    alpha = (1.0 - CONFIDENCE) / 2.0
+    lo, hi = np.quantile(boot, [alpha, 1.0 - alpha], axis=0)
+    return {
+        k: Estimate(float(c), min(float(a), float(c)), max(float(b), float(c)), rounds)
+        for k, c, a, b in zip(keys, central, lo, hi, strict=True)
+    }
+
+
 def widen(est: Estimate, background_load: float) -> Estimate:
     """``est`` with its half-widths multiplied by ``1 + BUSY_WIDEN * background_load`` when the
     load is above :data:`BUSY_LOAD` (unchanged otherwise); the low end stays >= 0."""
@@ -512,9 +574,12 @@ class ProtocolConfig:
     """Target CPU seconds of one repeat (fixed work, sized once per workload)."""
     min_rounds: int = 5
     max_rounds: int = 15
-    """The measurement is charged to the chosen model like the rest of the search, so how many
-    rounds a noisy machine takes moves the headline: 15 rounds keep a busy machine's extra
-    measuring within about 1.5x of a quiet one's (bench_forge_stability)."""
+    """Round limit on a quiet machine. The measurement is charged to the chosen model like the
+    rest of the search, so how many rounds a noisy machine takes moves the headline."""
+    busy_max_rounds: int = 30
+    """Round limit once the background load so far is above :data:`BUSY_LOAD`: per-repeat
+    noise is two to four times larger then, and 15 rounds left two copies of one model up to
+    18 % apart (bench_forge_stability); the CPU budget still caps the measuring."""
     rel_half_width: float = 0.05
     """Stop when every workload's 95 % interval half-width is below this share of its median."""
     budget_s: float = 25.0
@@ -530,6 +595,11 @@ class ProtocolConfig:
         if not 1 <= self.min_rounds <= self.max_rounds:
             raise ConfigError(
                 f"rounds: need 1 <= min_rounds ({self.min_rounds}) <= max_rounds "
+                f"({self.max_rounds})."
+            )
+        if self.busy_max_rounds < self.max_rounds:
+            raise ConfigError(
+                f"busy_max_rounds ({self.busy_max_rounds}) must be >= max_rounds "
                 f"({self.max_rounds})."
             )
         if not self.budget_s > 0:
@@ -554,9 +624,15 @@ class WorkloadCost:
     """Meter low bound / central (summed over repeats): scales the estimate to the low bound."""
     bound_high: float
     method: str
+    adjusted: Estimate | None = None
+    """The round-adjusted estimate from :func:`round_adjusted_estimates` (set by
+    :func:`measure_interleaved`), which :meth:`estimate` prefers."""
 
     def estimate(self, seed: int = 0) -> Estimate:
-        """Median energy per 1k predictions (J) with its bootstrap 95 % interval."""
+        """Energy per 1k predictions (J) with its 95 % interval: the round-adjusted estimate
+        when the workload was measured interleaved with others, else the bootstrap median."""
+        if self.adjusted is not None:
+            return self.adjusted
         return bootstrap_median(self.energy_j_per_1k, seed=seed)
 
 
@@ -623,10 +699,15 @@ def measure_interleaved(
     preds: dict[str, int] = dict.fromkeys(keys, 0)
     methods: dict[str, set[str]] = {k: set() for k in keys}
     rounds = 0
+    limit = config.max_rounds
     stopped = f"max_rounds ({config.max_rounds})"
-    while rounds < config.max_rounds:
-        shift = rounds % len(workloads)  # rotate: no workload is always first after the check
-        for w in [*workloads[shift:], *workloads[:shift]]:
+    order_rng = np.random.default_rng(config.seed)
+    while rounds < limit:
+        # A fresh seeded order every round: each workload follows different ones, so what a
+        # workload leaves behind (caches, a vector unit's lower clock) is not always billed to
+        # the same successor.
+        for i in order_rng.permutation(len(workloads)):
+            w = workloads[int(i)]
             mark = attribution.begin()
             n = w.run(sizes[w.key])
             r = attribution.end(mark)
@@ -642,10 +723,11 @@ def measure_interleaved(
         rounds += 1
         if rounds < config.min_rounds:
             continue
-        if all(
-            bootstrap_median(energy[k], seed=config.seed).rel_half_width < config.rel_half_width
-            for k in keys
-        ):
+        if limit < config.busy_max_rounds and probe.stop() > BUSY_LOAD:
+            limit = config.busy_max_rounds
+            stopped = f"max_rounds ({config.busy_max_rounds}, the machine is busy)"
+        estimates = round_adjusted_estimates(energy, seed=config.seed, samples=_STOP_SAMPLES)
+        if all(e.rel_half_width < config.rel_half_width for e in estimates.values()):
             stopped = f"intervals within {config.rel_half_width:.0%} of the median"
             break
         if cpu_clock() - cpu_started >= config.budget_s:
@@ -655,6 +737,7 @@ def measure_interleaved(
             stopped = f"wall-time limit ({config.wall_limit_s:g} s) reached"
             break
     load = probe.stop()
+    adjusted = round_adjusted_estimates(energy, seed=config.seed)
     costs = {
         k: WorkloadCost(
             key=k,
@@ -666,6 +749,7 @@ def measure_interleaved(
             bound_low=low[k] / central[k] if central[k] > 0 else 1.0,
             bound_high=high[k] / central[k] if central[k] > 0 else 1.0,
             method="+".join(sorted(methods[k])),
+            adjusted=adjusted[k],
         )
         for k in keys
     }
@@ -695,6 +779,7 @@ __all__ = [
     "core_power",
     "measure_interleaved",
     "ort_session_options",
+    "round_adjusted_estimates",
     "select_attribution",
     "thread_limit",
     "widen",

@@ -479,12 +479,14 @@ def _measure_inference(
         repeat_s=config.repeat_s,
         budget_s=config.budget_s,
         rule=(
-            f"round-robin over {len(run.run.costs)} (candidate, batch size) workloads, each "
-            f"round rotated by one, fixed work per repeat (~{config.repeat_s:g} CPU s), one "
-            f"warm-up round discarded, {config.min_rounds}-{config.max_rounds} rounds until "
-            f"every 95 % bootstrap interval half-width < {config.rel_half_width:.0%} of the "
-            f"median, or {config.budget_s:g} CPU s spent (wall limit {config.wall_limit_s:g} s); "
-            "estimate = median J/1k"
+            f"{len(run.run.costs)} (candidate, batch size) workloads measured once per round, "
+            f"each round in a fresh seeded random order, fixed work per repeat "
+            f"(~{config.repeat_s:g} CPU s), one warm-up round discarded, "
+            f"{config.min_rounds}-{config.max_rounds} rounds ({config.busy_max_rounds} when "
+            f"busy) until every 95 % bootstrap interval half-width < "
+            f"{config.rel_half_width:.0%} of the estimate, or {config.budget_s:g} CPU s spent "
+            f"(wall limit {config.wall_limit_s:g} s); estimate = J/1k at the median round "
+            "(median polish of log costs over workloads x rounds)"
             + (
                 f"; self-check: an independent copy of {control_of!r} measured in the same "
                 f"rounds must agree within {CONTROL_TOLERANCE:.0%}"
