@@ -7,6 +7,8 @@
   training loop;
 - :class:`PowerLimitOptimizer` (:mod:`greenforge.tune.gpu`): GPU power limits over training
   windows through NVML, the original limits restored on exit;
+- :class:`BatchSizeOptimizer` (:mod:`greenforge.tune.batch`): the batch size of a recurring
+  job across its runs (Zeus's exploration, pruning and Thompson sampling);
 - :mod:`greenforge.tune.output`: the trade-off table and plot.
 
 Names are imported on first use (numpy and torch only when a tuner runs).
@@ -27,6 +29,7 @@ _NAMES = {
     "TuneResult": "cpu",
     "CpuThreadTuner": "callback",
     "ThreadChoice": "callback",
+    "BatchSizeOptimizer": "batch",
     "PowerLimitOptimizer": "gpu",
     "PowerLimitResult": "gpu",
     "PowerLimitError": "gpu",
