@@ -388,6 +388,12 @@ def test_sci_per_1k_predictions_is_in_the_card_the_table_and_forge_json(
         assert any(line.startswith("- ") and name in line and "SCI " in line
                    for line in card.splitlines())  # fmt: skip
     assert _front_matter(card)  # the co2_eq_emissions block is still read alone
+    from huggingface_hub import ModelCard
+
+    front = ModelCard.load(out / "README.md").data.to_dict()  # the Hub's own reader
+    assert set(front["co2_eq_emissions"]) == set(_front_matter(card))
+    assert front["greenforge_sci"]["sci_g"] == pytest.approx(chosen.sci_g, rel=1e-5)
+    assert front["greenforge_sci"]["candidate"] == result.chosen
     table = _table(result, out)
     assert "chosen model's SCI" in table
     assert "per 1k predictions" in table
