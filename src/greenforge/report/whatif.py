@@ -94,8 +94,11 @@ def _charge(
     first = min(s for s, _, _ in profile) + shift_s
     last = max(e for _, e, _ in profile) + shift_s
     steps = embedded_steps(zone, first, max(last, first + 1e-6))
-    co2e = math.fsum(steps.co2e_g(s + shift_s, e + shift_s, j, pue) for s, e, j in profile)
     energy_kwh = math.fsum(j for _, _, j in profile) * pue / J_PER_KWH
+    if len(steps.values_g_per_kwh) == 1:  # an annual figure: one product, however many windows
+        co2e = energy_kwh * steps.values_g_per_kwh[0]
+    else:
+        co2e = math.fsum(steps.co2e_g(s + shift_s, e + shift_s, j, pue) for s, e, j in profile)
     mean = co2e / energy_kwh if energy_kwh > 0 else steps.mean(first, max(last, first + 1e-6))
     return Alternative(zone, first, co2e, mean, steps.provenance.source)
 
