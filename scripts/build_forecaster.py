@@ -8,8 +8,8 @@ life-cycle basis):
 2. back-test it on the held-out year 2023 (history from 2022; 4 h job, 24 h slack,
    uninterruptible, plan at arrival, run-at-arrival baseline) next to ``blend`` and
    ``profile-7d``, with the float32 weights exactly as shipped;
-3. record the captured shares and make ``learned`` the zone's ``auto`` choice only where it
-   captured more than ``blend``.
+3. record the captured shares and make the zone's ``auto`` choice the best of ``learned``,
+   ``ensemble`` (their mean) and ``blend`` - ``blend`` unless another is strictly better.
 
 Outputs ``src/greenforge/schedule/data/forecaster.npz`` and ``forecaster.json``. Deterministic:
 the same data gives the same files (closed-form ridge solves, fixed zip timestamps).
@@ -37,10 +37,12 @@ from greenforge.grid.series import IntensitySeries
 from greenforge.schedule.backtest import JobShape, backtest
 from greenforge.schedule.forecast import Blend, DayProfile, Forecaster
 from greenforge.schedule.learned import (
+    CHOICES,
     FEATURE_VERSION,
     HISTORY_STEPS,
     MAX_HORIZON,
     QUANTILES,
+    Ensemble,
     Learned,
     ZoneModel,
     fit_zone,
@@ -97,13 +99,25 @@ def heldout_scores(data: Path, zones: list[str], out: Path) -> dict[str, dict[st
     models = read_models(
         (out / "forecaster.npz").read_bytes(), (out / "forecaster.json").read_text("utf-8")
     )
-    forecasters: list[Forecaster] = [Learned(models=models), Blend(), DayProfile()]
+    forecasters: list[Forecaster] = [
+        Learned(models=models),
+        Ensemble(models=models),
+        Blend(),
+        DayProfile(),
+    ]
     series = {z: load_zone(data, z, (HELDOUT_YEAR - 1, HELDOUT_YEAR)) for z in zones}
     result = backtest(series, forecasters, [SHAPE], start_s=year_start_s(HELDOUT_YEAR))
     scores: dict[str, dict[str, float]] = {}
     for r in result.results:
         scores.setdefault(r.zone, {})[r.forecaster] = round(float(r.captured or 0.0), 6)
     return scores
+
+
+def choose(scores: dict[str, float]) -> str:
+    """Returns the zone's choice: the best of :data:`CHOICES` on the held-out year; ``blend``
+    unless another is strictly better."""
+    best = max(CHOICES, key=lambda name: (scores[name], -CHOICES.index(name)))
+    return best if scores[best] > scores["blend"] else "blend"
 
 
 def build(data: Path, out: Path, zones: list[str] | None = None) -> dict[str, Any]:
@@ -123,10 +137,10 @@ def build(data: Path, out: Path, zones: list[str] | None = None) -> dict[str, An
         "train_end_s": year_start_s(TRAIN_YEARS[-1] + 1),
         "heldout_year": HELDOUT_YEAR,
         "selection_rule": (
-            f"learned where its captured share of the oracle saving on {HELDOUT_YEAR} "
-            f"(history from {HELDOUT_YEAR - 1}; {SHAPE.job_hours:g} h job, "
-            f"{SHAPE.slack_hours:g} h slack, uninterruptible, plan at arrival) is above "
-            "blend's; blend elsewhere"
+            f"per zone, whichever of {', '.join(CHOICES)} captured the largest share of the "
+            f"oracle saving on {HELDOUT_YEAR} (history from {HELDOUT_YEAR - 1}; "
+            f"{SHAPE.job_hours:g} h job, {SHAPE.slack_hours:g} h slack, uninterruptible, plan "
+            "at arrival); blend unless another is strictly better"
         ),
         "source": "Electricity Maps hourly carbon intensity, life-cycle basis (ODbL)",
         "selection": dict.fromkeys(zones, "blend"),
@@ -136,9 +150,7 @@ def build(data: Path, out: Path, zones: list[str] | None = None) -> dict[str, An
     save_models(out, models, meta)
     scores = heldout_scores(data, zones, out)
     meta["heldout_captured"] = scores
-    meta["selection"] = {
-        z: "learned" if scores[z]["learned"] > scores[z]["blend"] else "blend" for z in zones
-    }
+    meta["selection"] = {z: choose(scores[z]) for z in zones}
     save_models(out, models, meta)
     return meta
 
@@ -154,7 +166,8 @@ def main() -> None:
     for zone, choice in meta["selection"].items():
         s = meta["heldout_captured"][zone]
         print(
-            f"{zone:12s} learned {100 * s['learned']:5.1f} %  blend {100 * s['blend']:5.1f} %  "
+            f"{zone:12s} learned {100 * s['learned']:5.1f} %  ensemble "
+            f"{100 * s['ensemble']:5.1f} %  blend {100 * s['blend']:5.1f} %  "
             f"profile-7d {100 * s['profile-7d']:5.1f} %  -> {choice}"
         )
     print(f"wrote {args.out / 'forecaster.npz'} and {args.out / 'forecaster.json'}")

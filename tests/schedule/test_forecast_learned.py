@@ -25,9 +25,11 @@ from greenforge.schedule.forecast import (
     forecaster_names,
 )
 from greenforge.schedule.learned import (
+    CHOICES,
     HISTORY_STEPS,
     MAX_HORIZON,
     Auto,
+    Ensemble,
     Learned,
     read_models,
     save_models,
@@ -51,14 +53,15 @@ def load_script() -> ModuleType:
     return module
 
 
-def history_input(zone: str, n: int = 3, horizon: int = 48) -> ForecastInput:
-    """Decisions at hour boundaries after 14 days of profile-shaped history with noise."""
+def history_input(zone: str, n: int = 3, horizon: int = 48, days: int = 14) -> ForecastInput:
+    """Decisions at hour boundaries after ``days`` of profile-shaped history with noise."""
     t0 = dt.datetime(2024, 3, 4, tzinfo=dt.timezone.utc).timestamp()
-    past = profile_series(zone, t0 - HISTORY_STEPS * H - n * H, t0)
+    steps = days * 24
+    past = profile_series(zone, t0 - steps * H - n * H, t0)
     rng = np.random.default_rng(1)
     values = past.values_g_per_kwh * (1 + 0.1 * rng.standard_normal(len(past)))
-    rows = [values[i : i + HISTORY_STEPS] for i in range(n)]
-    times = np.array([past.times_s[i + HISTORY_STEPS] for i in range(n)])
+    rows = [values[i : i + steps] for i in range(n)]
+    times = np.array([past.times_s[i + steps] for i in range(n)])
     return ForecastInput(np.stack(rows), times, H, horizon, zone)
 
 
@@ -109,23 +112,35 @@ def test_bad_requests_name_the_value_and_what_to_do() -> None:
 
 def test_auto_is_the_default_and_uses_the_shipped_per_zone_choice() -> None:
     assert DEFAULT_FORECASTER == "auto"
-    assert {"auto", "learned"} <= set(forecaster_names())
+    assert {"auto", "learned", "ensemble"} <= set(forecaster_names())
     meta = json.loads((SHIPPED / "forecaster.json").read_text(encoding="utf-8"))
     auto = create_forecaster(DEFAULT_FORECASTER)
     assert isinstance(auto, Auto)
     for zone, scores in meta["heldout_captured"].items():
-        winner = "learned" if scores["learned"] > scores["blend"] else "blend"
+        best = max(CHOICES, key=lambda n: (scores[n], -CHOICES.index(n)))
+        winner = best if scores[best] > scores["blend"] else "blend"
         assert meta["selection"][zone] == winner
         assert auto.choice_name(zone) == winner
-        assert (zone in auto.description) == (winner == "learned")
+        assert (zone in auto.description) == (winner != "blend")
     assert auto.choice_name("XX") == "blend"  # a zone without a model
-    learned_zone = next(z for z, f in meta["selection"].items() if f == "learned")
-    inp = history_input(learned_zone, horizon=24)
-    np.testing.assert_allclose(auto.predict(inp), Learned().predict(inp))
+    for name, expected in (("learned", Learned), ("ensemble", Ensemble)):
+        zone = next((z for z, f in meta["selection"].items() if f == name), None)
+        if zone is not None:
+            assert isinstance(auto.choice(zone), expected)
     wide = ForecastInput(
         np.ones((1, auto.history_steps(24, H))), np.array([HELDOUT_START_S]), H, 24, "XX"
     )
     assert auto.predict(wide).shape == (1, 24)  # blend where there is no model
+
+
+def test_the_ensemble_is_the_mean_of_learned_and_blend() -> None:
+    need = Ensemble().history_steps(24, H)
+    days = need // 24 + 1
+    inp = history_input("DE", n=2, horizon=24, days=days)
+    mean = 0.5 * (Learned().predict(inp) + create_forecaster("blend").predict(inp))
+    np.testing.assert_allclose(create_forecaster("ensemble").predict(inp), mean)
+    assert Ensemble().training_period_s("DE") == Learned().training_period_s("DE")
+    assert create_forecaster("auto@p90").name == "auto@p90"
 
 
 def test_the_heldout_year_is_not_in_sample_and_the_training_years_are(

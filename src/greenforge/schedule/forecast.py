@@ -9,12 +9,14 @@ vectorised call (the back-tester replays a year of hourly arrivals that way).
 Built in (``forecaster_names()``):
 
 ==========================  ==================================================================
-``auto`` (default)           per zone, whichever of ``learned`` and ``blend`` captured more
-                             of the oracle's saving on the held-out year 2023 (recorded in
-                             the shipped model file; ``blend`` for zones without a model)
+``auto`` (default)           per zone, whichever of ``learned``, ``ensemble`` and ``blend``
+                             captured most of the oracle's saving on the held-out year 2023
+                             (recorded in the shipped model file; ``blend`` for zones
+                             without a model)
 ``learned``                  direct multi-horizon ridge models per embedded zone over lags,
                              profile and calendar features, trained on 2021-2022
                              (:mod:`greenforge.schedule.learned`), with its own quantiles
+``ensemble``                 the mean of ``learned`` and ``blend``
 ``blend``                    14-day hour-of-day profile blended with yesterday and a
                              weekday/weekend profile, plus persistence of the latest
                              deviation fading with lead time (tuned on 2021-2022, reported on
@@ -517,7 +519,14 @@ def _auto() -> Forecaster:
     return Auto()
 
 
+def _ensemble() -> Forecaster:
+    from greenforge.schedule.learned import Ensemble
+
+    return Ensemble()
+
+
 register_forecaster("learned", _learned)
+register_forecaster("ensemble", _ensemble)
 register_forecaster("auto", _auto)
 
 

@@ -393,10 +393,64 @@ class Learned:
         return np.asarray(point[None, :, :] + shifts[:, None, :], dtype=np.float64)
 
 
+def _blend(quantile: float | None) -> Any:
+    """``blend``, or ``blend`` planning on its own error quantile."""
+    from greenforge.schedule.forecast import Blend, QuantileForecaster
+
+    return Blend() if quantile is None else QuantileForecaster(Blend(), quantile)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Ensemble:
+    """The equal-weight mean of ``learned`` and ``blend`` (a quantile: the mean of their
+    quantiles). Averaging two forecasts with different errors is steadier than either: on the
+    validation year 2022 (models trained on 2021) it captured 83.9 % of the oracle saving on
+    average, blend 83.3 %, learned 82.6 %."""
+
+    quantile: float | None = None
+    models: LearnedModels | None = None
+    needs_future: bool = False
+
+    def __post_init__(self) -> None:
+        _check_quantile(self.quantile)
+
+    @property
+    def name(self) -> str:
+        q = self.quantile
+        return "ensemble" if q is None else f"ensemble@p{round(q * 100):d}"
+
+    @property
+    def description(self) -> str:
+        return "mean of the learned and blend forecasts"
+
+    def with_quantile(self, q: float) -> Ensemble:
+        """Returns the ensemble of ``learned@q`` and ``blend@q``."""
+        return dataclasses.replace(self, quantile=q)
+
+    def training_period_s(self, zone: str) -> tuple[float, float] | None:
+        """Returns the learned part's training period."""
+        return Learned(None, self.models).training_period_s(zone)
+
+    def history_steps(self, horizon: int, step_s: float) -> int:
+        learned = Learned(None, self.models).history_steps(horizon, step_s)
+        return max(int(_blend(self.quantile).history_steps(horizon, step_s)), learned)
+
+    def predict(self, inp: Any) -> FloatArray:
+        """Returns the ``(N, horizon)`` mean of the two forecasts (g/kWh)."""
+        learned = Learned(self.quantile, self.models).predict(inp)
+        blend = np.asarray(_blend(self.quantile).predict(inp), dtype=np.float64)
+        return np.asarray(0.5 * (learned + blend), dtype=np.float64)
+
+
+CHOICES = ("blend", "learned", "ensemble")
+"""What ``auto`` may use in a zone (the shipped ``selection``)."""
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Auto:
-    """The default: per zone, the forecaster that won on the held-out year (``learned`` or
-    ``blend``), as recorded in the shipped model file; ``blend`` for any other zone."""
+    """The default: per zone, the forecaster that won on the held-out year (``learned``,
+    ``ensemble`` or ``blend``), as recorded in the shipped model file; ``blend`` for any other
+    zone, and for data that is not hourly or windows beyond 72 h."""
 
     quantile: float | None = None
     models: LearnedModels | None = None
@@ -408,50 +462,47 @@ class Auto:
 
     @property
     def description(self) -> str:
-        learned = sorted(z for z, f in self._models().selection.items() if f == "learned")
-        where = ", ".join(learned) if learned else "no zone"
-        return (
-            f"per zone, the winner on the held-out year 2023: learned in {where}; blend elsewhere"
-        )
+        selection = self._models().selection
+        parts = []
+        for choice in CHOICES[1:]:
+            zones = sorted(z for z, f in selection.items() if f == choice)
+            if zones:
+                parts.append(f"{choice} in {', '.join(zones)}")
+        used = "; ".join(parts) if parts else "blend in every zone"
+        return f"per zone, the winner on the held-out year 2023: {used}; blend elsewhere"
 
     def _models(self) -> LearnedModels:
         return self.models if self.models is not None else shipped_models()
 
     def choice_name(self, zone: str) -> str:
-        """Returns the forecaster ``auto`` uses in ``zone`` (``learned`` or ``blend``)."""
+        """Returns the forecaster ``auto`` uses in ``zone`` (one of :data:`CHOICES`)."""
         return self._models().selection.get(zone, "blend")
 
     def choice(self, zone: str) -> Any:
         """Returns the forecaster ``auto`` uses in ``zone``."""
-        from greenforge.schedule.forecast import Blend, QuantileForecaster
-
-        if self.choice_name(zone) == "learned":
+        name = self.choice_name(zone)
+        if name == "learned":
             return Learned(self.quantile, self.models)
-        if self.quantile is None:
-            return Blend()
-        return QuantileForecaster(Blend(), self.quantile)
+        if name == "ensemble":
+            return Ensemble(self.quantile, self.models)
+        return _blend(self.quantile)
 
     def with_quantile(self, q: float) -> Auto:
         """Returns ``auto`` planning on quantile ``q`` in every zone."""
-        from greenforge.schedule.forecast import Blend, QuantileForecaster
-
         _check_quantile(q)
-        QuantileForecaster(Blend(), q)  # validates q the same way for blend zones
+        _blend(q)  # validates q the same way for blend zones
         return dataclasses.replace(self, quantile=q)
 
     def training_period_s(self, zone: str) -> tuple[float, float] | None:
         """Returns the training period of the forecaster chosen in ``zone`` (None for blend)."""
         chosen = self.choice(zone)
-        return chosen.training_period_s(zone) if isinstance(chosen, Learned) else None
+        if isinstance(chosen, (Learned, Ensemble)):
+            return chosen.training_period_s(zone)
+        return None
 
     def history_steps(self, horizon: int, step_s: float) -> int:
-        """The most either choice needs (the zone is not known here)."""
-        from greenforge.schedule.forecast import Blend, QuantileForecaster
-
-        blend: Any = (
-            Blend() if self.quantile is None else QuantileForecaster(Blend(), self.quantile)
-        )
-        need = int(blend.history_steps(horizon, step_s))
+        """The most any choice needs (the zone is not known here)."""
+        need = int(_blend(self.quantile).history_steps(horizon, step_s))
         if abs(step_s - STEP_S) <= 1e-6 and horizon <= MAX_HORIZON:
             need = max(need, HISTORY_STEPS)
         return need
@@ -459,14 +510,9 @@ class Auto:
     def predict(self, inp: Any) -> FloatArray:
         """Returns the chosen forecaster's ``(N, horizon)`` forecast (g/kWh)."""
         chosen = self.choice(inp.zone)
-        if isinstance(chosen, Learned) and (
-            abs(inp.step_s - STEP_S) > 1e-6 or inp.horizon > MAX_HORIZON
-        ):
-            from greenforge.schedule.forecast import Blend, QuantileForecaster
-
-            chosen = (
-                Blend() if self.quantile is None else QuantileForecaster(Blend(), self.quantile)
-            )
+        hourly = abs(inp.step_s - STEP_S) <= 1e-6
+        if isinstance(chosen, (Learned, Ensemble)) and (not hourly or inp.horizon > MAX_HORIZON):
+            chosen = _blend(self.quantile)
         return np.asarray(chosen.predict(inp), dtype=np.float64)
 
 
