@@ -15,7 +15,9 @@ plus the year-long uninterruptible cases the planner always had (GB, target < 5 
 The cases run **interleaved** (each round runs every case once, in a rotating order), so a
 change in machine load hits all of them alike. Each row shows the median wall time with a
 95 % bootstrap interval of the median (seeded), the 90th percentile, and the median CPU time
-of the thread (less sensitive to other processes on a shared machine).
+of the thread. The target is judged on the CPU time: on a machine shared by more runnable
+processes than it has cores (the load average is printed) the wall time measures the queue
+for a core as much as the planner; on an idle machine the two agree.
 
 Run: ``python benchmarks/bench_planner.py [--rounds N]``. Prints a table and writes
 ``benchmarks/results/planner.json``.
@@ -42,7 +44,7 @@ from greenforge.grid.profile import profile_zones
 from greenforge.grid.series import IntensitySeries
 from greenforge.schedule.job import Job
 from greenforge.schedule.pipeline import PlanOptions, make_plan
-from greenforge.schedule.planner import plan_job
+from greenforge.schedule.planner import Plan, plan_job
 
 REPO = Path(__file__).resolve().parents[1]
 HOURLY = REPO / ".." / "shared" / "data" / "grid" / "hourly"
@@ -55,7 +57,7 @@ def _zone_data() -> dict[str, IntensitySeries]:
     return {z: load_csv(HOURLY / f"{z}_2023_hourly.csv.gz", zone=z) for z in profile_zones()}
 
 
-def _cases(data: dict[str, IntensitySeries]) -> list[tuple[str, float, Callable[[], object]]]:
+def _cases(data: dict[str, IntensitySeries]) -> list[tuple[str, float, Callable[[], Plan]]]:
     """(name, target ms, run) per case."""
     zones = tuple(data)
     t0, t1 = WINDOW_START, WINDOW_START + 48 * H
@@ -123,7 +125,7 @@ def _cases(data: dict[str, IntensitySeries]) -> list[tuple[str, float, Callable[
         (
             "the same via make_plan (16 embedded profiles, PUE 1.3)",
             50.0,
-            lambda: make_plan(future, settings, PlanOptions(pue=1.3), now_s=now),
+            lambda: make_plan(future, settings, PlanOptions(pue=1.3), now_s=now).plan,
         ),
         ("uninterruptible 4 h, GB, window = whole year", 5.0, lambda: plan_job(year, {"GB": gb})),
         (
@@ -165,7 +167,7 @@ def main() -> None:
         title=f"Planner: 8 h job, 48 h window, 16 zones ({args.rounds} interleaved rounds; "
         f"load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} CPUs)"
     )
-    for col in ("case", "median ms [95 % CI]", "p90 ms", "CPU ms", "target", "ok", "slots"):
+    for col in ("case", "wall ms [95 % CI]", "p90 ms", "CPU ms", "target", "CPU ok", "slots"):
         table.add_column(col, justify="left" if col == "case" else "right")
     rows = []
     for name, target, _ in cases:
@@ -173,9 +175,8 @@ def main() -> None:
         lo, hi = _median_interval(wall[name])
         p90 = float(np.percentile(wall[name], 90))
         cpu_ms = statistics.median(cpu[name])
-        result = plans[name]
-        plan = getattr(result, "plan", result)
-        ok = median < target
+        plan = plans[name]
+        ok = cpu_ms < target
         table.add_row(
             name,
             f"{median:.1f} [{lo:.1f}-{hi:.1f}]",
@@ -193,7 +194,8 @@ def main() -> None:
                 "p90_ms": p90,
                 "cpu_median_ms": cpu_ms,
                 "target_ms": target,
-                "meets_target": ok,
+                "meets_target_cpu": ok,
+                "meets_target_wall": median < target,
                 "slots": len(plan.slots),
                 "algorithm": plan.algorithm,
                 "saving_pct": plan.saving_pct,

@@ -2,7 +2,9 @@
 
 - :class:`~greenforge.schedule.job.Job` and :func:`~greenforge.schedule.planner.plan_job`
   -> :class:`~greenforge.schedule.planner.Plan` (pure planner over numpy arrays).
-- :mod:`greenforge.schedule.forecast`: forecasters by name (``blend`` is the default).
+- :func:`~greenforge.schedule.pipeline.make_plan`: the one pipeline behind ``plan``,
+  ``schedule`` and ``queue add`` (job + settings + data -> plan, optional PUE).
+- :mod:`greenforge.schedule.forecast`: forecasters by name.
 - :mod:`greenforge.schedule.backtest`: replay history and count the savings.
 - Execution (queue, runner, executors) builds on these.
 
@@ -22,6 +24,10 @@ _EXPORTS = {
     "Plan": "greenforge.schedule.planner",
     "Slot": "greenforge.schedule.planner",
     "plan_job": "greenforge.schedule.planner",
+    "make_plan": "greenforge.schedule.pipeline",
+    "PlanOptions": "greenforge.schedule.pipeline",
+    "PlanResult": "greenforge.schedule.pipeline",
+    "PueSeries": "greenforge.schedule.pipeline",
     "create_forecaster": "greenforge.schedule.forecast",
     "forecaster_names": "greenforge.schedule.forecast",
     "register_forecaster": "greenforge.schedule.forecast",
