@@ -21,6 +21,7 @@ figures come from the record and ``forge.json`` as they are (SCI through
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import math
 import re
@@ -28,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from greenforge.errors import ConfigError, DataError
+from greenforge.errors import ConfigError, DataError, GreenForgeError
 from greenforge.records import RunRecord
 from greenforge.units import J_PER_KWH
 
@@ -414,14 +415,18 @@ def export_forge(forge_dir: Path, targets: Sequence[str]) -> list[str]:
             f"unknown experiment tracker {unknown[0]!r}: use one of {', '.join(TARGETS)}."
         )
     lines: list[str] = []
-    if "mlflow" in targets:
-        from greenforge.integrations import mlflow as gf_mlflow
-
-        logged = gf_mlflow.log_forge(forge_dir)
-        lines.append(logged.line())
-    if "wandb" in targets:
-        from greenforge.integrations import wandb as gf_wandb
-
-        logged_wb = gf_wandb.log_forge(forge_dir)
-        lines.append(logged_wb.line())
+    for target in TARGETS:
+        if target not in targets:
+            continue
+        module = importlib.import_module(f"greenforge.integrations.{target}")
+        try:
+            lines.append(module.log_forge(Path(forge_dir)).line())
+        except GreenForgeError:
+            raise
+        except Exception as exc:
+            raise ConfigError(
+                f"could not log the forge in {forge_dir} to {target} ({type(exc).__name__}: "
+                f"{exc}); the results are on disk: fix the {target} set-up and log them with "
+                f"greenforge.integrations.{target}.log_forge({str(forge_dir)!r})."
+            ) from None
     return lines
