@@ -4,10 +4,12 @@ fixed amount of work, so a real Flower round takes milliseconds."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from greenforge.config import load_settings
 from greenforge.federated._flwr import import_flwr
 from greenforge.federated.client import carbon_mod, register_zone_query
 from greenforge.testing import FakeMeter
@@ -23,8 +25,11 @@ def make_app(
     on_record: Callable[[Any], None] | None = None,
     power_w: float = 50.0,
     store: Any = None,
+    persist_home: Path | None = None,
 ) -> ClientApp:
-    """A ClientApp measured by carbon_mod with a fake 50 W meter (deterministic energy)."""
+    """A ClientApp measured by carbon_mod with a fake 50 W meter (deterministic energy);
+    ``persist_home`` stores each client measurement in that home's run store."""
+    settings = None if persist_home is None else load_settings(home=persist_home)
     app = ClientApp(
         mods=[
             carbon_mod(
@@ -32,6 +37,8 @@ def make_app(
                 meters=lambda: [FakeMeter(power_w)],
                 on_record=on_record,
                 store=store,
+                settings=settings,
+                persist=persist_home is not None,
             )
         ]
     )

@@ -21,7 +21,7 @@ import dataclasses
 import functools
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -376,6 +376,8 @@ def run_arm(
 
         serve(InProcessGrid(client_app(cfg, settings), cfg.clients))
     else:
+        from greenforge.federated.simulation import run_simulation
+
         run_simulation(serve, client_app(cfg, settings), cfg.clients, cpus=cfg.cpus)
     wall = time.perf_counter() - t0
     ledger.save()
@@ -409,41 +411,6 @@ def _arm_result(
         ledger_path=str(ledger.path),
         wall_s=wall,
         stopped=ledger.stopped,
-    )
-
-
-def run_simulation(
-    serve: Callable[[Any], None], app: ClientApp, num_nodes: int, *, cpus: int = 2
-) -> None:
-    """Runs ``serve(grid)`` as a ServerApp against ``num_nodes`` ClientApps on Flower's
-    simulation engine, with a local Ray on 127.0.0.1 (no dashboard) limited to ``cpus`` CPUs
-    and one CPU per client actor."""
-    import logging
-
-    from flwr.serverapp import Grid, ServerApp
-    from flwr.simulation import run_simulation as flwr_run_simulation
-
-    from greenforge.ray_local import init_ray
-
-    init_ray(
-        what="the Flower simulation engine",
-        num_cpus=cpus,
-        object_store_memory=100 * 1024 * 1024,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-    )
-    server = ServerApp()
-
-    @server.main()
-    def _main(grid: Grid, context: Context) -> None:
-        serve(grid)
-
-    flwr_run_simulation(
-        server_app=server,
-        client_app=app,
-        num_supernodes=num_nodes,
-        backend_name="ray",
-        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
     )
 
 

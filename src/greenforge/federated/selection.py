@@ -75,33 +75,34 @@ class Choice:
     expected_g: float
 
 
-def _deadline(units_done: int, m: float) -> int:
-    """First round r with floor(m * r) > units_done (i.e. >= units_done + 1)."""
-    return math.ceil((units_done + 1) / m - 1e-9)
-
-
 def forced_clients(counts: Sequence[int], round_no: int, k: int, min_share: float) -> list[int]:
-    """Clients that must take part in round ``round_no`` (1-based) to keep the floor."""
+    """Clients that must take part in round ``round_no`` (1-based) to keep the floor.
+
+    Every missing participation within the look-ahead window is a unit job due at the first
+    round ``r'`` with ``floor(m * r') > done``; this round takes the earliest-deadline units
+    that later rounds (``k`` places each) could not all fit.
+    """
     if min_share <= 0:
         return []
     n = len(counts)
-    horizon = max(1, math.ceil(2.0 / min_share))
-    deadlines: list[tuple[int, int]] = []  # (deadline, client) of every unit within the horizon
+    window = min(2.0 / min_share, 10.0 * n + 10.0)  # rounds ahead that can crowd this one
+    units: list[tuple[int, int]] = []  # (deadline, client)
     for i, c in enumerate(counts):
         done = int(c)
-        while (d := _deadline(done, min_share)) <= round_no + horizon:
-            deadlines.append((max(d, round_no), i))
+        while (t := (done + 1) / min_share) <= round_no + window:
+            units.append((max(math.ceil(t - 1e-9), round_no), i))
             done += 1
-    if not deadlines:
+    if not units:
         return []
-    deadlines.sort()
+    units.sort()
     need = 0
-    for h in range(horizon + 1):
-        due = sum(1 for d, _ in deadlines if d <= round_no + h)
-        need = max(need, due - k * h)
+    for pos, (d, _) in enumerate(units):
+        if pos + 1 < len(units) and units[pos + 1][0] == d:
+            continue  # count all units due by d at once
+        need = max(need, pos + 1 - k * (d - round_no))
     need = min(need, k, n)
     out: list[int] = []
-    for _, i in deadlines:  # earliest deadline first, each client once
+    for _, i in units:  # earliest deadline first, each client once
         if len(out) >= need:
             break
         if i not in out:
@@ -151,7 +152,8 @@ def choose(
         total = float(g[s, list(picks)].sum()) if picks else 0.0
         if best is None or total < best.expected_g * (1.0 - 1e-12):
             best = Choice(s, picks, tuple(forced), total)
-    assert best is not None  # n_slots >= 1
+    if best is None:
+        raise ConfigError("no time slot to choose from: give at least one slot.")
     return best
 
 

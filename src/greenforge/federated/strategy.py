@@ -203,6 +203,11 @@ class CarbonLedger(_Strategy):  # type: ignore[misc]
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
+        if not replies:  # nothing trained (e.g. the carbon budget stopped the run)
+            return cast(
+                "tuple[ArrayRecord | None, MetricRecord | None]",
+                self.strategy.aggregate_train(server_round, []),
+            )
         (arrays, metrics), record = self._measured(
             functools.partial(self.strategy.aggregate_train, server_round, replies),
             f"aggregate-train round {server_round}",
