@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from greenforge.edge.compare import (
+    Comparison,
     Site,
     break_even,
     compare,
@@ -43,6 +44,28 @@ def profile(name: str, kind: str, share: str, **figures: float) -> DeviceProfile
 EDGE = profile("e", "edge", "dedicated", gflops=10.0, idle_w=2.0, load_w=6.0, kg=10.0, years=5.0)
 CLOUD = profile("c", "cloud", "time", gflops=100.0, idle_w=1.0, load_w=10.0, kg=100.0, years=4.0)
 FLOPS, UTIL, N = 1_000_000, 0.5, 100_000
+
+
+def run(
+    n: int = N,
+    *,
+    edge: DeviceProfile = EDGE,
+    kind: str = "fp32",
+    edge_site: Site | None = None,
+    cloud_site: Site | None = None,
+) -> Comparison:
+    """The comparison of EDGE (or ``edge``) with CLOUD for the FLOPS/UTIL model."""
+    return compare(
+        n,
+        edge_profile=edge,
+        edge_estimate=device_energy(edge, FLOPS, kind, UTIL),
+        edge_site=edge_site or Site("DE", 400.0, "test"),
+        cloud_profile=CLOUD,
+        cloud_estimate=device_energy(CLOUD, FLOPS, "fp32", UTIL),
+        cloud_site=cloud_site or Site("SE", 100.0, "test", pue=1.2, pue_source="test"),
+        payload=payload_for(8, 3),
+        network=NetworkCoefficient(),
+    )
 
 
 def test_edge_and_cloud_per_day_match_a_hand_computation() -> None:
@@ -95,17 +118,7 @@ def test_edge_and_cloud_per_day_match_a_hand_computation() -> None:
 
 
 def test_every_figure_is_labelled_as_modelled() -> None:
-    result = compare(
-        N,
-        edge_profile=EDGE,
-        edge_estimate=device_energy(EDGE, FLOPS, "int8-static", UTIL),
-        edge_site=Site("DE", 400.0, "test"),
-        cloud_profile=CLOUD,
-        cloud_estimate=device_energy(CLOUD, FLOPS, "fp32", UTIL),
-        cloud_site=Site("SE", 100.0, "test", pue=1.2, pue_source="test"),
-        payload=payload_for(8, 3),
-        network=NetworkCoefficient(),
-    )
+    result = run(kind="int8-static")
     doc = result.to_dict()
 
     assert doc["method"].startswith("model:")
@@ -116,17 +129,7 @@ def test_every_figure_is_labelled_as_modelled() -> None:
 
 
 def test_overlapping_intervals_are_called_within_uncertainty() -> None:
-    result = compare(
-        N,
-        edge_profile=EDGE,
-        edge_estimate=device_energy(EDGE, FLOPS, "fp32", UTIL),
-        edge_site=Site("DE", 400.0, "test"),
-        cloud_profile=CLOUD,
-        cloud_estimate=device_energy(CLOUD, FLOPS, "fp32", UTIL),
-        cloud_site=Site("SE", 100.0, "test", pue=1.2, pue_source="test"),
-        payload=payload_for(8, 3),
-        network=NetworkCoefficient(),
-    )
+    result = run()
     edge = dataclasses.replace(result.edge, total_g=Bound(8.0, 10.0, 14.0, "t"))
 
     for cloud_total, verdict in (
@@ -145,16 +148,11 @@ def test_overlapping_intervals_are_called_within_uncertainty() -> None:
 
 def test_break_even_is_none_when_one_side_is_cheaper_at_every_volume() -> None:
     shared_edge = dataclasses.replace(EDGE, share="time")
-    result = compare(
+    result = run(
         1000,
-        edge_profile=shared_edge,
-        edge_estimate=device_energy(shared_edge, FLOPS, "fp32", UTIL),
+        edge=shared_edge,
         edge_site=Site("FR", 50.0, "test"),
-        cloud_profile=CLOUD,
-        cloud_estimate=device_energy(CLOUD, FLOPS, "fp32", UTIL),
         cloud_site=Site("PL", 700.0, "test", pue=1.2, pue_source="test"),
-        payload=payload_for(8, 3),
-        network=NetworkCoefficient(),
     )
 
     assert break_even(result.edge, result.cloud, 1000) is None
@@ -191,14 +189,4 @@ def test_bad_values_are_refused_naming_the_value(call: object, match: str) -> No
 
 def test_predictions_per_day_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="predictions per day 0"):
-        compare(
-            0,
-            edge_profile=EDGE,
-            edge_estimate=device_energy(EDGE, FLOPS, "fp32", UTIL),
-            edge_site=Site("DE", 400.0, "test"),
-            cloud_profile=CLOUD,
-            cloud_estimate=device_energy(CLOUD, FLOPS, "fp32", UTIL),
-            cloud_site=Site("SE", 100.0, "test"),
-            payload=payload_for(8, 3),
-            network=NetworkCoefficient(),
-        )
+        run(0)
