@@ -5,8 +5,8 @@ The model is the digits MLP (64-256-256-10, Adam 1e-3). "Solution" = validation 
 <= ``--target-loss``; the samples each batch size needs are found by training from scratch
 (median over 3 seeds), and each setting's energy per training sample is measured with the forge
 measurement protocol - every setting interleaved in the same rounds, this process's own CPU
-time x per-core power (so other processes on the shared machine do not bill this one), median
-per repeat with a seeded bootstrap 95 % interval. Energy to solution = samples x J/sample.
+time x per-core power (so other processes on the shared machine do not bill this one), the
+protocol's round-adjusted median with a seeded bootstrap 95 % interval. Energy to solution = samples x J/sample.
 
 The default is torch's default thread count with batch 64, measured side by side with the grid;
 its saving is the median of the per-round ratios default/chosen (paired, bootstrap interval).

@@ -23,7 +23,7 @@ from greenforge.tune.cpu import (
 from greenforge.tune.output import _figure, plot_tradeoff, summary_lines, table_rows
 
 POWER = CorePower(power_w=10.0, low_w=8.0, high_w=12.0, source="test")
-CONFIG = ProtocolConfig(min_rounds=3, max_rounds=3)
+CONFIG = ProtocolConfig(min_rounds=3, max_rounds=3, busy_max_rounds=3)
 
 
 class Clocks:
@@ -193,7 +193,7 @@ def test_real_torch_serving_is_measured_with_the_process_attribution() -> None:
 
     result = cpu_grid(
         make, threads=[1], batch_sizes=[8, 64], idle_probe_s=0.0,
-        config=ProtocolConfig(min_rounds=2, max_rounds=2), repeat_steps=3,
+        config=ProtocolConfig(min_rounds=2, max_rounds=2, busy_max_rounds=2), repeat_steps=3,
     )  # fmt: skip
 
     assert result.method.startswith(("model:cpu-time", "rapl"))

@@ -34,7 +34,7 @@ def test_an_unreachable_target_is_infeasible_and_a_bad_one_refused(digits) -> No
 def test_tune_example_serving_measures_the_grid_and_the_default() -> None:
     result = tune_example(
         "digits", mode="serving", threads=[1], batch_sizes=[16, 64], default=Setting(1, 32),
-        idle_probe_s=0.0, config=ProtocolConfig(min_rounds=2, max_rounds=2), repeat_steps=2,
+        idle_probe_s=0.0, config=ProtocolConfig(min_rounds=2, max_rounds=2, busy_max_rounds=2), repeat_steps=2,
     )  # fmt: skip
 
     assert [c.setting.batch_size for c in result.costs] == [16, 64, 32]

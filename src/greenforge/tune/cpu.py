@@ -3,9 +3,9 @@
 
 Every setting (torch intra-op threads x batch size) of a small grid is measured with the forge's
 measurement protocol (:mod:`greenforge.forge.protocol`): this process's own CPU time x per-core
-power (or RAPL x its CPU share), all settings round-robin in the same rounds, a warm-up round
-discarded, the median per-repeat cost with a seeded bootstrap 95 % interval, widened when the
-machine is busy. What is compared:
+power (or RAPL x its CPU share), all settings in the same rounds, a warm-up round discarded,
+the protocol's estimate (:meth:`~greenforge.forge.protocol.WorkloadCost.estimate`: the
+round-adjusted median with a seeded bootstrap 95 % interval), widened when the machine is busy. What is compared:
 
 - **serving**: energy and wall time per 1,000 samples predicted;
 - **training**: energy and wall time *to solution*: the per-sample cost x the samples the
