@@ -15,6 +15,8 @@ Outputs ``src/greenforge/schedule/data/forecaster.npz`` and ``forecaster.json``.
 the same data gives the same files (closed-form ridge solves, fixed zip timestamps).
 
 Run: ``python scripts/build_forecaster.py [--data ../shared/data] [--out DIR] [--zones GB,DE]``.
+``--validate --out DIR`` trains on 2021 only and replays 2022: the validation that chose to
+offer the ``ensemble``, without looking at 2023.
 """
 
 from __future__ import annotations
@@ -80,20 +82,27 @@ def standard_offset_s(zone: str) -> float:
     return float(profile_info(zone)["standard_offset_h"]) * 3600.0
 
 
-def build_zone(data: Path, zone: str, leads: int = MAX_HORIZON) -> ZoneModel:
+def build_zone(
+    data: Path,
+    zone: str,
+    leads: int = MAX_HORIZON,
+    train_years: tuple[int, ...] = TRAIN_YEARS,
+) -> ZoneModel:
     """Returns the zone's model (its first ``leads`` leads) fitted on the training years only."""
-    series = load_zone(data, zone, TRAIN_YEARS)
+    series = load_zone(data, zone, train_years)
     return fit_zone(
         zone,
         series.times_s,
         series.values_g_per_kwh,
         standard_offset_s(zone),
-        train_end_s=year_start_s(TRAIN_YEARS[-1] + 1),
+        train_end_s=year_start_s(train_years[-1] + 1),
         leads=leads,
     )
 
 
-def heldout_scores(data: Path, zones: list[str], out: Path) -> dict[str, dict[str, float]]:
+def heldout_scores(
+    data: Path, zones: list[str], out: Path, heldout_year: int = HELDOUT_YEAR
+) -> dict[str, dict[str, float]]:
     """Captured share of the oracle saving on the held-out year, per zone and forecaster,
     with the models as written in ``out`` (float32, as shipped)."""
     models = read_models(
@@ -105,8 +114,8 @@ def heldout_scores(data: Path, zones: list[str], out: Path) -> dict[str, dict[st
         Blend(),
         DayProfile(),
     ]
-    series = {z: load_zone(data, z, (HELDOUT_YEAR - 1, HELDOUT_YEAR)) for z in zones}
-    result = backtest(series, forecasters, [SHAPE], start_s=year_start_s(HELDOUT_YEAR))
+    series = {z: load_zone(data, z, (heldout_year - 1, heldout_year)) for z in zones}
+    result = backtest(series, forecasters, [SHAPE], start_s=year_start_s(heldout_year))
     scores: dict[str, dict[str, float]] = {}
     for r in result.results:
         scores.setdefault(r.zone, {})[r.forecaster] = round(float(r.captured or 0.0), 6)
@@ -120,25 +129,31 @@ def choose(scores: dict[str, float]) -> str:
     return best if scores[best] > scores["blend"] else "blend"
 
 
-def build(data: Path, out: Path, zones: list[str] | None = None) -> dict[str, Any]:
+def build(
+    data: Path,
+    out: Path,
+    zones: list[str] | None = None,
+    train_years: tuple[int, ...] = TRAIN_YEARS,
+    heldout_year: int = HELDOUT_YEAR,
+) -> dict[str, Any]:
     """Fit, evaluate on the held-out year, choose per zone and write the model files."""
     zones = zones or zones_in(data)
     unknown = [z for z in zones if not has_profile(z)]
     if unknown:
         raise SystemExit(f"no embedded profile (standard-time offset) for {unknown}.")
-    models = [build_zone(data, z) for z in zones]
+    models = [build_zone(data, z, train_years=train_years) for z in zones]
     meta: dict[str, Any] = {
         "feature_version": FEATURE_VERSION,
         "history_steps": HISTORY_STEPS,
         "max_horizon": MAX_HORIZON,
         "quantiles": list(QUANTILES),
-        "train_years": list(TRAIN_YEARS),
-        "train_start_s": year_start_s(TRAIN_YEARS[0]),
-        "train_end_s": year_start_s(TRAIN_YEARS[-1] + 1),
-        "heldout_year": HELDOUT_YEAR,
+        "train_years": list(train_years),
+        "train_start_s": year_start_s(train_years[0]),
+        "train_end_s": year_start_s(train_years[-1] + 1),
+        "heldout_year": heldout_year,
         "selection_rule": (
             f"per zone, whichever of {', '.join(CHOICES)} captured the largest share of the "
-            f"oracle saving on {HELDOUT_YEAR} (history from {HELDOUT_YEAR - 1}; "
+            f"oracle saving on {heldout_year} (history from {heldout_year - 1}; "
             f"{SHAPE.job_hours:g} h job, {SHAPE.slack_hours:g} h slack, uninterruptible, plan "
             "at arrival); blend unless another is strictly better"
         ),
@@ -148,7 +163,7 @@ def build(data: Path, out: Path, zones: list[str] | None = None) -> dict[str, An
     }
     out.mkdir(parents=True, exist_ok=True)
     save_models(out, models, meta)
-    scores = heldout_scores(data, zones, out)
+    scores = heldout_scores(data, zones, out, heldout_year)
     meta["heldout_captured"] = scores
     meta["selection"] = {z: choose(scores[z]) for z in zones}
     save_models(out, models, meta)
@@ -160,9 +175,19 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO / ".." / "shared" / "data")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--zones", default="", help="comma-separated subset (default: all)")
+    parser.add_argument(
+        "--validate",
+        action="store_true",
+        help="train on 2021 and replay 2022 instead (how the ensemble was chosen); needs --out",
+    )
     args = parser.parse_args()
     zones = [z for z in args.zones.split(",") if z] or None
-    meta = build(args.data, args.out, zones)
+    if args.validate:
+        if args.out == OUT:
+            raise SystemExit("--validate writes a model trained on 2021 only: give --out DIR.")
+        meta = build(args.data, args.out, zones, train_years=(2021,), heldout_year=2022)
+    else:
+        meta = build(args.data, args.out, zones)
     for zone, choice in meta["selection"].items():
         s = meta["heldout_captured"][zone]
         print(
@@ -170,6 +195,9 @@ def main() -> None:
             f"{100 * s['ensemble']:5.1f} %  blend {100 * s['blend']:5.1f} %  "
             f"profile-7d {100 * s['profile-7d']:5.1f} %  -> {choice}"
         )
+    scores = meta["heldout_captured"].values()
+    means = {n: sum(s[n] for s in scores) / len(scores) for n in ("learned", "ensemble", "blend")}
+    print("mean " + "  ".join(f"{n} {100 * v:.1f} %" for n, v in means.items()))
     print(f"wrote {args.out / 'forecaster.npz'} and {args.out / 'forecaster.json'}")
 
 
