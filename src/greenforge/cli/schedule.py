@@ -14,34 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from greenforge.cli.planning import (
-    CheckpointEnergyOpt,
-    CheckpointOverheadOpt,
-    CompareOpt,
-    DeadlineOpt,
-    DurationOpt,
-    EarliestOpt,
-    FileOpt,
-    ForecastOpt,
-    InterruptibleOpt,
-    JsonOpt,
-    MigrationCostOpt,
-    MigrationEnergyOpt,
-    MinChunkOpt,
-    NameOpt,
-    PlanArgs,
-    PowerOpt,
-    PowerProfileOpt,
-    ProfileStepOpt,
-    PueOpt,
-    QuantileOpt,
-    StartOpt,
-    ZoneOpt,
-    floats,
-    print_plan,
-    print_plan_json,
-    split,
-)
+from greenforge.cli import planning as opts
+from greenforge.cli.planning import PlanArgs, floats, print_plan, print_plan_json, split
 from greenforge.errors import ConfigError
 
 _console = Console()
@@ -52,27 +26,27 @@ def _iso(t_s: float) -> str:
 
 
 def plan_command(
-    zone: ZoneOpt = None,
-    duration: DurationOpt = ...,  # type: ignore[assignment]
-    deadline: DeadlineOpt = None,
-    earliest: EarliestOpt = None,
-    start: StartOpt = None,
-    interruptible: InterruptibleOpt = False,
-    checkpoint_overhead: CheckpointOverheadOpt = "0s",
-    checkpoint_energy_j: CheckpointEnergyOpt = 0.0,
-    min_chunk: MinChunkOpt = "0s",
-    migration_cost: MigrationCostOpt = "0s",
-    migration_energy_j: MigrationEnergyOpt = 0.0,
-    power: PowerOpt = None,
-    power_profile: PowerProfileOpt = None,
-    profile_step: ProfileStepOpt = "1h",
-    file: FileOpt = None,
-    forecast: ForecastOpt = None,
-    quantile: QuantileOpt = None,
-    compare: CompareOpt = None,
-    pue: PueOpt = None,
-    name: NameOpt = None,
-    as_json: JsonOpt = False,
+    zone: opts.ZoneOpt = None,
+    duration: opts.DurationOpt = ...,  # type: ignore[assignment]
+    deadline: opts.DeadlineOpt = None,
+    earliest: opts.EarliestOpt = None,
+    start: opts.StartOpt = None,
+    interruptible: opts.InterruptibleOpt = False,
+    checkpoint_overhead: opts.CheckpointOverheadOpt = "0s",
+    checkpoint_energy_j: opts.CheckpointEnergyOpt = 0.0,
+    min_chunk: opts.MinChunkOpt = "0s",
+    migration_cost: opts.MigrationCostOpt = "0s",
+    migration_energy_j: opts.MigrationEnergyOpt = 0.0,
+    power: opts.PowerOpt = None,
+    power_profile: opts.PowerProfileOpt = None,
+    profile_step: opts.ProfileStepOpt = "1h",
+    file: opts.FileOpt = None,
+    forecast: opts.ForecastOpt = None,
+    quantile: opts.QuantileOpt = None,
+    compare: opts.CompareOpt = None,
+    pue: opts.PueOpt = None,
+    name: opts.NameOpt = None,
+    as_json: opts.JsonOpt = False,
 ) -> None:
     """Plan a job: the cleanest time (and zone) to run it before its deadline."""
     from greenforge.config import load_settings
