@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60.0, help="CPU seconds measuring")
     args = parser.parse_args()
 
-    console = Console()
+    console = Console(width=120)
     started = time.time()
     task = load_task(args.example)
     default = Setting(int(torch.get_num_threads()), 64)
