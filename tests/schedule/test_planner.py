@@ -446,3 +446,19 @@ def test_a_shifted_plan_says_how_long_it_waits_and_what_it_saves() -> None:
     plan = plan_job(job, {"AA": series(values)})
     assert plan.reason.startswith("starts after 6 h: ")
     assert "75.0 % less" in plan.reason
+
+
+def test_a_chunked_plan_may_use_the_rest_of_the_current_hour() -> None:
+    values = [10.0, 500.0, 500.0, 10.0, 300.0, 300.0]
+    job = Job(
+        duration_s=1.5 * H,
+        earliest_start_s=T0 + 0.5 * H,  # half-way through a clean hour
+        deadline_s=T0 + 5.5 * H,  # half-way through the last one
+        zones=("AA",),
+        interruptible=True,
+        power_w=1000.0,
+    )
+    plan = plan_job(job, {"AA": series(values)})
+    assert [(s.start_s - T0) / H for s in plan.slots] == [0.5, 3.0]
+    assert plan.expected_co2e_g == pytest.approx(0.5 * 10 + 1.0 * 10)
+    assert plan.end_s <= job.deadline_s

@@ -402,14 +402,15 @@ def _unit_powers(job: Job, r: float, k_need: int) -> FloatArray:
 
 @dataclasses.dataclass(frozen=True)
 class _Grid:
-    """The DP's grid: whole forecast steps in time, ``m`` units of progress per step.
+    """The DP's grid: forecast steps in time, ``ms[t]`` units of progress in step ``t``.
 
-    Time moves in forecast steps (the intensity is constant inside one), progress in units of
+    Time moves in forecast steps (the intensity is constant inside one; the first and last
+    may be partial, from the earliest start and up to the deadline), progress in units of
     ``r`` seconds, so overheads shorter than a step count exactly while the Python loop runs
     once per forecast step, not once per minute.
     """
 
-    m: int
+    ms: npt.NDArray[np.int64]
     k_need: int
     lmin: int
     over: int
@@ -424,7 +425,8 @@ class _Grid:
     cum_pw: FloatArray
     """Power (W) summed over progress units ``[0, k)``, for ``k = 0 .. k_need``."""
     step_pw: FloatArray
-    """``step_pw[k]``: power summed over the units a step runs from progress ``k`` (capped)."""
+    """``step_pw[t, k]``: power summed over the units step ``t`` runs from progress ``k``
+    (capped at the job's end)."""
 
 
 _Move = tuple[int, str]
@@ -441,28 +443,34 @@ def _dp_grid(
     m = max(round(step_s / _resolution(job, step_s, len(zones))), 1)
     r = step_s / m
     phase = float(series[zones[0]].times_s[0])
-    first = phase + math.ceil((job.earliest_start_s - phase) / step_s - 1e-9) * step_s
-    n_steps = math.floor((job.deadline_s - first) / step_s + 1e-9)
+    first = phase + math.ceil((job.earliest_start_s - phase) / r - 1e-9) * r
+    last = phase + math.floor((job.deadline_s - phase) / r + 1e-9) * r
+    inner = phase + math.ceil((first - phase) / step_s + 1e-9) * step_s  # next step boundary
+    bounds = [first, *np.arange(inner, last - r / 2, step_s).tolist(), last]
+    edges: FloatArray = np.asarray(bounds, dtype=np.float64)
+    ms = np.round(np.diff(edges) / r).astype(np.int64)
+    keep = np.concatenate(([True], ms > 0))
+    edges, ms = edges[keep], ms[ms > 0]
     k_need = _ceil_units(job.duration_s, r)
-    if n_steps <= 0 or k_need <= 0 or n_steps * m < k_need:
+    if ms.size == 0 or k_need <= 0 or int(ms.sum()) < k_need:
         return None
-    edges: FloatArray = first + step_s * np.arange(n_steps + 1, dtype=np.float64)
     integral = np.stack([curves[z].integral(edges[:-1], edges[1:]) for z in zones]).T
-    mean_g_per_kwh = integral / step_s
+    mean_g_per_kwh = integral / np.diff(edges)[:, None]
     cum_pw = np.concatenate(([0.0], np.cumsum(_unit_powers(job, r, k_need))))
     ks = np.arange(k_need)
+    step_pw = cum_pw[np.minimum(ks[None, :] + ms[:, None], k_need)] - cum_pw[ks][None, :]
     return _Grid(
-        m=m,
+        ms=ms,
         k_need=k_need,
         lmin=min(max(1, _ceil_units(job.min_chunk_s, r)), k_need),
         over=_ceil_units(job.checkpoint_overhead_s, r),
         mig=_ceil_units(job.migration_cost_s, r),
         edges=edges,
-        cost=integral / m / J_PER_KWH,
+        cost=integral / ms[:, None] / J_PER_KWH,
         lump_c=job.checkpoint_overhead_j * mean_g_per_kwh / J_PER_KWH,
         lump_m=(job.checkpoint_overhead_j + job.migration_cost_j) * mean_g_per_kwh / J_PER_KWH,
         cum_pw=cum_pw,
-        step_pw=np.asarray(cum_pw[np.minimum(ks + m, k_need)] - cum_pw[ks], dtype=np.float64),
+        step_pw=np.asarray(step_pw, dtype=np.float64),
     )
 
 
@@ -520,22 +528,23 @@ def _dp_plan(
     if g is None:
         return None
     n_steps, n_z = g.cost.shape
-    k_need, m, lmin = g.k_need, g.m, g.lmin
+    k_need, lmin = g.k_need, g.lmin
     inf = np.inf
     run_hist = np.full((n_steps + 1, n_z, k_need, lmin + 1), inf)  # ran during step t - 1
     idle_hist = np.full((n_steps + 1, n_z, k_need), inf)  # paused during step t - 1
     fin_hist = np.full((n_steps, n_z), inf)  # the job finished inside step t
     moves = _moves(job, g, n_z)
-    n_go = k_need - m  # a step from progress k < n_go does not finish the job
-    lm = min(m, lmin)
-    k_fin = np.arange(max(n_go, 0), k_need)  # a step from these finishes it
     ll = np.arange(lmin + 1)
-    ok_run = (ll[None, :] >= 1) & (ll[None, :] + (k_need - k_fin)[:, None] >= lmin)
-    ok_start = (k_need - k_fin) >= lmin  # the last chunk is long enough
     for t in range(n_steps):
+        m = int(g.ms[t])
+        n_go = k_need - m  # a step from progress k < n_go does not finish the job
+        lm = min(m, lmin)
+        k_fin = np.arange(max(n_go, 0), k_need)  # a step from these finishes it
+        ok_run = (ll[None, :] >= 1) & (ll[None, :] + (k_need - k_fin)[:, None] >= lmin)
+        ok_start = (k_need - k_fin) >= lmin  # the last chunk is long enough
         run = run_hist[t]
         new = run_hist[t + 1]
-        ck = g.cost[t][:, None] * g.step_pw[None, :]  # (zone, k): one step from progress k
+        ck = g.cost[t][:, None] * g.step_pw[t][None, :]  # (zone, k): one step from progress k
         paused = idle_hist[t + 1]
         np.minimum(idle_hist[t], run[:, :, lmin], out=paused)
         paused[:, 0] = inf
@@ -577,7 +586,7 @@ def _close(a: float, b: float) -> bool:
 
 def _step_cost(g: _Grid, t: int, z: int, k: int) -> float:
     """Cost of one step in zone ``z`` from progress ``k`` (the units it runs, capped)."""
-    return float(g.cost[t, z] * g.step_pw[k])
+    return float(g.cost[t, z] * g.step_pw[t, k])
 
 
 def _backtrack(
@@ -591,12 +600,14 @@ def _backtrack(
 ) -> list[tuple[int, int, int]]:
     """Recover the chunks ``(zone, first step, end step)`` of the optimal DP path by matching
     the stored costs against each possible predecessor (walking back from the finish)."""
-    k_need, m, lmin = g.k_need, g.m, g.lmin
+    k_need, lmin = g.k_need, g.lmin
     chunks: list[tuple[int, int, int]] = []
     chunk_end = t_end + 1
     state: tuple[str, int, int, int, float] | None = None  # (kind, t, zone, progress, value)
     t, z = t_end, zone
-    for k in range(max(k_need - m, 0), k_need):  # the finishing step: a chunk under way ...
+    for k in range(
+        max(k_need - int(g.ms[t]), 0), k_need
+    ):  # the finishing step: a chunk under way ...
         c = _step_cost(g, t, z, k)
         for ll in range(1, lmin + 1):
             if k >= 1 and ll + k_need - k >= lmin and _close(done, run_hist[t, z, k, ll] + c):
@@ -615,6 +626,7 @@ def _backtrack(
         state = None
         if kind == "run":  # ran during step t - 1, now at progress k with chunk length ll
             k, ll = divmod(key, lmin + 1)
+            m = int(g.ms[t - 1])
             prev_k = k - m
             c = _step_cost(g, t - 1, z, prev_k)
             if prev_k >= 1:
