@@ -146,6 +146,17 @@ def test_overlapping_intervals_are_called_within_uncertainty() -> None:
             assert "favour the edge" in text
 
 
+def test_a_dedicated_device_busy_for_more_than_a_day_counts_as_several() -> None:
+    n = 1_000_000_000  # 2e-4 s each: 200,000 s of work a day
+    result = run(n)
+
+    assert result.edge.share.central == 3  # ceil(200000 / 86400)
+    assert result.edge.device_energy_j.central == pytest.approx(
+        n * FLOPS / (UTIL * 10e9) * 4.0 + 3 * 2.0 * 86400
+    )
+    assert "devices needed" in result.edge.share_basis
+
+
 def test_break_even_is_none_when_one_side_is_cheaper_at_every_volume() -> None:
     shared_edge = dataclasses.replace(EDGE, share="time")
     result = run(

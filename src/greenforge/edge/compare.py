@@ -103,7 +103,8 @@ class Side:
     site: Site
     estimate: DeviceEstimate
     share: Bound
-    """Embodied share of the device (1 = dedicated; else the busy fraction of the day)."""
+    """Embodied share: dedicated devices, how many are needed (busy time / 1 day, at least 1);
+    shared devices, the busy fraction of the day."""
     share_basis: str
     dedicated: bool
     """A dedicated device: its idle power and whole embodied share are charged per day."""
@@ -208,9 +209,22 @@ def side(
     dedicated = profile.share == "dedicated"
     energy = _scale(estimate.energy_j, n, "predictions x energy per inference")
     if dedicated:
-        energy = _add(energy, _scale(profile.idle_w, S_PER_DAY), source="idle all day + busy")
-        share = Bound(1.0, 1.0, 1.0, "dedicated device")
-        share_basis = "dedicated: the device serves only this model (idle power and embodied)"
+        # a device has one day of busy time per day: more predictions need more devices
+        count = Bound(
+            max(1.0, math.ceil(busy_s.low / S_PER_DAY)),
+            max(1.0, math.ceil(busy_s.central / S_PER_DAY)),
+            max(1.0, math.ceil(busy_s.high / S_PER_DAY)),
+            "devices needed: busy time / 1 day, rounded up",
+        )
+        idle = _mul(_scale(profile.idle_w, S_PER_DAY), count, "idle all day x devices")
+        energy = _add(energy, idle, source="idle all day + busy")
+        share = count
+        share_basis = (
+            "dedicated: the device serves only this model (idle power and embodied)"
+            if count.high <= 1.0
+            else f"dedicated: {count.low:g}-{count.high:g} devices needed for the volume "
+            "(idle power and embodied of each)"
+        )
     else:
         share = Bound(
             min(busy_s.low / S_PER_DAY, 1.0),
@@ -291,7 +305,7 @@ def break_even(edge: Side, cloud: Side, predictions_per_day: int) -> float | Non
         k = s.site.pue * s.site.intensity_g_per_kwh / J_PER_KWH
         variable = per_pred_j * k + s.network_g.central / n
         fixed = s.operational_g.central - per_pred_j * n * k
-        if s.dedicated:
+        if s.dedicated:  # (linear only while one device suffices)
             fixed += s.embodied_g.central
         else:
             variable += s.embodied_g.central / n
