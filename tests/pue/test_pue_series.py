@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from greenforge.errors import ConfigError, DataError, UnknownNameError
 from greenforge.grid.series import IntensitySeries
@@ -148,3 +150,25 @@ def test_energy_weighted_pue_of_a_run() -> None:
 def test_series_refuses_implausible_values() -> None:
     with pytest.raises(DataError, match="has PUE 4:"):
         PueSeries(np.array([T0]), np.array([4.0]), 3600.0, "x", "file")
+
+
+@given(
+    st.lists(st.floats(1.0, 3.0), min_size=1, max_size=30),
+    st.floats(-5000.0, 120_000.0),
+    st.floats(0.0, 50_000.0),
+)
+def test_mean_lies_within_the_values_and_equals_a_fine_riemann_sum(
+    values: list[float], start_offset_s: float, width_s: float
+) -> None:
+    times = T0 + 3600.0 * np.arange(len(values))
+    pue = PueSeries(times, np.array(values), 3600.0, "prop", "file")
+    a = T0 + start_offset_s
+
+    m = float(pue.mean([a], [a + width_s])[0])
+
+    assert min(values) - 1e-9 <= m <= max(values) + 1e-9
+    if width_s > 1.0:
+        grid = a + (np.arange(4000) + 0.5) * width_s / 4000
+        # each jump inside the range moves a midpoint sum by at most jump / 4000
+        tolerance = len(values) * (max(values) - min(values)) / 4000 + 1e-9
+        assert m == pytest.approx(float(pue.over(grid).mean()), abs=tolerance)
