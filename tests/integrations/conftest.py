@@ -18,6 +18,8 @@ import httpx
 import numpy as np
 import pytest
 
+os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 on the installed CPU torch, not TF
+
 SERVER_START_S = 240.0
 """`mlflow server` imports a lot: ~15 s on an idle 2-core box, a minute beside other work."""
 

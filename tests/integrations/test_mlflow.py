@@ -192,3 +192,23 @@ def test_forge_mlflow_logs_each_candidate_as_a_nested_run(
     files = {a.path for a in c.list_artifacts(chosen.info.run_id, "model")}
     assert "model/model.safetensors" in files
     assert "model/README.md" in files
+
+
+def test_keras_callback_logs_each_epoch_to_the_active_mlflow_run(
+    mlflow_server: str, mlflow_experiment: str
+) -> None:
+    import mlflow
+
+    from greenforge.integrations.callbacks import ENERGY_METRIC, EnergyKerasCallback
+
+    from .keras_fit import fit, tracker_options
+
+    clock = ManualClock()
+    energy = EnergyKerasCallback(verbose=False, **tracker_options(clock))
+    with mlflow.start_run() as active:
+        fit(clock, energy)
+    assert energy.logged_to == {"mlflow"}
+    history = client(mlflow_server).get_metric_history(active.info.run_id, ENERGY_METRIC)
+    points = sorted((m.step, m.value) for m in history)
+    assert [step for step, _ in points] == [1, 2, 3]
+    assert [value for _, value in points] == pytest.approx([400.0, 400.0, 400.0])

@@ -113,3 +113,23 @@ def test_forge_wandb_logs_a_group_with_one_run_per_candidate(
     (model,) = [a for a in chosen.artifacts if a["type"] == "model"]
     assert "model.safetensors" in model["files"]
     assert "chosen" in model["aliases"]
+
+
+def test_keras_callback_logs_each_epoch_to_wandb_run(wandb_dir: Path) -> None:
+    import wandb
+
+    from greenforge.integrations.callbacks import ENERGY_METRIC, EnergyKerasCallback
+
+    from .keras_fit import fit, tracker_options
+
+    clock = ManualClock()
+    energy = EnergyKerasCallback(verbose=False, **tracker_options(clock))
+    user = wandb.init(name="keras-run")
+    try:
+        fit(clock, energy)
+    finally:
+        user.finish()
+    assert energy.logged_to == {"wandb"}
+    rows = [row for row in read_run(wandb_dir, user.id).history if ENERGY_METRIC in row]
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    assert [row[ENERGY_METRIC] for row in rows] == pytest.approx([400.0, 400.0, 400.0])

@@ -1,4 +1,4 @@
-"""Measurement callbacks for PyTorch Lightning and the Hugging Face ``Trainer``.
+"""Measurement callbacks for PyTorch Lightning, the Hugging Face ``Trainer`` and Keras 3.
 
 Each callback measures a training run with a :class:`~greenforge.tracker.Tracker`: one window
 per epoch (``epoch-1``, ``epoch-2`` ..., so ``greenforge runs show --per epoch`` counts them), a
@@ -10,8 +10,7 @@ logged through the trainer's own loggers (so into MLflow, W&B, CSV ... whichever
 A callback given no tracker starts one at train start (``Tracker(**tracker_options)``) and
 stops it at train end or on an exception; a tracker passed in is the caller's to start and
 stop. A measurement failure is a warning, never a failed training. The classes are created on
-first use, so this module imports neither ``lightning`` nor ``transformers`` by itself (Keras
-is not supported yet).
+first use, so this module imports none of ``lightning``, ``transformers`` or ``keras`` by itself.
 
 Lightning::
 
@@ -28,6 +27,19 @@ Hugging Face (``attach`` lets the epoch figures reach the trainer's ``report_to`
     energy = EnergyTrainerCallback(zone="DE")
     trainer = energy.attach(Trainer(model, args, train_dataset=ds))
     trainer.train()
+
+Keras 3 (any backend; ``KERAS_BACKEND=torch`` runs on the CPU torch wheel). Keras has no logger
+objects, so the epoch figures go into the epoch's ``logs`` (``History``, ``CSVLogger`` and any
+callback after this one see them) and, when the training already logs there, into the active
+MLflow run (``mlflow.active_run()``) and the W&B run (``wandb.run``) at step = epoch::
+
+    from greenforge.integrations.callbacks import EnergyKerasCallback
+
+    energy = EnergyKerasCallback(zone="DE", budget=Budget(co2e_g=500.0))
+    model.fit(x, y, epochs=10, callbacks=[energy])
+
+Keras calls no callback when ``fit`` raises: an owned tracker is then stopped as ``failed`` by
+``energy.close("failed")`` (or ``with energy: model.fit(...)``).
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ import logging
 import math
 import sys
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from greenforge.errors import BudgetExceededError, MissingExtraError
@@ -280,11 +293,130 @@ def _trainer_callback_class() -> type:
     return EnergyTrainerCallback
 
 
+KERAS_TARGETS = ("mlflow", "wandb")
+"""Trackers the Keras callback logs the epoch figures to directly, when the training uses them."""
+
+
+def active_trackers(names: Sequence[str] = KERAS_TARGETS) -> dict[str, Any]:
+    """Returns the experiment-tracker runs the training already logs to, by name: the active
+    MLflow run's module (``mlflow``) and ``wandb.run`` (``wandb``). A library the program has
+    not imported has no run, so nothing is imported here."""
+    found: dict[str, Any] = {}
+    mlflow = sys.modules.get("mlflow") if "mlflow" in names else None
+    active_run = getattr(mlflow, "active_run", None)
+    if active_run is not None and active_run() is not None:
+        found["mlflow"] = mlflow
+    wandb = sys.modules.get("wandb") if "wandb" in names else None
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        found["wandb"] = wandb.run
+    return found
+
+
+def log_epoch_to_trackers(
+    meter: EpochMeter, metrics: Mapping[str, float], epoch: int, names: Sequence[str]
+) -> list[str]:
+    """Logs one epoch's figures (J, g) at step ``epoch`` to the active MLflow run and W&B run
+    among ``names``; returns the trackers logged to (a failure is a warning)."""
+    done: list[str] = []
+    if not metrics:
+        return done
+    for name, target in active_trackers(names).items():
+        try:
+            if name == "mlflow":
+                target.log_metrics(dict(metrics), step=epoch)
+            else:
+                target.log({**metrics, "epoch": epoch})
+        except Exception as exc:
+            meter._warn(f"epoch {epoch} figures not logged to {name}: {exc}")
+        else:
+            done.append(name)
+    return done
+
+
+def _keras_callback_class() -> type:
+    try:
+        import keras
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or "keras"
+        if missing != "keras":  # keras is there, its backend is not
+            from greenforge.errors import ConfigError
+
+            raise ConfigError(
+                f"Keras is installed but its backend is not ({missing!r} cannot be imported): "
+                "set KERAS_BACKEND=torch (before keras is first imported) to run it on torch, "
+                f"or install {missing}."
+            ) from None
+        raise MissingExtraError("keras", "keras", "the Keras energy callback") from None
+
+    class EnergyKerasCallback(_MeteredCallback, keras.callbacks.Callback):  # type: ignore[misc]
+        """Measure each epoch of ``model.fit``; stop it when the budget is exceeded.
+
+        ``log_to`` names the trackers the epoch figures go to when the training uses them
+        (default ``("mlflow", "wandb")``; ``()`` only the Keras ``logs``, e.g. beside
+        ``mlflow.keras.autolog``, which logs those already).
+        """
+
+        def __init__(
+            self,
+            tracker: Tracker | None = None,
+            *,
+            verbose: bool = True,
+            log_to: Sequence[str] = KERAS_TARGETS,
+            **tracker_options: Any,
+        ) -> None:
+            super().__init__()
+            unknown = [n for n in log_to if n not in KERAS_TARGETS]
+            if unknown:
+                from greenforge.errors import ConfigError
+
+                raise ConfigError(
+                    f"unknown tracker {unknown[0]!r} in log_to: use any of "
+                    f"{', '.join(KERAS_TARGETS)}, or () for the Keras logs only."
+                )
+            self.meter = EpochMeter(tracker, verbose=verbose, **tracker_options)
+            self.log_to = tuple(log_to)
+            self.logged_to: set[str] = set()
+            """The trackers the epoch figures went to so far."""
+
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+            epochs = self.params.get("epochs") if isinstance(self.params, dict) else None
+            self.meter.train_start(epochs if isinstance(epochs, int) else None)
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.meter.epoch_start(int(epoch) + 1)
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            metrics, over = self.meter.epoch_end()
+            if logs is not None:
+                logs.update(metrics)
+            self.logged_to.update(
+                log_epoch_to_trackers(self.meter, metrics, int(epoch) + 1, self.log_to)
+            )
+            if over:
+                self.model.stop_training = True
+
+        def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+            self.meter.train_end("completed")
+
+        def close(self, status: RunStatus = "failed") -> None:
+            """Stop an owned tracker that ``fit`` left running (it raised); idempotent."""
+            self.meter.train_end(status)
+
+        def __enter__(self) -> EnergyKerasCallback:
+            return self
+
+        def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+            self.close("completed" if exc_type is None else "failed")
+
+    return EnergyKerasCallback
+
+
 _LAZY = LazyClasses(
     __name__,
     {
         "EnergyTrainerCallback": _trainer_callback_class,
         "EnergyLightningCallback": _lightning_callback_class,
+        "EnergyKerasCallback": _keras_callback_class,
     },
 )
 
