@@ -118,7 +118,11 @@ def test_time_constraint_and_default_are_in_the_table_and_json(tmp_path: Path) -
     doc = json.loads(json.dumps(result.to_dict()))
     assert doc["chosen"] == {"threads": 2, "batch_size": 64}
     assert doc["constraint"] == "time <= 1.1 x the fastest"
-    assert any("vs default" in line for line in summary_lines(result))
+    assert "the default setting is already the cheapest: keep it" in summary_lines(result)
+    other = grid(Clocks(), eta=1.0, default=Setting(2, 16))
+    assert any(
+        line.startswith("vs default (2 thread(s), batch 16)") for line in summary_lines(other)
+    )
 
 
 def test_plot_has_labelled_axes_with_units_and_is_a_png(tmp_path: Path) -> None:

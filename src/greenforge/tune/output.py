@@ -75,7 +75,9 @@ def summary_lines(result: TuneResult) -> list[str]:
         f"chosen: {best.threads} thread(s), batch {best.batch_size}",
     ]
     s = result.saving
-    if s is not None and result.default is not None:
+    if result.default is not None and result.default == result.chosen:
+        lines.append("the default setting is already the cheapest: keep it")
+    elif s is not None and result.default is not None:
         d = result.costs[result.default].setting
         lines.append(
             f"vs default ({d.threads} thread(s), batch {d.batch_size}): energy "
