@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from greenforge.config import load_settings
-from greenforge.integrations.experiments import RUN, WINDOW
+from greenforge.integrations.experiments import COMPONENT, RUN, WINDOW
 from greenforge.integrations.mlflow import CHOSEN_TAG, PARENT_RUN_TAG, log_run
 from greenforge.records import RunRecord
 from greenforge.report.sci import sci_for_forge
@@ -60,11 +60,13 @@ def test_track_logs_the_run_into_a_new_mlflow_run(
     metrics = run.data.metrics
     assert metrics[RUN + "energy_j"] == pytest.approx(record.energy_j)
     assert metrics[RUN + "energy_j"] == pytest.approx(2400.0)
-    assert metrics[RUN + "energy_j/cpu"] == pytest.approx(1800.0)
-    assert metrics[RUN + "energy_j/ram"] == pytest.approx(600.0)
+    assert metrics[COMPONENT + "cpu/energy_j"] == pytest.approx(1800.0)
+    assert metrics[COMPONENT + "ram/energy_j"] == pytest.approx(600.0)
     assert record.co2e_g is not None
     assert metrics[RUN + "co2e_g"] == pytest.approx(record.co2e_g)
-    assert metrics[RUN + "co2e_g/cpu"] + metrics[RUN + "co2e_g/ram"] == pytest.approx(record.co2e_g)
+    assert metrics[COMPONENT + "cpu/co2e_g"] + metrics[COMPONENT + "ram/co2e_g"] == pytest.approx(
+        record.co2e_g
+    )
     assert metrics[RUN + "co2e_low_g"] <= metrics[RUN + "co2e_g"] <= metrics[RUN + "co2e_high_g"]
     assert metrics[RUN + "intensity_g_per_kwh"] == pytest.approx(360.0)
     assert metrics[RUN + "sci_g"] == pytest.approx(record.co2e_g)  # M = 0, R = 1 run

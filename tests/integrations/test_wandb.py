@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from greenforge.config import load_settings
-from greenforge.integrations.experiments import RUN, WINDOW, WINDOW_INDEX
+from greenforge.integrations.experiments import COMPONENT, RUN, WINDOW, WINDOW_INDEX
 from greenforge.integrations.wandb import log_run
 from greenforge.report.sci import sci_for_forge
 from greenforge.testing import FakeMeter, ManualClock, StaticIntensity
@@ -56,7 +56,7 @@ def test_track_logs_the_run_into_a_new_offline_wandb_run(wandb_dir: Path) -> Non
     assert "greenforge" in run.tags
     assert run.exit_code == 0
     assert run.summary[RUN + "energy_j"] == pytest.approx(2400.0)
-    assert run.summary[RUN + "energy_j/cpu"] == pytest.approx(1800.0)
+    assert run.summary[COMPONENT + "cpu/energy_j"] == pytest.approx(1800.0)
     assert record.co2e_g is not None
     assert run.summary[RUN + "co2e_g"] == pytest.approx(record.co2e_g)
     rows = [row for row in run.history if WINDOW_INDEX in row]

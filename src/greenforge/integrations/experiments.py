@@ -4,8 +4,9 @@ One place decides the metric and parameter names and values, so MLflow and W&B s
 figures under the same names:
 
 - a tracked run (:func:`run_figures`): totals as metrics under ``greenforge/run/...`` (energy
-  with low/high, per component, operational CO2e with low/high and per component, embodied
-  CO2e apart, mean intensity, PUE, SCI per run, the prediction), one step per top-level window
+  with low/high, operational CO2e with low/high, embodied CO2e apart, mean intensity, PUE, SCI
+  per run, the prediction) and ``greenforge/component/<name>/...`` (energy with low/high and
+  CO2e per component), one step per top-level window
   under ``greenforge/window/...`` (step = N for ``epoch-N`` windows, else the window's
   position), and the provenance as ``greenforge.*`` parameters (method, attribution, intensity
   source, zone, PUE, bounds, SCI basis);
@@ -34,6 +35,9 @@ from greenforge.records import RunRecord
 from greenforge.units import J_PER_KWH
 
 RUN = "greenforge/run/"
+COMPONENT = "greenforge/component/"
+"""Per-component totals: ``greenforge/component/<name>/energy_j`` ... (a key never doubles as
+another key's folder, which MLflow's file store cannot hold)."""
 WINDOW = "greenforge/window/"
 WINDOW_INDEX = "greenforge/window/index"
 """The x axis of the window metrics (W&B ``define_metric`` step metric)."""
@@ -55,7 +59,7 @@ LIFETIME_BASIS = (
     "of the search, charged to the chosen model only"
 )
 _EPOCH = re.compile(r"epoch[\s_-]*(\d+)$", re.IGNORECASE)
-_SAFE_KEY = re.compile(r"[^A-Za-z0-9_\-./ ]")
+_SAFE_KEY = re.compile(r"[^A-Za-z0-9_\-.]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +78,7 @@ class RunFigures:
     """What a tracker integration logs for one run: totals, provenance and window steps."""
 
     metrics: dict[str, float]
-    """Run totals (J, kWh, g, g/kWh, s), finite values only."""
+    """Run and per-component totals (J, kWh, g, g/kWh, s), finite values only."""
     params: dict[str, str]
     """Provenance, ``greenforge.*`` keys, values cut to :data:`MAX_PARAM_CHARS`."""
     steps: tuple[WindowStep, ...]
@@ -151,11 +155,12 @@ def run_figures(record: RunRecord) -> RunFigures:
         "energy_kwh": record.energy_kwh,
         "duration_s": record.duration_s,
     }
+    per_component: dict[str, Any] = {}
     for c in record.components:
         key = metric_key(c.component)
-        m[f"energy_j/{key}"] = c.energy_j
-        m[f"energy_low_j/{key}"] = c.low_j
-        m[f"energy_high_j/{key}"] = c.high_j
+        per_component[f"{key}/energy_j"] = c.energy_j
+        per_component[f"{key}/energy_low_j"] = c.low_j
+        per_component[f"{key}/energy_high_j"] = c.high_j
     e = record.emissions
     params: dict[str, object] = {
         "run_id": record.id,
@@ -178,7 +183,7 @@ def run_figures(record: RunRecord) -> RunFigures:
             }
         )
         for c in record.components:
-            m[f"co2e_g/{metric_key(c.component)}"] = (
+            per_component[f"{metric_key(c.component)}/co2e_g"] = (
                 c.energy_j * e.pue * e.mean_intensity_g_per_kwh / J_PER_KWH
             )
         sci = sci_for_run(record, FunctionalUnit("run"))
@@ -214,6 +219,7 @@ def run_figures(record: RunRecord) -> RunFigures:
         )
         params["prediction"] = f"after {p.windows_seen} of {p.windows_total} windows"
     metrics = {RUN + k: v for k, v in _finite(m).items()}
+    metrics.update({COMPONENT + k: v for k, v in _finite(per_component).items()})
     return RunFigures(metrics, _params(params), window_steps(record))
 
 

@@ -2,8 +2,7 @@
 
 - :func:`log_run` logs a :class:`~greenforge.records.RunRecord` into an MLflow run (the
   active one, or one it starts and ends): totals as metrics (``greenforge/run/...``: energy
-  with low/high and per component, CO2e with low/high and per component, embodied apart, SCI
-  per run), one step per top-level window (``greenforge/window/...``, step N for ``epoch-N``),
+  and CO2e with low/high, embodied apart, SCI per run; ``greenforge/component/<name>/...``), one step per top-level window (``greenforge/window/...``, step N for ``epoch-N``),
   the provenance as ``greenforge.*`` params and tags (method, attribution, intensity source,
   zone, PUE, bounds) and the whole record as ``greenforge/run-<id>.json``.
 - ``track(..., mlflow=True)`` adds a :class:`MlflowExporter`: it joins the active MLflow run
