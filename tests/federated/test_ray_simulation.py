@@ -44,13 +44,14 @@ def test_ray_simulation_ledger_equals_client_records(tmp_path: Path) -> None:
         )
         strategy.start(grid, initial_arrays(), num_rounds=2)
         holder["ledger"] = ledger.ledger
-        holder["addresses"] = {n["NodeManagerAddress"] for n in ray.nodes()}
+        holder["addresses"] = {n["NodeManagerAddress"] for n in ray.nodes()}  # type: ignore[no-untyped-call]
 
     try:
         run_simulation(serve, app, len(ZONES), cpus=2)
     finally:
         ray.shutdown()
-    assert holder["addresses"] == {"127.0.0.1"}  # Flower used the loopback-only Ray GreenForge started
+    # Flower used the loopback-only Ray that GreenForge started
+    assert holder["addresses"] == {"127.0.0.1"}
 
     ledger = holder["ledger"]
     entries = ledger.clients("train")
