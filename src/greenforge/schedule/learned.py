@@ -469,7 +469,10 @@ class Auto:
             if zones:
                 parts.append(f"{choice} in {', '.join(zones)}")
         used = "; ".join(parts) if parts else "blend in every zone"
-        return f"per zone, the winner on the held-out year 2023: {used}; blend elsewhere"
+        return (
+            f"per zone, the winner on the held-out year 2023: {used}; blend elsewhere "
+            "(and for data that is not hourly or windows beyond 72 h)"
+        )
 
     def _models(self) -> LearnedModels:
         return self.models if self.models is not None else shipped_models()
