@@ -67,7 +67,8 @@ def test_energy_per_inference_is_measured_here_with_the_forge_protocol(
     assert bench.to_dict()["gemm_reference"]["flops"] == GEMM_FLOPS
     for m in bench.measurements:
         assert m.to_dict()["basis"] == "measured"
-        assert 0 < m.energy_low_j <= m.energy_j <= m.energy_high_j
+        assert 0 < m.energy_j <= m.energy_high_j
+        assert 0 <= m.energy_low_j <= m.energy_j  # a busy machine widens the low end to 0
         assert m.flops == 1234  # from the file's metadata
         assert m.utilisation is not None
         assert m.utilisation > 0
