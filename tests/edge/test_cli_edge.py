@@ -50,6 +50,26 @@ def test_edge_export_repeats_any_candidate_from_the_directory(
         assert Path(r["path"]).is_file()
 
 
+def test_a_plain_forge_directory_exports_its_chosen_model(
+    forge_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for name in ("forge.json", "model.safetensors", "model.json", "model.onnx"):
+        if (forge_dir / name).is_file():
+            shutil.copy(forge_dir / name, plain / name)
+    rows = forge_dir / "edge" / "check-inputs.npy"
+    chosen = json.loads((plain / "forge.json").read_text())["chosen"]
+
+    code = main(["edge", "export", str(plain), "--inputs", str(rows), "--json"])
+
+    assert code == 0
+    (report,) = json.loads(capsys.readouterr().out)["exports"]
+    assert report["candidate"] == chosen
+    assert report["check_inputs"] == "given (check-inputs.npy)"
+    assert read_metadata(plain / "edge" / f"{chosen}.onnx")["greenforge_candidate"] == chosen
+
+
 def test_a_directory_without_a_candidates_weights_says_how_to_get_them(
     forge_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
