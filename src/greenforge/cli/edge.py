@@ -69,8 +69,11 @@ def export_cmd(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
-    """Export forge candidates to ONNX, each checked against torch (max abs diff per kind's
-    tolerance), with metadata in the file."""
+    """Export forge candidates to ONNX, checked against torch, with metadata in the file.
+
+    Each export prints the largest absolute difference of the logits from torch and the
+    tolerance of its kind (fp32, bf16, int8-dynamic, int8-static); over it, nothing is written.
+    """
     try:
         from greenforge.edge.source import export_dir
     except ImportError as exc:
@@ -158,8 +161,11 @@ def bench_cmd(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
-    """Energy per inference: measured on this CPU (ONNX Runtime, forge protocol) and modelled
-    for device profiles."""
+    """Energy per inference: measured here (ONNX Runtime, forge protocol), modelled on devices.
+
+    Device figures are labelled model: and come from published power and throughput figures
+    (greenforge edge devices --json lists the sources), never from a measurement.
+    """
     from greenforge.config import load_settings
 
     try:
@@ -259,8 +265,11 @@ def compare_cmd(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
-    """Edge vs cloud CO2e per day for N predictions, with intervals and a recommendation that
-    says when the answer is within the uncertainty."""
+    """Edge vs cloud CO2e per day for N predictions, with intervals and a recommendation.
+
+    The recommendation names a side only when the intervals do not overlap; otherwise it says
+    the answer is within the uncertainty.
+    """
     from greenforge.config import load_settings
 
     try:
