@@ -93,9 +93,10 @@ def main() -> None:
         total = [1000 * s.co2e_total_g for s in sums]
         savings = [s.saving_vs_random for s in sums]
         ratios = [s.rounds_ratio for s in sums]
-        row = {
+        reached = [s.rounds_to_target for s in sums]
+        row: dict[str, object] = {
             "arm": arm,
-            "rounds_to_target": [s.rounds_to_target for s in sums],
+            "rounds_to_target": reached,
             "rounds_ratio": ratios,
             "co2e_to_target_mg": co2e,
             "saving_vs_random": savings,
@@ -106,14 +107,14 @@ def main() -> None:
         rows.append(row)
         table.add_row(
             arm,
-            " ".join("-" if n is None else str(n) for n in row["rounds_to_target"]),
+            " ".join("-" if n is None else str(n) for n in reached),
             " ".join("-" if r is None else f"{r:.2f}" for r in ratios),
             _spread(co2e),
             " ".join("-" if s is None else f"{100 * s:.0f}%" for s in savings),
             _spread(total),
             f"{row['participation_min']}-{row['participation_max']}",
         )
-    console = Console()
+    console = Console(width=160)
     console.print(table)
     floor = int(0.1 * args.rounds + 1e-9)
     console.print(

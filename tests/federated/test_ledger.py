@@ -164,3 +164,22 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
         Ledger.load(tmp_path / "x.json")
     with pytest.raises(ConfigError):
         CarbonLedger(FedAvg(), settings=load_settings(), save=False)  # no server zone anywhere
+
+
+def test_a_failed_measurement_never_fails_the_clients_work() -> None:
+    from tests.federated.apps import make_app as make
+
+    app = make(["XX-NOWHERE", "GB"])  # the first client's zone is unknown to every provider
+    strategy = CarbonLedger(
+        FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_available_nodes=2),
+        server_zone="GB",
+        clock=SimulatedClock(START_S),
+        save=False,
+    )
+    with pytest.warns(RuntimeWarning, match="not measured"):
+        result = strategy.start(InProcessGrid(app, 2), initial_arrays(), num_rounds=1)
+    assert result.train_metrics_clientapp  # training went on and was aggregated
+    by_client = {e.client: e for e in strategy.ledger.clients("train")}
+    assert "not measured" in by_client["client-0"].note
+    assert by_client["client-0"].energy_j == 0
+    assert by_client["client-1"].energy_j > 0

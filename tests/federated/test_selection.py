@@ -172,3 +172,34 @@ def test_selection_refuses_settings_it_cannot_honour() -> None:
     s = _selection("carbon", fairness=Fairness(min_share=0.5))
     with pytest.raises(ConfigError, match="lower min_share"):
         s.start(InProcessGrid(make_app(CLEAN_DIRTY), 8), initial_arrays(), num_rounds=1)
+
+
+def test_wall_clock_deferral_sleeps_until_the_chosen_slot() -> None:
+    now = [START_S + 12 * 3600]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    from greenforge.federated.clock import WallClock
+
+    clock = WallClock(time_fn=lambda: now[0], sleep=sleep)
+    s = CarbonAwareSelection(
+        CarbonLedger(
+            FedAvg(
+                fraction_train=1.0, fraction_evaluate=0.0, min_available_nodes=1, min_train_nodes=1
+            ),
+            server_zone="DE",
+            clock=clock,
+            save=False,
+        ),
+        clients_per_round=2,
+        fairness=Fairness(min_share=0.0, rule="none"),
+        slack_h=12,
+    )
+    s.start(InProcessGrid(make_app(["US-CAL-CISO"] * 3), 3), initial_arrays(), num_rounds=1)
+    plan = s.ledger.plans[0]
+    assert plan.deferred_s >= 3 * 3600
+    assert sum(slept) == pytest.approx(plan.deferred_s)
+    assert s.ledger.metadata["clock"] == "wall"

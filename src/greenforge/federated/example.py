@@ -62,6 +62,7 @@ class ExampleConfig:
     min_share: float = 0.1
     rule: str = "alpha"
     fairness_alpha: float = 1.0
+    blocklist_factor: float = 1.5
     slack_h: float = 6.0
     forecaster: str = "embedded-profile"
     start_s: float = 1678060800.0  # DEFAULT_START
@@ -331,7 +332,12 @@ def _strategy(cfg: ExampleConfig, arm: str, ledger: Ledger, settings: Settings |
         ledger_strategy,
         clients_per_round=k,
         policy="random" if arm == "fedavg-random" else "carbon",
-        fairness=Fairness(min_share=cfg.min_share, rule=cfg.rule, alpha=cfg.fairness_alpha),
+        fairness=Fairness(
+            min_share=cfg.min_share,
+            rule=cfg.rule,
+            alpha=cfg.fairness_alpha,
+            blocklist_factor=cfg.blocklist_factor,
+        ),
         slack_h=cfg.slack_h if arm == "carbon-aware+slack" else 0.0,
         forecaster=cfg.forecaster,
         seed=cfg.seed,

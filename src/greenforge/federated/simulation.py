@@ -53,7 +53,12 @@ def run_simulation(
         object_store_memory=OBJECT_STORE_BYTES,
         log_to_driver=False,
         logging_level=logging.WARNING,
-        runtime_env={"env_vars": {"PYTHONPATH": pythonpath}},
+        runtime_env={
+            "env_vars": {
+                "PYTHONPATH": pythonpath,
+                "FLWR_TELEMETRY_ENABLED": os.environ.get("FLWR_TELEMETRY_ENABLED", "0"),
+            }
+        },
     )
     server = ServerApp()
     failure: list[BaseException] = []

@@ -496,6 +496,7 @@ class CarbonAwareSelection(_Strategy):  # type: ignore[misc]
         seed: int = 0,
         min_clients: int | None = None,
         wait_s: float = 60.0,
+        reply_timeout_s: float = 3600.0,
     ) -> None:
         from greenforge.schedule.forecast import create_forecaster
 
@@ -538,6 +539,7 @@ class CarbonAwareSelection(_Strategy):  # type: ignore[misc]
         self.rng = np.random.default_rng(seed)
         self.min_clients = min_clients or clients_per_round
         self.wait_s = wait_s
+        self.reply_timeout_s = reply_timeout_s
         self.node_ids: list[int] = []
         self.labels: list[str] = []
         self.zones: list[str] = []
@@ -651,11 +653,13 @@ class CarbonAwareSelection(_Strategy):  # type: ignore[misc]
         labels: dict[int, str] = {n: f"node-{n}" for n in ids}
         zones: dict[int, str] = {n: z for n, z in self._known_zones.items() if n in labels}
         ask = [n for n in ids if n not in zones]
+        answered: set[int] = set()
         if ask:
             flwr = import_flwr()
             messages = [flwr.app.Message(flwr.app.RecordDict(), n, ZONE_QUERY) for n in ask]
-            for reply in grid.send_and_receive(messages, timeout=self.wait_s):
+            for reply in grid.send_and_receive(messages, timeout=self.reply_timeout_s):
                 n = int(reply.metadata.src_node_id)
+                answered.add(n)
                 info = None if reply.has_error() else reply.content.config_records.get(RECORD_KEY)
                 if info is None:
                     continue
@@ -663,10 +667,18 @@ class CarbonAwareSelection(_Strategy):  # type: ignore[misc]
                 labels[n] = str(info["client"])
         missing = [n for n in ids if n not in zones]
         if missing:
+            silent = [n for n in missing if n not in answered]
+            why = (
+                f"{len(silent)} gave no answer within {self.reply_timeout_s:.0f} s "
+                "(reply_timeout_s); "
+                if silent
+                else ""
+            )
             raise ConfigError(
-                f"{len(missing)} client(s) did not say their zone (nodes {missing[:5]}): build "
-                "their ClientApp with mods=[carbon_mod(zone=...)] and call "
-                "register_zone_query(app), or pass zones={node_id: zone}."
+                f"{len(missing)} client(s) did not say their zone (nodes {missing[:5]}; {why}"
+                f"{len(missing) - len(silent)} answered without it): build their ClientApp "
+                "with mods=[carbon_mod(zone=...)] and call register_zone_query(app), or pass "
+                "zones={node_id: zone}."
             )
         order = sorted(ids, key=lambda n: _natural(labels[n]))
         if self.policy == "carbon" and self.fairness.min_share * len(order) > self.k + 1e-9:
