@@ -299,6 +299,7 @@ def test_the_plot_is_drawn_from_the_result(forged: tuple[Any, Path], tmp_path: P
 def test_the_drawn_figure_keeps_legend_and_labels_clear(forged: tuple[Any, Path]) -> None:
     import numpy as np
     from matplotlib.collections import PathCollection
+    from matplotlib.text import Text
 
     result, _ = forged
     fig = draw_pareto(result)
@@ -309,11 +310,25 @@ def test_the_drawn_figure_keeps_legend_and_labels_clear(forged: tuple[Any, Path]
     legend = ax.get_legend()
     assert legend is not None
     assert not legend.get_window_extent(renderer=renderer).overlaps(area)  # outside the data
-    labels = [t.get_window_extent(renderer=renderer) for t in ax.texts]
+    # the text itself (an annotation's own extent also spans its leader's bounding rectangle)
+    fig.canvas.draw()  # annotations place their text on draw
+    labels = [Text.get_window_extent(t, renderer=renderer) for t in ax.texts]
     assert labels, "the chosen model and the baseline are labelled"
     for i, a in enumerate(labels):
         for b in labels[i + 1 :]:
             assert not a.overlaps(b)
+    for i, t in enumerate(ax.texts):  # no leader line runs through another label
+        patch = getattr(t, "arrow_patch", None)
+        if patch is None or not patch.get_visible():
+            continue
+        box = labels[i]
+        ax_, ay_ = (float(v) for v in ax.transData.transform(t.xy))  # type: ignore[attr-defined]
+        cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+        line = [(cx + k / 32 * (ax_ - cx), cy + k / 32 * (ay_ - cy)) for k in range(1, 32)]
+        for j, other in enumerate(labels):
+            if j != i:
+                hits = [other.contains(x, y) for x, y in line if not box.contains(x, y)]
+                assert not any(hits), f"the leader of {t.get_text()!r} crosses a label"
     assert "CO2e" in ax.get_ylabel()
     low, high = ax.get_ylim()
     ys = [  # the plotted points (scatter collections; error bars are LineCollections)

@@ -116,6 +116,19 @@ def _leader_crossings(
     return hits
 
 
+def _on_leaders(box: Box, leaders: Sequence[tuple[Box, tuple[float, float]]]) -> int:
+    """How many samples of already placed labels' leader lines (label centre to anchor) fall
+    inside ``box``: a label laid across another's leader hides which point that one names."""
+    hits = 0
+    for placed, (ax, ay) in leaders:
+        cx, cy = (placed.x0 + placed.x1) / 2, (placed.y0 + placed.y1) / 2
+        for k in range(1, LEADER_SAMPLES):
+            t = k / LEADER_SAMPLES
+            x, y = cx + t * (ax - cx), cy + t * (ay - cy)
+            hits += 1 if box.contains(x, y) and not placed.contains(x, y) else 0
+    return hits
+
+
 def place_labels(
     anchors: Sequence[tuple[float, float]],
     sizes: Sequence[tuple[float, float]],
@@ -132,6 +145,7 @@ def place_labels(
     leaving the bounds, then points, then a leader line that runs across another point or
     label, which would point the eye at the wrong candidate); ties go to the nearest spot. When
     no spot is free the least-overlapping one is kept (a crowded plot degrades gracefully).
+    A spot on an earlier label's leader line costs as much as a leader crossing a point.
     """
     if len(anchors) != len(sizes):
         raise ValueError(f"{len(anchors)} anchors but {len(sizes)} label sizes.")
@@ -143,6 +157,7 @@ def place_labels(
         for rank, spot in enumerate(_candidate_spots(anchors[i], sizes[i], gap)):
             box = _box_at(spot[0], spot[1], sizes[i])
             crossings = _leader_crossings(box, anchors[i], [*obstacles, *placed.values()], own)
+            crossings += _on_leaders(box, [(placed[j], anchors[j]) for j in placed])
             cost = (
                 100.0 * sum(box.overlap(b) for b in placed.values())
                 + 50.0 * box.outside(bounds)
