@@ -48,10 +48,16 @@ _LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "runs": ("run", "List, show and export stored runs."),
     "grid": ("grid", "Know the grid: carbon intensity of a zone, past, typical and forecast."),
-    "queue": ("queue", "The persistent queue of scheduled jobs: list, cancel, run."),
+    "queue": ("queue", "The persistent queue of scheduled jobs: add, list, cancel, run."),
+    "federated": (
+        "federated",
+        "Federated learning on Flower: compare FedAvg (random clients) with carbon-aware "
+        "selection, with and without slack, on a bundled example; or show a run's carbon ledger.",
+    ),
     "report": (
         "report",
-        "Write a self-contained HTML report of stored runs or of a forge directory.",
+        "Write a self-contained HTML report of stored runs, a forge directory, a back-test "
+        "result or a plan.",
     ),
     "recommend": (
         "recommend",
@@ -62,6 +68,11 @@ _LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "tune": (
         "tune",
         "Tune the knobs that cut energy: CPU threads and batch size, GPU power limits.",
+    ),
+    "edge": (
+        "edge",
+        "Edge AI: export forge candidates to ONNX, energy per inference here and modelled on "
+        "devices, and edge vs cloud serving CO2e.",
     ),
 }
 """Every command: the ``greenforge.cli`` module that registers it and the one-line help that
