@@ -83,6 +83,7 @@ def main() -> None:
         "CO2e to target mg, mean [min-max]",
         "saving vs random per seed",
         "CO2e all rounds mg",
+        "final acc % per seed",
         "participation min-max",
     ):
         table.add_column(col, justify="right")
@@ -101,6 +102,7 @@ def main() -> None:
             "co2e_to_target_mg": co2e,
             "saving_vs_random": savings,
             "co2e_all_rounds_mg": total,
+            "final_accuracy": [s.final_accuracy for s in sums],
             "participation_min": min(s.min_participation for s in sums),
             "participation_max": max(s.max_participation for s in sums),
         }
@@ -112,6 +114,7 @@ def main() -> None:
             _spread(co2e),
             " ".join("-" if s is None else f"{100 * s:.0f}%" for s in savings),
             _spread(total),
+            " ".join(f"{100 * s.final_accuracy:.1f}" for s in sums),
             f"{row['participation_min']}-{row['participation_max']}",
         )
     console = Console(width=160)

@@ -22,7 +22,7 @@ START_S = 1678060800.0  # 2023-03-06T00:00Z
 CLEAN_DIRTY = ["CA-ON", "BR-CS", "GB", "DE", "IN-WE", "ZA", "AU-NSW", "JP-TK"]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     n=st.integers(2, 12),
     data=st.data(),
