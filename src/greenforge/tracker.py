@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from greenforge.meters.base import Meter
     from greenforge.meters.model import ProcessTreeCpu
     from greenforge.monitor import Monitor, WindowSpan
+    from greenforge.pue import PueSeries
     from greenforge.records import IntensityProvenance
     from greenforge.report.store import RunStore
 
@@ -163,6 +164,9 @@ class Tracker:
         exporters: Sequence[Exporter] | None = None,
         prometheus_port: int | None = None,
         pushgateway: str | None = None,
+        pue: float | PueSeries | None = None,
+        mlflow: bool = False,
+        wandb: bool = False,
     ) -> None:
         self.settings = load_settings(interval_s=interval_s) if settings is None else settings
         if settings is not None and interval_s is not None:
@@ -201,6 +205,16 @@ class Tracker:
         self.zone_source: str | None = None
         self.pue: float = 1.0
         self.pue_source: str = ""
+        self._pue_value: float | None = None
+        """``pue=`` a number: used instead of the settings' PUE."""
+        self._pue_series: PueSeries | None = None
+        """``pue=`` a :class:`~greenforge.pue.PueSeries`: PUE(t) is folded into the intensity
+        (``self.pue`` is then its value at start)."""
+        if isinstance(pue, int | float):
+            self._pue_value = float(pue)
+        elif pue is not None:
+            self._pue_series = pue
+            self.pue = pue.at(clock())
         self.rank: RankInfo | None = None
         self.meter_notes: list[str] = []
         self.warnings: list[str] = []
@@ -244,6 +258,8 @@ class Tracker:
         self.exporters: list[Exporter] = list(exporters or [])
         """Started with the tracker; ``prometheus_port``/``pushgateway`` add a Prometheus one."""
         self._prometheus = (prometheus_port, pushgateway)
+        self._experiment_trackers = (mlflow, wandb)
+        """``mlflow=True`` / ``wandb=True`` add an MLflow / W&B exporter at start."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -712,6 +728,14 @@ class Tracker:
                 self._warn(f"no Prometheus metrics for this run: {exc}")
             else:
                 self.exporters.append(prometheus)
+        if self._experiment_trackers[0]:
+            from greenforge.integrations.mlflow import MlflowExporter
+
+            self.exporters.append(MlflowExporter())
+        if self._experiment_trackers[1]:
+            from greenforge.integrations.wandb import WandbExporter
+
+            self.exporters.append(WandbExporter())
         started: list[Exporter] = []
         for exporter in self.exporters:
             try:
@@ -807,12 +831,17 @@ class Tracker:
             energy_j = self._co2e_energy_j
         if series is None:
             return None
+        pue = self.pue
+        if self._pue_series is not None and self._monitor is not None and energy_j > 0:
+            from greenforge.pue import energy_weighted_pue
+
+            pue = energy_weighted_pue(self._pue_series, self._monitor.intervals, pue)
         if energy_j > 0:
-            mean = co2e / (energy_j / J_PER_KWH * self.pue)
+            mean = co2e / (energy_j / J_PER_KWH * pue)
         else:
             start_s = self._started_s or 0.0
             mean = series.mean(start_s, max(end_s, start_s))
-        return Emissions(co2e, low_g, high_g, self.pue, self.pue_source, series.provenance, mean)
+        return Emissions(co2e, low_g, high_g, pue, self.pue_source, series.provenance, mean)
 
     def _embodied(self, duration_s: float) -> EmbodiedEmissions | None:
         if not self._measures_node:
@@ -891,6 +920,16 @@ class Tracker:
         return zone
 
     def _intensity(self, start_s: float, end_s: float) -> StepIntensity:
+        """The zone's intensity over ``[start_s, end_s)``, x PUE(t) / ``self.pue`` when ``pue=``
+        is a PUE series (so every ``co2e_g(..., self.pue)`` charges PUE(t))."""
+        steps = self._grid_intensity(start_s, end_s)
+        if self._pue_series is None:
+            return steps
+        from greenforge.pue import fold_into_steps
+
+        return fold_into_steps(steps, self._pue_series, self.pue)
+
+    def _grid_intensity(self, start_s: float, end_s: float) -> StepIntensity:
         """The zone's intensity over ``[start_s, end_s)``: from the embedded tables without
         numpy when they are the only provider, else from the provider (chain)."""
         assert self.zone is not None
@@ -922,6 +961,12 @@ class Tracker:
         return self.zone is not None and canonical_zone(self.zone) is not None
 
     def _resolve_pue(self) -> tuple[float, str]:
+        if self._pue_series is not None:
+            return self.pue, f"PUE(t) {self._pue_series.source}"
+        if self._pue_value is not None:
+            if not 1.0 <= self._pue_value <= 3.0:  # (the range Settings.pue accepts)
+                raise ConfigError(f"pue={self._pue_value!r} must be between 1 and 3.")
+            return self._pue_value, "argument pue"
         if self.settings.pue is not None:
             return self.settings.pue, "settings.pue"
         try:

@@ -363,7 +363,9 @@ def test_a_decorated_function_that_raises_is_stored_as_failed(settings: Settings
 @given(
     values=st.lists(st.floats(0.0, 2000.0), min_size=1, max_size=6),
     start_offset_s=st.floats(-7200.0, 30000.0),
-    width_s=st.floats(0.0, 10000.0),
+    # widths far below a microsecond are a few float64 ulps of an epoch timestamp: both paths
+    # then round the interval differently, which is not what this test is about
+    width_s=st.one_of(st.just(0.0), st.floats(1e-3, 10000.0)),
     energy_j=st.floats(0.0, 1e7),
 )
 def test_the_running_co2e_fast_path_matches_the_integral(

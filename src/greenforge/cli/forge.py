@@ -56,6 +56,20 @@ def _forge(
         min=1,
     ),
     as_json: bool = typer.Option(False, "--json", help="Print forge.json instead of a table."),
+    export_onnx: bool = typer.Option(
+        False,
+        "--export-onnx",
+        help="Also export every candidate to ONNX (checked against torch, with metadata) "
+        "into OUT/edge (see greenforge edge).",
+    ),
+    to_mlflow: bool = typer.Option(
+        False,
+        "--mlflow",
+        help="Log every candidate to MLflow as a nested run (MLFLOW_TRACKING_URI).",
+    ),
+    to_wandb: bool = typer.Option(
+        False, "--wandb", help="Log every candidate to Weights & Biases, as one run group."
+    ),
 ) -> None:
     """Try recipes (distillation, pruning, int8, bf16, mixed precision, early stopping),
     measure every candidate, and keep the one with the least lifetime CO2e that meets the
@@ -154,6 +168,17 @@ def _forge(
         typer.echo((out_dir / "forge.json").read_text(encoding="utf-8"))
     else:
         print_forge_summary(console, result, out_dir)
+    if export_onnx:
+        from greenforge.cli.edge import print_export_run
+        from greenforge.edge.export import export_forge_result
+
+        print_export_run(console, export_forge_result(result))
+    targets = [name for name, on in (("mlflow", to_mlflow), ("wandb", to_wandb)) if on]
+    if targets:
+        from greenforge.integrations.experiments import export_forge
+
+        for line in export_forge(out_dir, targets):
+            console.print(escape(line))
     if result.chosen is None:
         raise typer.Exit(NO_CANDIDATE_EXIT_CODE)
 
