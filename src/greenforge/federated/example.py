@@ -537,6 +537,7 @@ def plot_comparison(out_dir: Path, comparison: Comparison) -> list[Path]:
     CO2e vs round, with the ledger's low-high band); returns the files."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     from greenforge.forge.output import write_atomic
 
@@ -551,6 +552,7 @@ def plot_comparison(out_dir: Path, comparison: Comparison) -> list[Path]:
         FigureCanvasAgg(fig)
         ax = fig.add_subplot(1, 1, 1)
         draw(ax, comparison, colors)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
