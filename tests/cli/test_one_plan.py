@@ -89,6 +89,7 @@ def test_plan_schedule_dry_run_and_queue_add_print_the_same_plan(
     assert "queued as job 1 (local executor)" in add_err
     assert plan["job"]["name"] == "train"
     assert plan["forecast"] == "the file itself (as a forecast)"
+    assert plan["zone_forecasts"]["XX"].startswith("file: ")
     assert plan["pue"]["mean_pue"] == pytest.approx(1.3)
     assert len(plan["slots"]) >= 1
 
@@ -96,6 +97,7 @@ def test_plan_schedule_dry_run_and_queue_add_print_the_same_plan(
     _, dry_table = _run(capsys, ["schedule", *options, "--dry-run", *command])  # on stderr
     add_table, _ = _run(capsys, ["queue", "add", *options, *command])
     assert "Plan for a 5 h job" in plan_table
+    assert "forecast in XX: file: " in plan_table
     assert dry_table == plan_table
     assert add_table == plan_table
 

@@ -45,6 +45,9 @@ def test_plan_without_a_file_uses_the_provider_forecast_and_labels_it(
     )
     assert "provider forecast (embedded)" in str(plan["forecast"])
     assert str(plan["forecast_source"]).startswith("embedded:profile")
+    zone_forecasts = plan["zone_forecasts"]
+    assert isinstance(zone_forecasts, dict)
+    assert "not a live forecast" in zone_forecasts["GB"]
     slots = plan["slots"]
     assert isinstance(slots, list)
     assert len(slots) == 1

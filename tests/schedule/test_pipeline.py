@@ -11,11 +11,14 @@ import pytest
 from greenforge.config import load_settings
 from greenforge.errors import ConfigError, DataError, InfeasibleError
 from greenforge.grid.series import FloatArray
+from greenforge.schedule.forecast import create_forecaster
 from greenforge.schedule.job import Job
+from greenforge.schedule.learned import Auto, shipped_models
 from greenforge.schedule.pipeline import (
     ConstantPue,
     PlanOptions,
     PueSeries,
+    describe_forecaster,
     make_plan,
     pue_from_spec,
 )
@@ -177,3 +180,47 @@ def test_without_files_the_provider_forecast_is_used_and_labelled() -> None:
 def test_constant_pue_equals_over_everywhere() -> None:
     times = np.array([0.0, 1e9, 2e9])
     assert ConstantPue(1.25).over(times).tolist() == [1.25] * 3
+
+
+def test_auto_without_measured_history_plans_on_the_embedded_profile_and_says_so() -> None:
+    # no file, no key: the chain has only the typical profile - auto does not feed it to a
+    # forecaster as if it were history, it plans on it and says so for every zone
+    job = _job(zones=("GB", "DE"))
+    result = make_plan(job, load_settings(), PlanOptions(forecast="auto"), now_s=T0)
+    profile = make_plan(job, load_settings(), PlanOptions(forecast="embedded-profile"), now_s=T0)
+    assert result.plan.slots == profile.plan.slots
+    assert result.forecast_label == "auto: embedded typical profile (no measured history)"
+    assert list(result.to_dict()["zone_forecasts"]) == ["GB", "DE"]
+    for text in result.zone_forecasts.values():
+        assert text.startswith("auto -> embedded-profile (typical 2021-2023 profile, not a live")
+        assert "no measured history" in text
+    with pytest.raises(ConfigError, match="needs measured history of 'GB'"):
+        make_plan(job, load_settings(), PlanOptions(forecast="learned"), now_s=T0)
+
+
+def test_each_zone_says_which_forecaster_auto_uses_there(tmp_path: Path) -> None:
+    days = 40
+    hours = np.arange(-24 * days, 0)
+    history = 250 + 100 * np.cos(hours * 2 * np.pi / 24)
+    lines = ["timestamp,value"] + [
+        f"{dt.datetime.fromtimestamp(T0 + h * H, dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ},{v}"
+        for h, v in zip(hours, history, strict=True)
+    ]
+    path = tmp_path / "gb.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    job = _job(zones=("GB",), deadline_s=T0 + 28 * H)
+    result = make_plan(job, load_settings(), PlanOptions(files=(path,)), now_s=T0)
+    chosen = Auto().choice_name("GB")
+    assert result.zone_forecasts == {"GB": f"auto -> {chosen} (won on held-out 2023 in GB)"}
+    assert result.to_dict()["zone_forecasts"] == result.zone_forecasts
+
+    auto = create_forecaster("auto")
+    modelled = next(z for z, f in shipped_models().selection.items() if f != "blend")
+    pick = Auto().choice_name(modelled)
+    assert describe_forecaster(auto, "XX", H, 28) == "auto -> blend (no learned model for XX)"
+    assert describe_forecaster(auto, modelled, 900.0, 28).startswith("auto -> blend (the data")
+    assert describe_forecaster(auto, modelled, H, 100).startswith("auto -> blend (window of 100")
+    assert describe_forecaster(create_forecaster("auto@p90"), modelled, H, 28) == (
+        f"auto@p90 -> {pick}@p90 (won on held-out 2023 in {modelled})"
+    )
+    assert describe_forecaster(create_forecaster("blend"), modelled, H, 28) == "blend"

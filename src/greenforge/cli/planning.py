@@ -89,9 +89,10 @@ ForecastOpt = Annotated[
     str | None,
     typer.Option(
         "--forecast",
-        help="Forecaster (auto, learned, blend, profile-7d, embedded-profile, oracle, ...). "
-        "Default: the configured provider forecast; with --file, the file itself if it covers "
-        "the window, else the default forecaster.",
+        help="Forecaster (auto, learned, ensemble, blend, profile-7d, embedded-profile, "
+        "oracle, ...). Default: the configured provider forecast (without a key: the embedded "
+        "typical profile); with --file, the file itself if it covers the window, else auto "
+        "(per zone, the forecaster that won on held-out 2023).",
     ),
 ]
 QuantileOpt = Annotated[
@@ -289,8 +290,9 @@ def print_plan(result: PlanResult, console: Console) -> None:
         )
     console.print(table)
     per = " (assuming 1 kW)" if plan.power_assumed else f" at {plan.power_w:g} W"
-    lines = [
-        f"forecast: {result.forecast_label} - {plan.forecast_source}",
+    lines = [f"forecast: {result.forecast_label} - {plan.forecast_source}"]
+    lines.extend(f"forecast in {z}: {text}" for z, text in result.zone_forecasts.items())
+    lines += [
         f"expected {plan.expected_co2e_g:.4g} gCO2e{per}; running now: "
         f"{plan.run_now_co2e_g:.4g} g; saving {plan.saving_pct:.1f} %; "
         f"delay {plan.delay_s / 3600:.3g} h",

@@ -72,7 +72,7 @@ def backtest_command(
     slack_hours: str = typer.Option("24", "--slack-hours", help="Slack(s) in hours: 12,24."),
     interruptible: bool = typer.Option(False, "--interruptible", help="Jobs may pause."),
     forecast: list[str] = typer.Option(
-        None, "--forecast", help="Forecaster(s), comma-separated (default blend)."
+        None, "--forecast", help="Forecaster(s), comma-separated (default auto)."
     ),
     policy: str = typer.Option(
         "once", "--policy", help="once (plan at arrival) or replan (re-plan every step)."

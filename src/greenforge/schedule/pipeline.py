@@ -11,7 +11,12 @@ scheduler's re-plans all call :func:`make_plan`; the CLI only parses options and
 
    * no files: ``None``/``provider`` asks the configured provider chain for its forecast;
      ``embedded-profile[@pNN]`` takes the zone's embedded typical profile (a quantile of it);
-     any other forecaster name predicts the window from the chain's *measured* history;
+     any other forecaster name predicts the window from the chain's *measured* history.
+     Where the chain has no measured history (no key, no files: only the embedded typical
+     profile), ``auto`` plans on the embedded typical profile and says so per zone - a
+     climatology fed to a forecaster as if it were history adds nothing to it, and would
+     borrow the held-out score of forecasts made from real history; any other forecaster
+     name is refused;
    * files: a file that covers the window is the forecast itself (``file``; ``oracle`` is the
      same, named as such); otherwise - or with a forecaster name - the files are the history a
      forecaster (:func:`~greenforge.schedule.forecast.create_forecaster`, default
@@ -283,19 +288,25 @@ class PlanOptions:
 class PlanResult:
     """A plan, the forecast it was made on (as a label) and how the PUE entered it.
 
-    ``intensity`` holds the grid intensity the planner saw per zone (before PUE).
+    ``intensity`` holds the grid intensity the planner saw per zone (before PUE);
+    ``zone_forecasts`` says, for each zone the job may run in, which forecast that zone's
+    intensity is (``auto -> ensemble (won on held-out 2023 in DE)``, the file, the provider's
+    source).
     """
 
     plan: Plan
     forecast_label: str
     intensity: Mapping[str, IntensitySeries]
     pue: PueEffect | None = None
+    zone_forecasts: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` document of ``plan``, ``schedule`` and ``queue add``: the plan's own
-        :meth:`~greenforge.schedule.planner.Plan.to_dict` plus ``forecast`` and ``pue``."""
+        :meth:`~greenforge.schedule.planner.Plan.to_dict` plus ``forecast``,
+        ``zone_forecasts`` and ``pue``."""
         out = self.plan.to_dict()
         out["forecast"] = self.forecast_label
+        out["zone_forecasts"] = dict(self.zone_forecasts)
         out["pue"] = None if self.pue is None else self.pue.to_dict()
         return out
 
@@ -322,11 +333,13 @@ def make_plan(
         job = job.check_not_past(now)
     pue = pue_from_spec(options.pue)
     extra = [z for z in options.compare if z not in job.zones]
+    used: dict[str, str] = {}
     if options.files:
-        forecasts, actual, label = _from_files(job, settings, options, extra)
+        forecasts, actual, label = _from_files(job, settings, options, extra, used)
     else:
-        forecasts, label = _from_providers(job, settings, options, extra, providers)
+        forecasts, label = _from_providers(job, settings, options, extra, providers, used)
         actual = None
+    used = {z: used[z] for z in job.zones}
     if not options.compare:
         from greenforge.grid.profile import profile_series
 
@@ -336,8 +349,11 @@ def make_plan(
                     z, job.earliest_start_s, job.deadline_s, basis=settings.intensity_basis
                 )
     if pue is None:
-        return PlanResult(plan_job(job, forecasts, actual=actual), label, forecasts)
-    return _plan_with_pue(job, forecasts, actual, label, pue)
+        plan = plan_job(job, forecasts, actual=actual)
+        return PlanResult(plan, label, forecasts, zone_forecasts=used)
+    return dataclasses.replace(
+        _plan_with_pue(job, forecasts, actual, label, pue), zone_forecasts=used
+    )
 
 
 def _plan_with_pue(
@@ -381,9 +397,10 @@ def _from_providers(
     options: PlanOptions,
     extra: Sequence[str],
     providers: Mapping[str, IntensityProvider] | None,
+    used: dict[str, str],
 ) -> tuple[dict[str, IntensitySeries], str]:
     """Forecasts from the configured provider chain (its forecast, the embedded profile, or a
-    forecaster over its measured history)."""
+    forecaster over its measured history); ``used`` gets what each zone's forecast is."""
     from greenforge.grid.chain import intensity_for
 
     zones = (*job.zones, *extra)
@@ -405,34 +422,95 @@ def _from_providers(
             )
             for z in zones
         }
+        used.update({z: _provider_forecast_text(s) for z, s in out.items()})
         return out, "provider forecast (" + ", ".join(settings.intensity_providers) + ")"
     if name in ("file", "oracle"):
         raise ConfigError(
             f"--forecast {name} reads the window's intensity from --file: pass the file."
         )
-    base, _, suffix = name.partition("@")
-    if base == "embedded-profile":
-        from greenforge.grid.profile import profile_series
+    from greenforge.grid.profile import profile_series
 
-        # the same spelling as every forecaster: embedded-profile@p90
-        q = _suffix_quantile(suffix) if suffix else options.quantile
-        out = {
-            z: profile_series(
-                z,
-                job.earliest_start_s,
-                job.deadline_s,
-                basis=settings.intensity_basis,
-                q=0.5 if q is None else q,
-                forecast=True,
-            )
-            for z in zones
-        }
+    base, _, suffix = name.partition("@")
+    # the same spelling as every forecaster: embedded-profile@p90, auto@p90
+    q = _suffix_quantile(suffix) if suffix else options.quantile
+
+    def typical(zone: str) -> IntensitySeries:
+        return profile_series(
+            zone,
+            job.earliest_start_s,
+            job.deadline_s,
+            basis=settings.intensity_basis,
+            q=0.5 if q is None else q,
+            forecast=True,
+        )
+
+    if base == "embedded-profile":
+        out = {z: typical(z) for z in zones}
+        used.update({z: f"{name} ({_profile_text(z)})" for z in zones})
         return out, "embedded typical profile"
     out = {}
+    no_history = []
     for z in zones:
         history = _provider_history(settings, z, name, options.quantile, job, providers)
-        out[z] = _history_forecast(history, name, options.quantile, job)
-    return out, f"forecaster {name} on the provider's measured history"
+        if history.kind in ("measured", "mixed"):
+            out[z], used[z] = _history_forecast(history, name, options.quantile, job)
+            continue
+        if base != "auto":
+            raise ConfigError(
+                f"forecaster {name!r} needs measured history of {z!r}, but the configured "
+                f"providers ({', '.join(settings.intensity_providers)}) gave a {history.kind} "
+                f"series ({history.source}). Pass --file with the zone's recent intensity, "
+                "configure a live provider, or use --forecast auto / provider / "
+                "embedded-profile."
+            )
+        out[z] = typical(z)
+        used[z] = (
+            f"{name} -> embedded-profile ({_profile_text(z)}; no measured history to "
+            "forecast from: no --file, no live provider)"
+        )
+        no_history.append(z)
+    if not no_history:
+        return out, f"forecaster {name} on the provider's measured history"
+    if len(no_history) == len(zones):
+        return out, f"{name}: embedded typical profile (no measured history)"
+    return out, (
+        f"forecaster {name} on the provider's measured history; embedded typical profile in "
+        + ", ".join(no_history)
+        + " (no measured history)"
+    )
+
+
+def _profile_text(zone: str) -> str:
+    from greenforge.grid.profile import profile_info
+
+    years = profile_info(zone)["years"]
+    return f"typical {years[0]}-{years[-1]} profile, not a live forecast"
+
+
+def _provider_forecast_text(series: IntensitySeries) -> str:
+    if series.kind == "profile":
+        return f"{series.source} ({_profile_text(series.zone)})"
+    return series.source
+
+
+def describe_forecaster(forecaster: Any, zone: str, step_s: float, horizon: int) -> str:
+    """What ``forecaster`` uses in ``zone`` for ``horizon`` steps of ``step_s``: its name, and
+    for ``auto`` the forecaster it picks there and why."""
+    from greenforge.schedule.learned import MAX_HORIZON, STEP_S, Auto, shipped_models
+
+    if not isinstance(forecaster, Auto):
+        return str(forecaster.name)
+    q = forecaster.quantile
+    at = "" if q is None else f"@p{round(q * 100):d}"
+    chosen = forecaster.choice_name(zone)
+    head = f"{forecaster.name} -> "
+    if chosen != "blend" and abs(step_s - STEP_S) > 1e-6:
+        return f"{head}blend{at} (the data is not hourly; {chosen} needs hourly data)"
+    if chosen != "blend" and horizon > MAX_HORIZON:
+        return f"{head}blend{at} (window of {horizon} steps; {chosen} forecasts up to 72 h)"
+    if zone not in (forecaster.models or shipped_models()).selection:
+        return f"{head}blend{at} (no learned model for {zone})"
+    return f"{head}{chosen}{at} (won on held-out 2023 in {zone})"
 
 
 def _suffix_quantile(suffix: str) -> float:
@@ -442,7 +520,7 @@ def _suffix_quantile(suffix: str) -> float:
 
 
 def _from_files(
-    job: Job, settings: Settings, options: PlanOptions, extra: Sequence[str]
+    job: Job, settings: Settings, options: PlanOptions, extra: Sequence[str], used: dict[str, str]
 ) -> tuple[dict[str, IntensitySeries], dict[str, IntensitySeries] | None, str]:
     """Forecasts from intensity files: the files themselves when they cover the window, else a
     forecaster over them as history (and then the files, where they cover it, as the actual)."""
@@ -473,10 +551,11 @@ def _from_files(
             )
         forecasts = dict(data)
         label = "the file itself (as a forecast)" if name == "file" else "oracle (the file)"
+        used.update({z: f"{name}: {data[z].source}" for z in job.zones})
     else:
         for z, series in data.items():
             if z in job.zones or z in extra:
-                forecasts[z] = _history_forecast(series, name, options.quantile, job)
+                forecasts[z], used[z] = _history_forecast(series, name, options.quantile, job)
         label = f"forecaster {name} on the history before the earliest start"
         if cover:
             actual = {z: data[z] for z in job.zones}
@@ -506,8 +585,9 @@ def load_zone_files(
 
 def _history_forecast(
     series: IntensitySeries, forecaster_name: str, quantile: float | None, job: Job
-) -> IntensitySeries:
-    """Forecast of the job's window from the values of ``series`` before its earliest start."""
+) -> tuple[IntensitySeries, str]:
+    """Forecast of the job's window from the values of ``series`` before its earliest start,
+    and what the forecaster uses in the zone (:func:`describe_forecaster`)."""
     from greenforge.schedule.forecast import create_forecaster, forecast_after
 
     forecaster = create_forecaster(forecaster_name, quantile)
@@ -524,7 +604,7 @@ def _history_forecast(
             "earliest start."
         )
     values = forecast_after(forecaster, past, decision, step, horizon, series.zone)
-    return IntensitySeries(
+    forecast = IntensitySeries(
         times_s=decision + step * np.arange(horizon, dtype=np.float64),
         values_g_per_kwh=values,
         step_s=step,
@@ -535,6 +615,7 @@ def _history_forecast(
         kind="forecast",
         forecast=np.ones(horizon, dtype=np.bool_),
     )
+    return forecast, describe_forecaster(forecaster, series.zone, step, horizon)
 
 
 def _provider_history(
@@ -545,7 +626,8 @@ def _provider_history(
     job: Job,
     providers: Mapping[str, IntensityProvider] | None,
 ) -> IntensitySeries:
-    """Measured history before the job's earliest start from the configured provider chain."""
+    """History before the job's earliest start from the configured provider chain (measured,
+    or - with only the embedded provider - the typical profile; the caller checks)."""
     from greenforge.grid.chain import intensity_for
     from greenforge.schedule.forecast import create_forecaster
 
@@ -558,16 +640,7 @@ def _provider_history(
     end = math.floor(job.earliest_start_s / step) * step
     horizon = math.ceil((job.deadline_s - end) / step)
     need_s = (forecaster.history_steps(horizon, step) + 2) * step
-    history = intensity_for(settings, zone, end - need_s, end, providers=providers)
-    if history.kind not in ("measured", "mixed"):
-        raise ConfigError(
-            f"forecaster {forecaster_name!r} needs measured history of {zone!r}, but the "
-            f"configured providers ({', '.join(settings.intensity_providers)}) gave a "
-            f"{history.kind} series ({history.source}). Pass --file with the zone's recent "
-            "intensity, configure a live provider, or use --forecast provider / "
-            "embedded-profile."
-        )
-    return history
+    return intensity_for(settings, zone, end - need_s, end, providers=providers)
 
 
 def _covers(series: IntensitySeries, start_s: float, end_s: float) -> bool:
@@ -589,6 +662,7 @@ __all__ = [
     "PlanResult",
     "PueEffect",
     "PueSeries",
+    "describe_forecaster",
     "load_zone_files",
     "make_plan",
     "pue_from_spec",
