@@ -8,6 +8,11 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 # torchao's pins fight the CPU torch wheel, so it is installed without its dependencies.
 TORCHAO_SPEC ?= torchao==0.18.0
+# Flower pins typer<0.21, protobuf<7, packaging<26, starlette<1.4 and ray==2.55.1 for its
+# simulation extra, which would downgrade what the rest needs; it is installed without its
+# dependencies, and then the ones its simulation engine imports (Ray comes from the ray extra).
+FLWR_SPEC ?= flwr==1.42.0
+FLWR_DEPS := "grpcio>=1.70" "grpcio-health-checking>=1.70" "cryptography>=50,<51" "pycryptodome>=3.18" "iterators>=0.0.2,<0.0.3" "tomli>=2" "tomli-w>=1" "prompt-toolkit>=3" "pathspec>=0.12"
 
 .PHONY: demo check lint typecheck test bench venv clean
 
@@ -17,6 +22,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e '.[all,dev]'
 	$(BIN)/python -m pip install -q --no-deps "$(TORCHAO_SPEC)"
+	$(BIN)/python -m pip install -q --no-deps "$(FLWR_SPEC)"
+	$(BIN)/python -m pip install -q $(FLWR_DEPS)
 	touch $(STAMP)
 
 venv: $(STAMP)
