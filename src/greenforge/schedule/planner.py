@@ -830,7 +830,10 @@ def plan_job(
         others[zone] = integral / J_PER_KWH
 
     stats = window_stats(job, forecasts[home])
-    advice = _advice(job, forecasts, stats, cost, run_now, saving, per_zone, others, len(slots))
+    starts_later = slots[0].start_s - job.earliest_start_s > _EPS_S
+    advice = _advice(
+        job, forecasts, stats, cost, run_now, saving, per_zone, others, len(slots), starts_later
+    )
     reason = _reason(job, forecasts[home], stats, slots, cost, run_now, saving)
     zone_co2e = tuple(per_zone.items()) + tuple(sorted(others.items(), key=lambda kv: kv[1]))
     sources = sorted({forecasts[z].source for z in job.zones})
@@ -883,8 +886,11 @@ def _span(stats: WindowStats) -> str:
     )
 
 
-def _why_not_later(job: Job, home: IntensitySeries, stats: WindowStats | None) -> str:
-    """Why the home zone offers (almost) nothing better than starting at the earliest start."""
+def _why_not_later(
+    job: Job, home: IntensitySeries, stats: WindowStats | None, *, starts_later: bool = False
+) -> str:
+    """Why the home zone offers (almost) nothing better than starting at the earliest start
+    (``starts_later``: the plan still waits, for a slightly cleaner stretch)."""
     if home.kind in ("annual", "static"):
         return (
             f"the forecast for {job.zones[0]} is {home.kind} ({home.source}), one value "
@@ -901,6 +907,12 @@ def _why_not_later(job: Job, home: IntensitySeries, stats: WindowStats | None) -
     if stats.spread_pct < FLAT_SPREAD_PCT:
         now = ", and now is its cleanest hour" if stats.now_is_cleanest else ""
         return f"the grid in {job.zones[0]} is flat over the window ({_span(stats)}){now}"
+    if stats.now_is_cleanest and starts_later:
+        return (
+            f"now is the cleanest single hour ({stats.now_g_per_kwh:.0f} g/kWh), but a "
+            f"{job.duration_s / 3600:.3g} h run averages slightly less starting later; "
+            f"{_span(stats)}"
+        )
     if stats.now_is_cleanest:
         return (
             f"now is already the cleanest hour in the window ({stats.now_g_per_kwh:.0f} g/kWh; "
@@ -952,6 +964,7 @@ def _advice(
     per_zone: Mapping[str, float],
     others: Mapping[str, float],
     n_slots: int,
+    starts_later: bool = False,
 ) -> list[str]:
     out: list[str] = []
     if job.power_assumed:
@@ -960,7 +973,7 @@ def _advice(
             "the job's real power (pass power_w / --power); the chosen slots do not depend on it."
         )
     if saving < LOW_SAVING_PCT:
-        why = _why_not_later(job, forecasts[job.zones[0]], stats)
+        why = _why_not_later(job, forecasts[job.zones[0]], stats, starts_later=starts_later)
         out.append(f"time-shifting saves only {saving:.1f} % here: {why}.")
         alt = {z: c for z, c in {**per_zone, **others}.items() if z != job.zones[0]}
         if alt:
