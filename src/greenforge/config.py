@@ -76,6 +76,11 @@ class Settings:
     """Where the run store and caches live (``GREENFORGE_HOME``)."""
     pue: float | None = None
     """Power usage effectiveness; ``None`` = 1.0 locally, provider default in a cloud."""
+    pue_series: str | None = None
+    """PUE over time, a :func:`greenforge.pue.load_pue` spec: a ``timestamp,pue`` CSV or
+    ``model:<design>:<temperature.csv>[:it_load]``. ``GREENFORGE_PUE`` (or ``pue = "..."`` in the
+    config file, or ``greenforge run --pue``) that is not a number lands here; the tracker
+    charges each interval PUE(t). At most one of ``pue`` and ``pue_series``."""
     interval_s: float = 1.0
     """Sampling interval of the monitor."""
     flush_interval_s: float = 5.0
@@ -132,6 +137,11 @@ class Settings:
                 raise ConfigError(_bad_message(name, value, "Settings(...)", str(exc))) from None
             if fixed is not value:
                 object.__setattr__(self, name, fixed)
+        if self.pue is not None and self.pue_series is not None:
+            raise ConfigError(
+                f"both pue={self.pue!r} and pue_series={self.pue_series!r} are set: give one "
+                "(a number is a constant PUE, a spec a PUE series)."
+            )
 
     def resolved_home(self) -> Path:
         """The data directory (created on demand by the store)."""
@@ -194,7 +204,7 @@ _BOUNDS: dict[str, tuple[float, float, bool, str]] = {
     "http_timeout_s": (0.0, 3600.0, False, "a timeout is > 0 and <= 3600 s"),
     "http_budget_s": (0.0, 3600.0, True, "a network budget is >= 0 and <= 3600 s"),
 }
-_LABELS = {"pue": "PUE"}
+_LABELS = {"pue": "PUE", "pue_series": "PUE series spec"}
 
 
 def _bad_message(name: str, value: Any, origin: str, why: str) -> str:
@@ -221,6 +231,32 @@ def _check_base_url(url: str) -> None:
         raise ValueError("credentials in a base URL would end up in logs; leave them out")
     if parts.query or parts.fragment:
         raise ValueError("a base URL has no query (?...) or fragment (#...)")
+
+
+def _check_pue_spec(spec: str) -> None:
+    """Raise ``ValueError`` unless ``spec`` reads as a PUE series spec whose file exists (the
+    series itself is read when a tracker starts: settings load on every command and stay
+    cheap)."""
+    text = spec.strip()
+    usage = (
+        "give a number (1.2), a CSV path (timestamp,pue) or "
+        "model:<design>:<temperature.csv>[:it_load] (designs: air-cooled, free-cooled)"
+    )
+    if _is_number(text):
+        raise ValueError("a number is a constant PUE: set pue, not pue_series")
+    if not text:
+        raise ValueError(usage)
+    if text.startswith("model:"):
+        parts = text.split(":")
+        if len(parts) not in (3, 4) or not parts[1] or not parts[2]:
+            raise ValueError(usage)
+        if len(parts) == 4 and not (_is_number(parts[3]) and 0 < float(parts[3]) <= 1):
+            raise ValueError(f"IT load {parts[3]!r} must be a fraction in (0, 1]")
+        path = parts[2]
+    else:
+        path = text
+    if not Path(path).expanduser().is_file():
+        raise ValueError(f"file {path!r} not found ({usage})")
 
 
 def _normalise(name: str, value: Any) -> Any:
@@ -252,6 +288,8 @@ def _normalise(name: str, value: Any) -> Any:
             raise ValueError("use " + " or ".join(repr(c) for c in choices))
         if name.endswith("_base_url"):
             _check_base_url(value)
+        if name == "pue_series":
+            _check_pue_spec(value)
         return value
     if kind == "bool":
         if not isinstance(value, bool):
@@ -335,6 +373,14 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
         return _normalise(name, value)
     except ValueError as exc:
         raise ConfigError(_bad_message(name, value, origin, str(exc))) from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _validate(s: Settings) -> Settings:
@@ -442,16 +488,35 @@ def load_settings(
     """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
+
+    def put(key: str, raw: Any, origin: str, base: Path | None = None) -> None:
+        # a PUE that is not a number is a series spec; the later origin wins, so setting one
+        # of pue/pue_series drops the other
+        if key in ("pue", "pue_series") and isinstance(raw, str) and not _is_number(raw):
+            key = "pue_series"
+            if base is not None and not raw.strip().startswith("model:"):
+                raw = str(base / Path(raw.strip()).expanduser())
+            elif base is not None:  # model:<design>:<file>[:load], the file next to the config
+                parts = raw.strip().split(":")
+                if len(parts) >= 3 and parts[2]:
+                    parts[2] = str(base / Path(parts[2]).expanduser())
+                raw = ":".join(parts)
+        elif key == "pue_series" and raw is not None:
+            key = "pue"  # a number given as pue_series: a constant PUE
+        if key in ("pue", "pue_series"):
+            values.pop("pue_series" if key == "pue" else "pue", None)
+        values[key] = _coerce(key, raw, origin)
+
     path = config_file if config_file is not None else config_file_path(env)
     if path is not None:
         for key, raw in _read_file(path).items():
-            values[key] = _coerce(key, raw, str(path))
+            put(key, raw, str(path), base=path.parent)
             if key == "intensity_files":  # relative to the config file, not the cwd
                 values[key] = tuple(path.parent / f for f in values[key])
     for name in _FIELDS:
         env_key = ENV_PREFIX + name.upper()
         if env_key in env and env[env_key] != "":
-            values[name] = _coerce(name, env[env_key], env_key)
+            put(name, env[env_key], env_key)
     # Conventional names for API keys, as the providers document them.
     for env_key, name in (
         ("ELECTRICITYMAPS_API_KEY", "electricitymaps_token"),
@@ -467,5 +532,5 @@ def load_settings(
                 f"Valid: {', '.join(sorted(_FIELDS))}."
             )
         if raw is not None:
-            values[key] = _coerce(key, raw, "argument")
+            put(key, raw, "argument")
     return Settings(**values)  # validated in Settings.__post_init__

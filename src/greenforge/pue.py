@@ -154,6 +154,12 @@ class PueSeries:
         width = b - a
         with np.errstate(invalid="ignore", divide="ignore"):
             m = (self._integral(b) - self._integral(a)) / width
+        # inside one step the mean is that step's value: exact, where the integral difference
+        # of a tiny range far from the first knot would lose digits to cancellation
+        last = self.values.size - 1
+        ia = np.clip(np.searchsorted(self.times_s, a, side="right") - 1, 0, last)
+        ib = np.clip(np.searchsorted(self.times_s, b, side="left") - 1, 0, last)
+        m = np.where(ia == ib, self.values[ia], m)
         out: FloatArray = np.where(width > 0, m, self.over(a))
         return out
 
@@ -441,6 +447,22 @@ def energy_weighted_pue(pue: PueSeries, intervals: Sequence[Any], default: float
     return float((pue.mean(a[:, 0], a[:, 1]) * a[:, 2]).sum() / a[:, 2].sum())
 
 
+def run_pue_text(pue: float, pue_source: str, metadata: Mapping[str, Any]) -> str:
+    """Returns how a stored run's PUE reads in reports: for a PUE(t) run the record's
+    ``emissions.pue`` is the energy-weighted PUE, shown with the series' source and range
+    (``metadata["pue_series"]``, which the tracker writes); otherwise ``1.2 (source)``."""
+    if not pue_source.startswith("PUE(t)"):
+        return f"{pue:g} ({pue_source})"
+    where = pue_source.removeprefix("PUE(t)").strip()
+    text = f"{pue:.4g} energy-weighted over the run, PUE(t) from {where}"
+    series = metadata.get("pue_series")
+    if isinstance(series, Mapping):
+        lo, hi, n = series.get("min"), series.get("max"), series.get("points")
+        if isinstance(lo, int | float) and isinstance(hi, int | float) and isinstance(n, int):
+            text += f" (the series spans PUE {lo:.3g}-{hi:.3g} over {n} points)"
+    return text
+
+
 @dataclasses.dataclass(frozen=True)
 class PueAttribution:
     """A plan's saving split into the grid's part and the PUE's part, every figure evaluated
@@ -553,4 +575,5 @@ __all__ = [
     "modelled_pue",
     "read_pue_csv",
     "read_temperature_csv",
+    "run_pue_text",
 ]

@@ -68,6 +68,17 @@ def _zone_why(record: RunRecord) -> str:
     return f" (from {why})" if isinstance(why, str) and "=" in why else ""
 
 
+def _pue_row(record: RunRecord) -> str:
+    """The run's PUE and its source; a PUE(t) run's energy-weighted PUE and series."""
+    e = record.emissions
+    assert e is not None
+    if not e.pue_source.startswith("PUE(t)"):
+        return f"{e.pue:g} ({e.pue_source})"
+    from greenforge.pue import run_pue_text  # (numpy: only for PUE(t) runs)
+
+    return run_pue_text(e.pue, e.pue_source, record.metadata)
+
+
 def render_record(record: RunRecord, console: Console) -> None:
     """A rich summary of one run: components, emissions with bounds, provenance, windows."""
     head = Table(title=escape(f"GreenForge run {record.id} ({record.name})"), show_header=False)
@@ -98,7 +109,7 @@ def render_record(record: RunRecord, console: Console) -> None:
                 f"{e.intensity.source} ({e.intensity.signal}, {e.intensity.basis}, {kind})"
             ),
         )
-        head.add_row("PUE", escape(f"{e.pue:g} ({e.pue_source})"))
+        head.add_row("PUE", escape(_pue_row(record)))
     if record.embodied is not None:
         b = record.embodied
         head.add_row(
@@ -187,6 +198,13 @@ def run(
     pushgateway: str | None = typer.Option(
         None, "--pushgateway", help="Also push the metrics to this Pushgateway URL."
     ),
+    pue: str | None = typer.Option(
+        None,
+        "--pue",
+        help="Facility PUE: a number (1.2), a timestamp,pue CSV, or "
+        "model:<design>:<temperature.csv>[:it_load] (PUE over time; see docs/pue.md). "
+        "Default: setting pue / pue_series (GREENFORGE_PUE).",
+    ),
 ) -> None:
     """Run CMD ARGS..., measure its whole process tree, store the run, keep its exit code."""
     from greenforge.tracker import run_command
@@ -199,7 +217,7 @@ def run(
             f"unknown option {argv[0]!r} for `greenforge run`: see `greenforge run --help`; "
             "options go before `--`, the command after it."
         )
-    settings = load_settings(interval_s=interval)
+    settings = load_settings(interval_s=interval, pue=pue)
     with _forward_termination() as on_spawn:
         code, record = run_command(
             argv,

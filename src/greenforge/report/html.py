@@ -529,6 +529,13 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int]
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _pue_fact(pue: float, pue_source: str, metadata: Mapping[str, Any]) -> str:
+    """The run's PUE and its source; for a PUE(t) run its energy-weighted PUE and series."""
+    from greenforge.pue import run_pue_text
+
+    return run_pue_text(pue, pue_source, metadata)
+
+
 def _card(label: str, value: str, small: str = "", ident: str = "") -> str:
     id_attr = f' id="{ident}"' if ident else ""
     return (
@@ -578,7 +585,7 @@ def _run_section(record: RunRecord) -> str:
             ("intensity source", f"{e.intensity.source} ({e.intensity.signal})"),
             ("intensity kind", e.intensity.kind or "-"),
             ("method / basis", f"{e.intensity.basis}; time-resolved: {e.intensity.time_resolved}"),
-            ("PUE", f"{e.pue:g} ({e.pue_source})"),
+            ("PUE", _pue_fact(e.pue, e.pue_source, record.metadata)),
         ]
     attribution = record.metadata.get("attribution")
     if attribution is not None:
