@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,13 @@ import pytest
 
 from greenforge.config import load_settings
 from greenforge.integrations.experiments import COMPONENT, RUN, WINDOW
-from greenforge.integrations.mlflow import CHOSEN_TAG, PARENT_RUN_TAG, log_run
+from greenforge.integrations.mlflow import (
+    CHOSEN_TAG,
+    HTTP_LIMITS,
+    PARENT_RUN_TAG,
+    bounded_http,
+    log_run,
+)
 from greenforge.records import RunRecord
 from greenforge.report.sci import sci_for_forge
 from greenforge.testing import FakeMeter, ManualClock, StaticIntensity
@@ -127,19 +135,29 @@ def test_log_run_twice_into_one_run_keeps_the_first_params_and_the_latest_tags(
     assert "greenforge.zone" in run.data.tags["greenforge.params_note"]
 
 
+def closed_port(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Points MLflow at a port nothing listens on, with MLflow's own HTTP defaults (7 retries,
+    backoff 2, 120 s: minutes of retrying) unless GreenForge bounds its calls."""
+    from .conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    for key in HTTP_LIMITS:
+        monkeypatch.delenv(key, raising=False)
+    return url
+
+
 def test_an_unreachable_server_is_a_warning_and_the_workload_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from .conftest import free_port
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    closed_port(monkeypatch)
     clock = ManualClock()
     ran = False
+    started = time.monotonic()
     with track(mlflow=True, **options(clock)) as tracker:
         three_epochs(tracker, clock)
         ran = True
+    assert time.monotonic() - started < 60.0  # bounded retries, not MLflow's minutes
     assert ran
     record = tracker.record
     assert record is not None
@@ -147,6 +165,34 @@ def test_an_unreachable_server_is_a_warning_and_the_workload_runs(
     assert any(
         "MlflowExporter not started" in w and "MLFLOW_TRACKING_URI" in w for w in record.warnings
     )
+    assert not any(key in os.environ for key in HTTP_LIMITS)  # only for greenforge's calls
+
+
+def test_logging_to_a_dead_server_fails_within_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed_port(monkeypatch)
+    clock = ManualClock()
+    with track(**options(clock)) as tracker:
+        three_epochs(tracker, clock)
+    assert tracker.record is not None
+    started = time.monotonic()
+    with pytest.raises(Exception, match=r"(?i)max retries|connection"):
+        log_run(tracker.record)
+    assert time.monotonic() - started < 60.0
+    assert not any(key in os.environ for key in HTTP_LIMITS)
+
+
+def test_the_users_own_mlflow_http_settings_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    with bounded_http():
+        assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 5  # type: ignore[no-untyped-call]
+        assert (
+            os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == HTTP_LIMITS["MLFLOW_HTTP_REQUEST_TIMEOUT"]
+        )
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"
+    assert "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ
 
 
 def test_forge_mlflow_logs_each_candidate_as_a_nested_run(

@@ -323,7 +323,10 @@ def log_epoch_to_trackers(
     for name, target in active_trackers(names).items():
         try:
             if name == "mlflow":
-                target.log_metrics(dict(metrics), step=epoch)
+                from greenforge.integrations.mlflow import bounded_http
+
+                with bounded_http():
+                    target.log_metrics(dict(metrics), step=epoch)
             else:
                 target.log({**metrics, "epoch": epoch})
         except Exception as exc:

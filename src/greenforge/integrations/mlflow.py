@@ -14,13 +14,18 @@
   predictions), the chosen one tagged ``greenforge.chosen=true`` and holding the model files.
 
 The tracking server is whatever MLflow is set to (``MLFLOW_TRACKING_URI``,
-``mlflow.set_tracking_uri``). The figures and names come from
+``mlflow.set_tracking_uri``). GreenForge's own MLflow calls are bounded (:func:`bounded_http`):
+MLflow's defaults retry an unreachable server for minutes (7 retries, backoff factor 2, 120 s
+per request), and a measurement must never stall the workload it measures. The figures and names come from
 :mod:`greenforge.integrations.experiments`, shared with the W&B integration.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -45,6 +50,34 @@ _BATCH_METRICS = 1000
 _BATCH_PARAMS = 100
 _BATCH_TAGS = 100
 _STATUS = {"completed": "FINISHED", "failed": "FAILED"}
+
+HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+"""MLflow's HTTP settings during GreenForge's own MLflow calls, where the user has not set them:
+a dead server costs a few seconds per call (2 retries, ~1 + 2 s backoff, 10 s per request)
+instead of MLflow's minutes. A value the user set in the environment is kept."""
+_http_lock = threading.RLock()
+
+
+@contextlib.contextmanager
+def bounded_http() -> Iterator[None]:
+    """Applies :data:`HTTP_LIMITS` (those the environment does not set) for the block.
+
+    MLflow reads them from the environment at each request, so they are set in ``os.environ``
+    for the block and removed after; calls other threads make meanwhile see them too.
+    """
+    with _http_lock:
+        added = [k for k in HTTP_LIMITS if k not in os.environ]
+        for key in added:
+            os.environ[key] = HTTP_LIMITS[key]
+        try:
+            yield
+        finally:
+            for key in added:
+                os.environ.pop(key, None)
 
 
 def _mlflow() -> Any:
@@ -123,6 +156,11 @@ def log_run(record: RunRecord, *, run_id: str | None = None) -> str:
     ``run_id`` names the MLflow run; without it the active run (``mlflow.active_run()``) is
     used, else a run named after the record is started and ended here.
     """
+    with bounded_http():
+        return _log_run(record, run_id)
+
+
+def _log_run(record: RunRecord, run_id: str | None) -> str:
     mlflow = _mlflow()
     figures = run_figures(record)
     client = _client()
@@ -161,22 +199,25 @@ class MlflowExporter:
         self.tracker = tracker
         mlflow = self._mlflow
         try:
-            if self.requested_run_id is not None:
-                _client().get_run(self.requested_run_id)
-                self.run_id = self.requested_run_id
-                return
-            active = mlflow.active_run()
-            if active is not None:
-                self.run_id = str(active.info.run_id)
-                return
-            run = mlflow.start_run(
-                run_name=tracker.name, tags={"greenforge.run_id": tracker.run_id}
-            )
+            with bounded_http():
+                self._join_or_start(tracker)
         except Exception as exc:
             raise ConfigError(
                 f"cannot log to MLflow at {mlflow.get_tracking_uri()!r} ({exc}): check "
                 "MLFLOW_TRACKING_URI and that the server is up."
             ) from None
+
+    def _join_or_start(self, tracker: Tracker) -> None:
+        mlflow = self._mlflow
+        if self.requested_run_id is not None:
+            _client().get_run(self.requested_run_id)
+            self.run_id = self.requested_run_id
+            return
+        active = mlflow.active_run()
+        if active is not None:
+            self.run_id = str(active.info.run_id)
+            return
+        run = mlflow.start_run(run_name=tracker.name, tags={"greenforge.run_id": tracker.run_id})
         self.run_id = str(run.info.run_id)
         self.owns_run = True
 
@@ -193,13 +234,14 @@ class MlflowExporter:
             return
         record = tracker.record
         status = "KILLED"
-        try:
-            if record is not None:
-                status = run_status(record.status)
-                _log_record(_client(), run_id, record, run_figures(record))
-        finally:
-            if self.owns_run:
-                self._end(run_id, status)
+        with bounded_http():
+            try:
+                if record is not None:
+                    status = run_status(record.status)
+                    _log_record(_client(), run_id, record, run_figures(record))
+            finally:
+                if self.owns_run:
+                    self._end(run_id, status)
 
     def _end(self, run_id: str, status: str) -> None:
         mlflow = self._mlflow
@@ -235,8 +277,13 @@ def log_forge(forge_dir: Path, *, parent_run_id: str | None = None) -> ForgeLogg
     The parent run is ``parent_run_id``, else the active run, else a new run ``forge <task>``
     (ended here). Each evaluated candidate becomes a nested run (tag ``mlflow.parentRunId``).
     """
+    with bounded_http():
+        return _log_forge_dir(Path(forge_dir), parent_run_id)
+
+
+def _log_forge_dir(forge_dir: Path, parent_run_id: str | None) -> ForgeLogged:
     mlflow = _mlflow()
-    figures = forge_figures(Path(forge_dir))
+    figures = forge_figures(forge_dir)
     client = _client()
     if parent_run_id is None:
         active = mlflow.active_run()
