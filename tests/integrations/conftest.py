@@ -1,6 +1,10 @@
 """Shared set-up for the experiment-tracker integration tests: one real MLflow tracking server
 on 127.0.0.1 for the whole session (SQLite backend in a temp dir), W&B in offline mode in a temp
-dir, and one real tiny forge run logged to both through the CLI flags."""
+dir, and one real tiny forge run logged to both through the CLI flags.
+
+`mlflow server` takes 15-40 s to come up (it imports MLflow's server twice: the CLI, then the
+uvicorn worker), so it is started as soon as collection shows a test that needs it, and the
+tests that do not need it run first, while it boots."""
 
 from __future__ import annotations
 
@@ -38,6 +42,8 @@ expected_inferences = 100000
 epochs = 1
 batch_size = 32
 lr = 0.01
+measure_budget_s = 1.0
+serving_runtimes = ["native"]
 recipes = ["baseline", { recipe = "quantize", source = "baseline", mode = "int8-dynamic" }]
 """
 
@@ -48,57 +54,103 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a real `mlflow server` on 127.0.0.1 (its own process group, stopped after)."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (root / "server.log").open("wb")
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("mlflow")),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env=env,
-        cwd=root,
-    )
-    try:
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 in its own process group (started, not yet waited)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.log = (root / "server.log").open("wb")
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("mlflow")),
+                "server",
+                *("--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"),
+                *("--artifacts-destination", str(root / "artifacts")),
+                *("--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1]),
+                *("--workers", "1"),  # one uvicorn process (the default 4 import MLflow 4 times)
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            cwd=root,
+        )
+
+    def wait(self) -> str:
         deadline = time.monotonic() + SERVER_START_S
         while True:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
+            if self.proc.poll() is not None:
+                pytest.fail(f"mlflow server exited: {self.tail()}")
             try:
-                if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
-                    break
+                if httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200:
+                    return self.url
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not up: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield url
+                pytest.fail(f"mlflow server not up: {self.tail()}")
+            time.sleep(0.25)
+
+    def tail(self) -> str:
+        return (self.root / "server.log").read_text(errors="replace")[-2000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+_early: dict[str, MlflowServer] = {}
+
+
+def _needs_server(item: pytest.Item) -> bool:
+    return "mlflow_server" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Starts the MLflow server now when a selected test needs it, and runs this folder's tests
+    that do not need it first (stable order otherwise), so they overlap its start."""
+    here = Path(__file__).parent
+    waiting = {id(i) for i in items if Path(str(i.path)).parent == here and _needs_server(i)}
+    if not waiting or config.option.collectonly:
+        return
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="greenforge-mlflow-server-"))
+    _early["server"] = MlflowServer(root)
+    order = {id(i): n for n, i in enumerate(items)}
+    items.sort(key=lambda i: (id(i) in waiting, order[id(i)]))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    server = _early.pop("server", None)
+    if server is not None:
+        server.stop()
+        import shutil
+
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real `mlflow server` on 127.0.0.1 (started at collection, stopped after)."""
+    server = _early.get("server")
+    if server is not None:
+        yield server.wait()
+        return
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    try:
+        yield server.wait()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        server.stop()
 
 
 @pytest.fixture
