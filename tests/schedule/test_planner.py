@@ -418,6 +418,18 @@ def test_a_grid_whose_current_hour_is_merely_the_cleanest_is_not_called_flat() -
     assert plan.reason.startswith("starts at the earliest start: now is already the cleanest")
 
 
+def test_a_plan_that_waits_although_now_is_the_cleanest_hour_says_why() -> None:
+    # now is the cleanest single hour, but the best 4 h stretch (slightly cleaner on average)
+    # starts 2 h later: the advice must not say "now is already the cleanest" beside a delay
+    values = [200.0, 215.0, 204.0, 204.0, 204.0, 204.0, *([240.0] * 30)]
+    job = Job(duration_s=4 * H, earliest_start_s=T0, deadline_s=T0 + 24 * H, zones=("AA",))
+    plan = plan_job(job, {"AA": series(values)})
+    assert plan.start_s == T0 + 2 * H
+    text = " ".join(plan.advice)
+    assert "now is already the cleanest" not in text
+    assert "averages slightly less starting later" in text
+
+
 def test_a_flat_grid_is_called_flat_with_its_spread() -> None:
     values = [400.0 + (i % 3) for i in range(30)]  # 400-402 g/kWh
     job = Job(duration_s=2 * H, earliest_start_s=T0 + H, deadline_s=T0 + 25 * H, zones=("AA",))
