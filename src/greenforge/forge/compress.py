@@ -8,6 +8,13 @@
 - :class:`Int8DynamicConfig` / :class:`Int8StaticConfig` - int8 through ONNX Runtime
   (``onnxruntime.quantization.quantize_dynamic`` / ``quantize_static`` with a
   ``CalibrationDataReader``); the result is an :class:`~greenforge.forge.onnx.OnnxModel`.
+  Weights are quantized to 7 bits by default (``reduce_range=True``): ONNX Runtime's u8 x s8
+  kernels on x86 CPUs without VNNI (AVX2, e.g. this box's AMD EPYC) add pairs of
+  uint8 x int8 products into int16 with saturation (``vpmaddubsw``), and full-range 8-bit weights
+  overflow it - per-channel weights use the full range in every channel, so they saturate most
+  (the "Choosing parameters for CPU inference" note of ``quantize_static``'s docstring and
+  ONNX Runtime's quantization docs). 7-bit weights cannot overflow and cost ~1 bit of weight
+  precision on every CPU; set ``reduce_range=False`` only for graphs served on VNNI or ARM cores.
 - :class:`Bf16Config` - bfloat16 weights and activations in torch (returns a wrapper that casts
   the float32 input).
 
@@ -116,6 +123,8 @@ class Int8DynamicConfig(RecipeConfig):
     VERSION: ClassVar[int] = 1
     backend: Literal["onnxruntime", "torchao"] = "onnxruntime"
     per_channel: bool = True
+    reduce_range: bool = True
+    """7-bit weights, so the u8 x s8 kernels of non-VNNI x86 CPUs cannot saturate."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +135,8 @@ class Int8StaticConfig(RecipeConfig):
     calibration_batches: int = 8
     calibration_batch_size: int = 64
     per_channel: bool = True
+    reduce_range: bool = True
+    """7-bit weights, so the u8 x s8 kernels of non-VNNI x86 CPUs cannot saturate."""
     method: Literal["minmax", "entropy", "percentile"] = "minmax"
 
     def validate(self) -> None:
@@ -219,6 +230,7 @@ def quantize(
                 str(out_path),
                 weight_type=QuantType.QInt8,
                 per_channel=config.per_channel,
+                reduce_range=config.reduce_range,
             )
             precision = "int8-dynamic"
         else:
@@ -236,6 +248,7 @@ def quantize(
                 _Calibration(gf_onnx.INPUT_NAME, batches),
                 quant_format=QuantFormat.QDQ,
                 per_channel=config.per_channel,
+                reduce_range=config.reduce_range,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=method,
