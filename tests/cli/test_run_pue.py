@@ -110,3 +110,12 @@ def test_run_with_a_bad_pue_fails_before_the_command(
     assert code != 0
     assert "1" not in out
     assert "not found" in err or "hot" in err
+
+
+def test_doctor_s_pue_is_the_series_mean(temps: Path) -> None:
+    from greenforge.hardware.catalog import default_pue
+
+    settings = load_settings(env={"GREENFORGE_PUE": f"model:air-cooled:{temps}"}, config_file=None)
+    pue, source = default_pue(settings)
+    assert 1.3 < pue < 1.6
+    assert source.startswith("settings.pue_series: PUE ")

@@ -559,7 +559,8 @@ def instance_memory_bytes(settings: Settings) -> tuple[float, str] | None:
 
 
 def default_pue(settings: Settings, zone_source: str | None = None) -> tuple[float, str]:
-    """PUE to apply and its source: the setting, else the cloud provider default, else 1.0.
+    """PUE to apply and its source: the setting (a PUE series setting: its mean), else the
+    cloud provider default, else 1.0.
 
     ``zone_source`` is where the run's zone came from (the second item of
     :func:`greenforge.grid.zones.resolve_zone_source`). When it is a cloud region environment
@@ -569,6 +570,11 @@ def default_pue(settings: Settings, zone_source: str | None = None) -> tuple[flo
     """
     if settings.pue is not None:
         return settings.pue, "settings.pue"
+    if settings.pue_series is not None:  # a tracker charges PUE(t); one figure: the mean
+        from greenforge.pue import load_pue
+
+        series = load_pue(settings.pue_series)
+        return float(series.values.mean()), f"settings.pue_series: {series.describe()}"
     if settings.cloud_provider in PUE_DEFAULTS:
         provider = str(settings.cloud_provider)
         return PUE_DEFAULTS[provider], f"{PUE_SOURCE}:{provider}"
