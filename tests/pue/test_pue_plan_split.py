@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from greenforge.cli.app import main
+from greenforge.report.schedule_html import plan_report
 
 H = 3600
 
@@ -38,7 +39,8 @@ def test_plan_splits_the_saving_into_grid_and_pue(
     argv = ["plan", "--zone", "DE", "--duration", "3h", "--earliest", start, "--deadline",
             "+12h", "--power", "1000", "--file", "grid.csv", "--pue", "model:free-cooled:t.csv"]  # fmt: skip
     assert main([*argv, "--json"]) == 0
-    pue = json.loads(capsys.readouterr().out)["pue"]
+    doc = json.loads(capsys.readouterr().out)
+    pue = doc["pue"]
     # the PUE-blind plan goes to the hot, clean hours and costs more than running now
     assert pue["grid_saving_g"] < 0 < pue["pue_saving_g"]
     assert pue["grid_saving_g"] + pue["pue_saving_g"] == pytest.approx(
@@ -48,3 +50,5 @@ def test_plan_splits_the_saving_into_grid_and_pue(
     out = " ".join(capsys.readouterr().out.split())
     assert f"grid's hours {pue['grid_saving_g']:.4g} g" in out
     assert f"facility's PUE(t) {pue['pue_saving_g']:.4g} g" in out
+    page = plan_report(doc)  # the plan's HTML report shows the same split
+    assert f"the facility&#x27;s PUE(t) {pue['pue_saving_g']:.4g} g" in page
