@@ -103,3 +103,37 @@ def test_step_bars_survive_degenerate_scales(value: float) -> None:
     svg = svg_step_bars([(0.0, 1e-9)], [value], title="t", x_label="x (s)", y_label="y (W)")
     assert svg.count("<rect") == 1
     assert "nan" not in svg
+
+
+def test_the_sci_section_uses_the_unit_the_user_names() -> None:
+    import dataclasses
+    import html
+    import re
+
+    from greenforge.records import EmbodiedEmissions, Emissions, IntensityProvenance
+    from greenforge.report.sci import FunctionalUnit, parse_unit, sci_for_run
+
+    record = dataclasses.replace(
+        _bare("train"),
+        id="abc",
+        emissions=Emissions(
+            co2e_g=0.5,
+            low_g=0.4,
+            high_g=0.7,
+            pue=1.2,
+            pue_source="config",
+            intensity=IntensityProvenance("static:DE", "DE", kind="annual"),
+            mean_intensity_g_per_kwh=500.0,
+        ),
+        embodied=EmbodiedEmissions(0.1, "server", 1000.0, 1.3e8, 1.0, "catalog:x"),
+    )
+    for text, label in (("run", "per run"), ("1k-predictions:5000", "per 1k predictions")):
+        unit = parse_unit(text) if text != "run" else FunctionalUnit("run")
+        score = sci_for_run(record, unit)
+        page = html.unescape(run_report([record], per=None if text == "run" else unit))
+        shown = re.search(r'<span id="sci-abc">([^<]+)</span> CO2e (per [^(]+) \(', page)
+        assert shown is not None
+        assert (shown[1], shown[2].strip()) == (fmt_co2e_g(score.sci_g), label)
+        assert f"/ R {score.r:g}" in page
+        assert f"M {fmt_co2e_g(score.embodied_g)}" in page
+    assert score.sci_g == pytest.approx((0.5 + score.embodied_g) / 5.0)

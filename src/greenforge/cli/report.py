@@ -1,4 +1,4 @@
-"""CLI: ``greenforge report RUN_ID ...``, ``--forge DIR``, ``--backtest FILE``, ``--plan FILE``.
+"""CLI: ``greenforge report RUN_ID ... [--per UNIT]``, ``--forge DIR``, ``--backtest FILE``, ``--plan FILE``.
 
 Writes one self-contained HTML file (inline CSS and SVG, no network at view time) made by
 :mod:`greenforge.report.html` (runs, forge) or :mod:`greenforge.report.schedule_html`
@@ -8,12 +8,16 @@ Writes one self-contained HTML file (inline CSS and SVG, no network at view time
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from greenforge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from greenforge.report.sci import FunctionalUnit
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +38,12 @@ def register(app: typer.Typer) -> None:
         ),
         plan: Path | None = typer.Option(
             None, "--plan", help="Report a plan: the JSON of `greenforge plan --json`."
+        ),
+        per: str | None = typer.Option(
+            None,
+            "--per",
+            help="SCI's functional unit for run reports (default run): epoch, a count, or "
+            "prediction:N / 1k-predictions:N / sample:N.",
         ),
         out: Path | None = typer.Option(
             None,
@@ -67,7 +77,15 @@ def register(app: typer.Typer) -> None:
                 "nothing to report: name run ids (see `greenforge runs list`), --forge DIR, "
                 "--backtest FILE or --plan FILE."
             )
-        text = _render(ids, forge, backtest, plan)
+        if per is not None and not ids:
+            raise ConfigError(
+                f"--per {per!r} sets the SCI unit of run reports: name run ids with it (a forge "
+                "report gives SCI per 1k predictions)."
+            )
+        from greenforge.report.sci import parse_unit
+
+        unit = None if per is None else parse_unit(per)  # a bad --per fails before the store
+        text = _render(ids, forge, backtest, plan, unit)
         target = out if out is not None else Path("greenforge-report.html")
         from greenforge.forge.output import write_text_atomic
 
@@ -75,7 +93,13 @@ def register(app: typer.Typer) -> None:
         Console(stderr=True).print(f"wrote {escape(str(target))}", highlight=False)
 
 
-def _render(ids: list[str], forge: Path | None, backtest: Path | None, plan: Path | None) -> str:
+def _render(
+    ids: list[str],
+    forge: Path | None,
+    backtest: Path | None,
+    plan: Path | None,
+    per: FunctionalUnit | None = None,
+) -> str:
     """Returns the HTML page of the one thing asked for."""
     if forge is not None:
         from greenforge.report.html import forge_report
@@ -94,4 +118,4 @@ def _render(ids: list[str], forge: Path | None, backtest: Path | None, plan: Pat
 
     with RunStore.for_settings(load_settings(), read_only=True) as store:
         records = [store.get(i) for i in ids]
-    return run_report(records)
+    return run_report(records, per=per)

@@ -26,6 +26,7 @@ from greenforge.units import J_PER_KWH
 
 if TYPE_CHECKING:
     from greenforge.forge.output import CandidateRow
+    from greenforge.report.sci import FunctionalUnit
 
 OKABE_ITO = {
     "orange": "#E69F00",
@@ -544,7 +545,7 @@ def _card(label: str, value: str, small: str = "", ident: str = "") -> str:
     )
 
 
-def _run_section(record: RunRecord) -> str:
+def _run_section(record: RunRecord, per: FunctionalUnit | None = None) -> str:
     from greenforge.report.sci import FunctionalUnit, sci_for_run
 
     rid = _e(record.id)
@@ -628,12 +629,13 @@ def _run_section(record: RunRecord) -> str:
     if e is None:
         parts.append("<p>No SCI: the run has no grid intensity (measure with a zone).</p>")
     else:
-        s = sci_for_run(record, FunctionalUnit("run"))
+        s = sci_for_run(record, per or FunctionalUnit("run"))
         parts.append(
-            f'<p><span id="sci-{rid}">{_e(fmt_co2e_g(s.sci_g))}</span> CO2e per run '
+            f'<p><span id="sci-{rid}">{_e(fmt_co2e_g(s.sci_g))}</span> CO2e per {_e(s.unit)} '
             f"(low {_e(fmt_co2e_g(s.low_g))}, high {_e(fmt_co2e_g(s.high_g))}): "
-            f"E {s.energy_kwh:.4g} kWh x I {s.intensity_g_per_kwh:.4g} g/kWh = "
-            f"O {_e(fmt_co2e_g(s.operational_g))}, M {_e(fmt_co2e_g(s.embodied_g))}.</p>"
+            f"(E {s.energy_kwh:.4g} kWh x I {s.intensity_g_per_kwh:.4g} g/kWh = "
+            f"O {_e(fmt_co2e_g(s.operational_g))} + M {_e(fmt_co2e_g(s.embodied_g))}) "
+            f"/ R {s.r:g}.</p>"
             f"<p class='note'>{_e(s.basis)}; {_e(s.embodied_basis)}</p>"
         )
 
@@ -855,8 +857,9 @@ def _over_time(record: RunRecord) -> str:
     return "".join(out)
 
 
-def run_report(records: Sequence[RunRecord]) -> str:
-    """Returns the HTML document (a str) reporting ``records``, one section each."""
+def run_report(records: Sequence[RunRecord], *, per: FunctionalUnit | None = None) -> str:
+    """Returns the HTML document (a str) reporting ``records``, one section each; ``per`` is
+    SCI's functional unit R (default: per run)."""
     if not records:
         raise DataError("no runs to report: name at least one run id (see `greenforge runs list`).")
     title = (
@@ -864,7 +867,7 @@ def run_report(records: Sequence[RunRecord]) -> str:
         if len(records) == 1
         else f"GreenForge report: {len(records)} runs"
     )
-    return _page(title, [_run_section(r) for r in records])
+    return _page(title, [_run_section(r, per) for r in records])
 
 
 # --------------------------------------------------------------------------- forge
