@@ -46,7 +46,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em a
 max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;
 margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}.tw{overflow-x:auto}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .headline{display:flex;flex-wrap:wrap;gap:1em;margin:1em 0}
@@ -527,7 +527,8 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int]
         + "</tr>"
         for row in rows
     )
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+    # a wide table (the forge's 13 columns) scrolls in its box instead of widening the page
+    return f'<div class="tw"><table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _pue_fact(pue: float, pue_source: str, metadata: Mapping[str, Any]) -> str:
