@@ -210,11 +210,26 @@ class Tracker:
         self._pue_series: PueSeries | None = None
         """``pue=`` a :class:`~greenforge.pue.PueSeries`: PUE(t) is folded into the intensity
         (``self.pue`` is then its value at start)."""
+        if pue is None and self.settings.pue_series is not None:
+            from greenforge.pue import load_pue  # settings.pue_series: a file or model spec
+
+            pue = load_pue(self.settings.pue_series)
         if isinstance(pue, int | float):
             self._pue_value = float(pue)
         elif pue is not None:
             self._pue_series = pue
             self.pue = pue.at(clock())
+            # the series behind the record's energy-weighted emissions.pue, for reports
+            self.metadata.setdefault(
+                "pue_series",
+                {
+                    "source": pue.source,
+                    "kind": pue.kind,
+                    "min": float(pue.values.min()),
+                    "max": float(pue.values.max()),
+                    "points": int(pue.values.size),
+                },
+            )
         self.rank: RankInfo | None = None
         self.meter_notes: list[str] = []
         self.warnings: list[str] = []

@@ -349,6 +349,25 @@ def _mapping(v: object) -> Mapping[str, Any]:
     return v if isinstance(v, Mapping) else {}
 
 
+def _plan_pue(pue: Mapping[str, Any]) -> str:
+    """The plan's PUE: a constant, or PUE(t) with the saving split into the grid's part and the
+    facility's (``greenforge plan --pue SPEC --json``'s ``pue``)."""
+    source = str(pue.get("source", "?"))
+    if pue.get("constant"):
+        return f"{_f(pue.get('mean_pue')):.3g} ({source}): CO2e figures are facility CO2e"
+    text = (
+        f"PUE(t) {_f(pue.get('min_pue')):.3g}-{_f(pue.get('max_pue')):.3g} over the window "
+        f"(mean {_f(pue.get('mean_pue')):.3g}; {source})"
+    )
+    grid, own = pue.get("grid_saving_g"), pue.get("pue_saving_g")
+    if _finite(grid) and _finite(own):
+        text += (
+            f"; saving vs running now attributed: the grid's hours {_f(grid):.4g} g, the "
+            f"facility's PUE(t) {_f(own):.4g} g"
+        )
+    return text
+
+
 def plan_report(doc: Mapping[str, Any]) -> str:
     """Returns the HTML document (a str) of a plan (``greenforge plan --json``): the chosen
     slots, the intensity over the window with them marked, and savings vs running now."""
@@ -399,6 +418,9 @@ def plan_report(doc: Mapping[str, Any]) -> str:
         ("algorithm", str(doc.get("algorithm", "?"))),
         ("forecast", f"{doc.get('forecast', '-')}; {doc.get('forecast_source', '?')}"),
     ]  # fmt: skip
+    pue = _mapping(doc.get("pue"))
+    if pue:
+        facts.append(("PUE", _plan_pue(pue)))
     parts.append(_table(["what", "value"], [[_e(k), _e(v)] for k, v in facts], set()))
     parts.append("<h3>Chosen slots</h3>")
     parts.append(

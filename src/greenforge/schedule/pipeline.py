@@ -191,6 +191,8 @@ class PueEffect:
     series_plan_co2e_g: float
     constant_saving_pct: float | None = None
     constant_plan_co2e_g: float | None = None
+    run_now_co2e_g: float | None = None
+    """Running now, under the series (the base of both savings)."""
 
     @property
     def gain_g(self) -> float | None:
@@ -198,6 +200,15 @@ class PueEffect:
         if self.constant_plan_co2e_g is None:
             return None
         return self.constant_plan_co2e_g - self.series_plan_co2e_g
+
+    @property
+    def grid_saving_g(self) -> float | None:
+        """The saving vs running now attributable to the grid's hours: what the PUE-blind
+        (constant-PUE) plan saves, both evaluated under the series (may be < 0: the grid's
+        cleanest hour can be the facility's hottest)."""
+        if self.constant_plan_co2e_g is None or self.run_now_co2e_g is None:
+            return None
+        return self.run_now_co2e_g - self.constant_plan_co2e_g
 
     def line(self) -> str:
         """One line for the terminal."""
@@ -208,7 +219,16 @@ class PueEffect:
             f"{self.source}): saving {self.series_saving_pct:.1f} % with the series vs "
             f"{self.constant_saving_pct:.1f} % with a constant PUE of {self.mean_pue:.3g}; "
             f"the constant-PUE plan would emit {self.constant_plan_co2e_g:.4g} g under the "
-            f"series, this plan {self.series_plan_co2e_g:.4g} g."
+            f"series, this plan {self.series_plan_co2e_g:.4g} g." + self._split()
+        )
+
+    def _split(self) -> str:
+        grid, pue = self.grid_saving_g, self.gain_g
+        if grid is None or pue is None:
+            return ""
+        return (
+            f" Saving vs running now, attributed: grid's hours {grid:.4g} g, facility's "
+            f"PUE(t) {pue:.4g} g."
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -223,6 +243,9 @@ class PueEffect:
             "constant_saving_pct": self.constant_saving_pct,
             "constant_plan_co2e_g": self.constant_plan_co2e_g,
             "gain_g": self.gain_g,
+            "run_now_co2e_g": self.run_now_co2e_g,
+            "grid_saving_g": self.grid_saving_g,
+            "pue_saving_g": self.gain_g,
         }
 
 
@@ -379,6 +402,7 @@ def _plan_with_pue(
         max_pue=float(np.max(window)),
         series_saving_pct=plan.saving_pct,
         series_plan_co2e_g=plan.expected_co2e_g,
+        run_now_co2e_g=plan.run_now_co2e_g,
     )
     if not effect.constant:  # what planning on the mean would have given, under the series
         flat = {z: with_pue(s, ConstantPue(mean)) for z, s in forecasts.items()}
