@@ -1,5 +1,5 @@
 """Federated benchmark (issue 11): FedAvg with random clients vs carbon-aware selection vs
-carbon-aware selection with slack, on the digits example, over 3 seeds.
+carbon-aware selection with slack, on the digits example, over seeds 0-4 (by default).
 
 Each seed is one federation (32 clients, two per zone with an embedded hourly profile,
 Dirichlet(0.5) label skew, 8 clients per round, 30 rounds, a 64-unit MLP) run three times
@@ -16,7 +16,7 @@ the ledger's bounds. ``--backend inprocess`` (default here: 9 runs in minutes on
 2-core box) runs the same ClientApp/strategies through GreenForge's in-process Grid;
 ``--backend ray`` uses Flower's simulation engine (a local Ray on 127.0.0.1).
 
-Run: ``python benchmarks/bench_federated.py [--seeds 0 1 2] [--rounds 30] [--backend ray]``.
+Run: ``python benchmarks/bench_federated.py [--seeds 0 1 2 3 4] [--rounds 30] [--backend ray]``.
 Prints a table and writes ``benchmarks/results/federated.json``.
 """
 
@@ -49,7 +49,7 @@ def _spread(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--per-round", type=int, default=8)

@@ -26,7 +26,7 @@ CLEAN_DIRTY = ["CA-ON", "BR-CS", "GB", "DE", "IN-WE", "ZA", "AU-NSW", "JP-TK"]
 @given(
     n=st.integers(2, 12),
     data=st.data(),
-    rule=st.sampled_from(["alpha", "blocklist", "none"]),
+    rule=st.sampled_from(["budget", "alpha", "blocklist", "none"]),
     rounds=st.integers(1, 40),
 )
 def test_every_client_keeps_the_floor_after_every_round(
@@ -72,6 +72,20 @@ def test_alpha_fair_spreads_participation_more_than_carbon_only() -> None:
     assert spread(Fairness(min_share=0.0, rule="alpha", alpha=3.0)) < spread(
         Fairness(min_share=0.0, rule="none")
     )
+
+
+def test_budget_takes_the_most_useful_clients_that_fit_the_round_budget() -> None:
+    g = np.array([[1.0, 1.0, 2.0, 2.0, 4.0, 8.0, 8.0, 8.0]])
+    utility = [1.0, 1.0, 1.0, 1.0, 5.0, 9.0, 9.0, 9.0]
+    fairness = Fairness(min_share=0.0, rule="budget", budget_share=0.7)
+    choice = choose(g, [0] * 8, 1, 2, fairness, utility=utility)
+    assert set(choice.picks) == {0, 4}  # client 4 is worth its CO2e; 5-7 do not fit
+    assert choice.expected_g <= 0.7 * 2 * g.mean()
+    # unknown utility counts as the largest known: never-seen clients get explored
+    choice = choose(g, [0] * 8, 1, 2, fairness, utility=[1.0, 0.1, 0.1, 0.1] + [math.nan] * 4)
+    assert set(choice.picks) == {0, 4}
+    with pytest.raises(ConfigError, match="bad budget_share"):
+        Fairness(budget_share=1.5)
 
 
 def test_forced_clients_come_before_their_deadline() -> None:

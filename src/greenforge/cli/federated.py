@@ -36,7 +36,9 @@ def federated(
     min_share: float = typer.Option(
         0.1, "--min-share", help="Minimum participation share of every client (0-1)."
     ),
-    rule: str = typer.Option("alpha", "--rule", help="Fairness rule: alpha, blocklist, none."),
+    rule: str = typer.Option(
+        "budget", "--rule", help="Selection rule: budget (default), alpha, blocklist, none."
+    ),
     fairness_alpha: float = typer.Option(
         1.0, "--fairness-alpha", help="Alpha of the alpha-fair rule (0 = carbon only)."
     ),

@@ -60,9 +60,10 @@ class ExampleConfig:
     lr: float = 0.05
     hidden: int = 64
     min_share: float = 0.1
-    rule: str = "alpha"
+    rule: str = "budget"
     fairness_alpha: float = 1.0
     blocklist_factor: float = 1.5
+    budget_share: float = 0.55
     slack_h: float = 6.0
     forecaster: str = "embedded-profile"
     start_s: float = 1678060800.0  # DEFAULT_START
@@ -337,6 +338,7 @@ def _strategy(cfg: ExampleConfig, arm: str, ledger: Ledger, settings: Settings |
             rule=cfg.rule,
             alpha=cfg.fairness_alpha,
             blocklist_factor=cfg.blocklist_factor,
+            budget_share=cfg.budget_share,
         ),
         slack_h=cfg.slack_h if arm == "carbon-aware+slack" else 0.0,
         forecaster=cfg.forecaster,

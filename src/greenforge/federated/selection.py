@@ -14,6 +14,15 @@ its expected energy), under one of the fairness rules from FedZero (Wiesner et a
 
 - ``alpha``: alpha-fair penalty, score x ((count + 1) / (mean count + 1)) ** alpha;
 - ``blocklist``: clients above ``blocklist_factor`` x their fair share so far wait;
+- ``budget`` (default): a per-round carbon budget instead of "the k cleanest". The round may
+  spend ``budget_share`` x the forecast CO2e of ``k`` average clients (what random picks cost
+  in expectation), less what the floor forces; within it the selection maximises statistical
+  utility (Oort, Lai et al., 2021: the client's examples x its last training loss, unknown =
+  the largest known so new clients get explored) by a Lagrangian ranking
+  ``u/mean(u) - lam * co2e/mean(co2e)``, ``lam`` raised until the picks fit. "The k cleanest"
+  ranks by absolute CO2e, which favours clients with little data (less energy) in clean
+  zones - the same few almost every round - and slows the model down on label-skewed data;
+  the budget keeps the carbon saving by construction and spends it where the model learns;
 - ``none``: carbon only (the floor still holds).
 
 With ``slots > 1`` (a slack window) the round goes to the slot whose picks have the least
@@ -31,7 +40,7 @@ import numpy.typing as npt
 
 from greenforge.errors import ConfigError
 
-RULES = ("alpha", "blocklist", "none")
+RULES = ("budget", "alpha", "blocklist", "none")
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -41,9 +50,10 @@ class Fairness:
     """Minimum participation share and the rule for the places the floor leaves free."""
 
     min_share: float = 0.1
-    rule: str = "alpha"
+    rule: str = "budget"
     alpha: float = 1.0
     blocklist_factor: float = 1.5
+    budget_share: float = 0.55
 
     def __post_init__(self) -> None:
         if not (isinstance(self.min_share, (int, float)) and 0.0 <= self.min_share <= 1.0):
@@ -58,6 +68,12 @@ class Fairness:
         if not (math.isfinite(self.blocklist_factor) and self.blocklist_factor >= 1):
             raise ConfigError(
                 f"bad blocklist_factor {self.blocklist_factor!r}: use a value >= 1 (x fair share)."
+            )
+
+        if not (math.isfinite(self.budget_share) and 0 < self.budget_share <= 1):
+            raise ConfigError(
+                f"bad budget_share {self.budget_share!r}: a share in (0, 1] of the forecast "
+                "CO2e of k average clients (e.g. 0.55 = aim at 45 % less than random picks)."
             )
 
     def floor(self, rounds: int) -> int:
@@ -117,11 +133,13 @@ def choose(
     k: int,
     fairness: Fairness,
     eligible: Sequence[bool] | None = None,
+    utility: Sequence[float] | None = None,
 ) -> Choice:
     """Picks ``k`` clients and a slot for round ``round_no`` (1-based).
 
     ``expected_g[s, i]``: forecast CO2e (g) of client ``i`` in slot ``s`` (finite, >= 0);
-    ``counts[i]``: rounds client ``i`` has taken part in so far.
+    ``counts[i]``: rounds client ``i`` has taken part in so far; ``utility[i]``: its
+    statistical utility for the ``budget`` rule (NaN = not known yet).
     """
     g = np.atleast_2d(np.asarray(expected_g, dtype=np.float64))
     n_slots, n = g.shape
@@ -147,7 +165,11 @@ def choose(
     best: Choice | None = None
     for s in range(n_slots):
         score = g[s] * penalty
-        order = sorted(rest, key=lambda i: (bool(blocked[i]), float(score[i]), i))
+        if fairness.rule == "budget":
+            cap = fairness.budget_share * k * float(g[s, ok].mean()) - float(g[s, forced].sum())
+            order = _within_budget(rest, g[s], _utilities(utility, n), free, cap)
+        else:
+            order = sorted(rest, key=lambda i: (bool(blocked[i]), float(score[i]), i))
         picks = tuple(forced) + tuple(order[:free])
         total = float(g[s, list(picks)].sum()) if picks else 0.0
         if best is None or total < best.expected_g * (1.0 - 1e-12):
@@ -155,6 +177,44 @@ def choose(
     if best is None:
         raise ConfigError("no time slot to choose from: give at least one slot.")
     return best
+
+
+def _utilities(utility: Sequence[float] | None, n: int) -> FloatArray:
+    """Statistical utility per client; unknown (NaN) = the largest known (explore them)."""
+    u = np.ones(n) if utility is None else np.asarray(utility, dtype=np.float64).copy()
+    known = np.isfinite(u) & (u >= 0)
+    u[~known] = float(u[known].max()) if known.any() else 1.0
+    return u
+
+
+def _within_budget(
+    rest: list[int], g: FloatArray, u: FloatArray, free: int, cap: float
+) -> list[int]:
+    """The ``free`` clients of ``rest`` with the most utility whose CO2e fits ``cap``.
+
+    Lagrangian relaxation of the knapsack: rank by ``u/mean(u) - lam * g/mean(g)`` and raise
+    ``lam`` (bisection) until the top ``free`` fit the cap; with no cap that fits, the
+    ``free`` cleanest.
+    """
+    if free <= 0 or not rest:
+        return []
+    idx = np.asarray(rest)
+    un = u[idx] / max(float(u[idx].mean()), 1e-300)
+    gn = g[idx] / max(float(g[idx].mean()), 1e-300)
+    capn = cap / max(float(g[idx].mean()), 1e-300)
+
+    def top(lam: float) -> npt.NDArray[np.intp]:
+        return np.lexsort((idx, gn, -(un - lam * gn)))[:free]
+
+    if float(gn[top(0.0)].sum()) <= capn:
+        return [int(i) for i in idx[top(0.0)]]
+    lo, hi = 0.0, 1.0
+    while float(gn[top(hi)].sum()) > capn and hi < 1e6:
+        lo, hi = hi, hi * 4
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if float(gn[top(mid)].sum()) > capn else (lo, mid)
+    return [int(i) for i in idx[top(hi)]]
 
 
 def random_choice(rng: np.random.Generator, n: int, k: int) -> tuple[int, ...]:

@@ -476,6 +476,8 @@ class CarbonAwareSelection(_Strategy):  # type: ignore[misc]
     ``policy="carbon"`` (default) or ``"random"`` (the FedAvg baseline: ``k`` clients uniformly,
     seeded). ``slack_h`` lets a round wait up to that many hours for a cleaner slot;
     ``budget_co2e_g`` stops training before a round that would exceed it (by forecast).
+    The ``budget`` rule's utility of a client is its last reply's ``num-examples`` x
+    ``train_loss`` metrics (Flower's conventions); without them it picks by CO2e alone.
     Wrap a :class:`CarbonLedger` (its ledger and clock are used); the wrapped strategy must
     train every node it is shown (``fraction_train=1.0``).
     """
@@ -544,6 +546,7 @@ class CarbonAwareSelection(_Strategy):  # type: ignore[misc]
         self.labels: list[str] = []
         self.zones: list[str] = []
         self.counts: list[int] = []
+        self.utility: list[float] = []
         self._energy: dict[int, list[float]] = {}
         self._rounds_started = 0
         self._picked: dict[int, tuple[int, ...]] = {}
@@ -554,6 +557,7 @@ class CarbonAwareSelection(_Strategy):  # type: ignore[misc]
             "min_share": self.fairness.min_share,
             "rule": self.fairness.rule,
             "alpha": self.fairness.alpha,
+            "budget_share": self.fairness.budget_share,
             "slack_h": self.slack_h,
             "forecaster": self.forecaster.name,
             "budget_co2e_g": budget_co2e_g,
@@ -619,6 +623,11 @@ class CarbonAwareSelection(_Strategy):  # type: ignore[misc]
             i = index.get(int(reply.metadata.src_node_id))
             if i is not None and not reply.has_error():
                 self.counts[i] += 1
+                m = reply.content.metric_records.get("metrics")
+                loss = m.get("train_loss") if m is not None else None
+                if isinstance(loss, (int, float)):
+                    size = m.get("num-examples", 1) if m is not None else 1
+                    self.utility[i] = float(size if isinstance(size, (int, float)) else 1) * loss
         result: tuple[ArrayRecord | None, MetricRecord | None] = self.strategy.aggregate_train(
             server_round, replies
         )
@@ -692,6 +701,7 @@ class CarbonAwareSelection(_Strategy):  # type: ignore[misc]
         self.labels = [labels[n] for n in order]
         self.zones = [zones[n] for n in order]
         self.counts = [0] * len(order)
+        self.utility = [math.nan] * len(order)
         self.ledger.metadata["clients"] = dict(zip(self.labels, self.zones, strict=True))
 
     def _decide(self, server_round: int) -> tuple[tuple[int, ...], tuple[int, ...], float, float]:
@@ -708,7 +718,14 @@ class CarbonAwareSelection(_Strategy):  # type: ignore[misc]
         if self.policy == "random":
             picks = random_choice(self.rng, n, k)
             return picks, (), now, float(expected[0, list(picks)].sum())
-        choice = choose(expected, self.counts, server_round, k, self.fairness)
+        choice = choose(
+            expected,
+            self.counts,
+            server_round,
+            k,
+            self.fairness,
+            utility=self.utility,
+        )
         return choice.picks, choice.forced, starts[choice.slot], choice.expected_g
 
     def _forecast(self, zone: str, t0_s: float, horizon: int) -> np.ndarray:
