@@ -162,6 +162,17 @@ def _synthetic_pool(input_shape: Sequence[int], rows: int = 256) -> Any:
     return torch.from_numpy(rng.standard_normal((rows, *input_shape)).astype(np.float32))
 
 
+def _synthetic_token_pool(input_shape: Sequence[int], vocab: int, rows: int = 256) -> Any:
+    """Seeded random token ids (as float32: the ONNX model casts them to int64) for a text
+    model's graph."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, vocab, size=(rows, *input_shape))
+    return torch.from_numpy(ids.astype(np.float32))
+
+
 def measure_exports(
     files: Mapping[str, Path],
     *,
@@ -193,6 +204,7 @@ def measure_exports(
     models: dict[str, Any] = {}
     meta: dict[str, dict[str, str]] = {}
     shape: tuple[int, ...] | None = None
+    vocab: int | None = None
     for name, path in files.items():
         meta[name] = read_metadata(Path(path))
         models[name] = OnnxModel(Path(path), threads=threads)
@@ -201,10 +213,12 @@ def measure_exports(
             import json
 
             shape = tuple(int(d) for d in json.loads(raw)[1:])
+        if meta[name].get("greenforge_input_dtype") == "int64":
+            vocab = int(meta[name].get("greenforge_vocab_size") or 2)
     if inputs is not None:
         pool = torch.as_tensor(inputs).float()
     elif shape is not None:
-        pool = _synthetic_pool(shape)
+        pool = _synthetic_pool(shape) if vocab is None else _synthetic_token_pool(shape, vocab)
     else:
         raise DataError("the ONNX files carry no greenforge_input_shape: pass inputs.")
     models[GEMM_KEY] = _Gemm(threads)

@@ -25,9 +25,16 @@ inputs when known) and compares logits: ``max_abs_diff <= atol + rtol x max|torc
 :class:`~greenforge.errors.DataError`) naming the candidate, the difference and the tolerance;
 the file is not written.
 
+Text models (``transfer-*`` candidates on a ``[pretrained] kind = "hf"`` encoder, a
+:class:`~greenforge.forge.pretrained.text.TextClassifier`) take token ids: their graph's input is
+``input_ids``, int64, shape ``(batch, tokens)`` with both axes dynamic (padding id = the
+tokenizer's, the attention mask is computed in the graph), checked on the task's token ids or
+seeded random ids. Image ``transfer-*`` candidates (timm backbones) are float modules like the rest.
+
 Metadata (ONNX ``metadata_props``, :data:`METADATA_KEYS`): greenforge version, candidate name,
 precision, kind, test accuracy, sha256 of the source ``forge.json``, input shape (``batch`` is
-the dynamic axis), number of classes, FLOPs per prediction, the check's result.
+the dynamic axis), number of classes, FLOPs per prediction, the check's result, the input dtype
+(``float32`` or ``int64`` token ids) and the vocabulary size of a text model.
 """
 
 from __future__ import annotations
@@ -64,7 +71,11 @@ METADATA_KEYS: tuple[str, ...] = (
     "greenforge_flops",
     "greenforge_recipe",
     "greenforge_check",
+    "greenforge_input_dtype",
+    "greenforge_vocab_size",
 )
+TOKEN_IDS_INPUT = "input_ids"  # noqa: S105 - an ONNX input name
+"""Input name of a text model's graph: ``(batch, tokens)`` int64 token ids, both axes dynamic."""
 
 
 class ExportCheckError(DataError):
@@ -140,6 +151,8 @@ class ExportReport:
     flops: int | None = None
     accuracy: float | None = None
     notes: tuple[str, ...] = ()
+    input_dtype: str = "float32"
+    """``float32``, or ``int64`` for a text model's token ids."""
 
     @property
     def ok(self) -> bool:
@@ -224,6 +237,94 @@ def kind_of(model: Any, precision: str) -> str:
 # --------------------------------------------------------------------------- graph makers
 
 
+def token_vocab(model: Any) -> int | None:
+    """The vocabulary size when ``model`` (a torch module, or an ONNX Runtime candidate through
+    its torch reference) is a text classifier called on token ids; ``None`` otherwise."""
+    from greenforge.forge.onnx import OnnxModel
+    from greenforge.forge.pretrained.text import TextClassifier
+
+    module = model.reference if isinstance(model, OnnxModel) else model
+    if not isinstance(module, TextClassifier):
+        return None
+    vocab = getattr(getattr(module.backbone, "config", None), "vocab_size", None)
+    if not isinstance(vocab, int) or vocab < 2:
+        raise DataError(
+            "the text model's encoder has no integer config.vocab_size: cannot make token ids."
+        )
+    return vocab
+
+
+def token_check_inputs(
+    input_shape: Sequence[int],
+    vocab: int,
+    pad_token_id: int,
+    inputs: Any | None = None,
+    rows: int = CHECK_ROWS,
+    seed: int = 0,
+    label: str = "test split",
+) -> tuple[Any, str]:
+    """``(int64 tensor (rows, tokens), label)``: up to ``rows`` of ``inputs`` (token ids, any
+    numeric dtype), or seeded random ids in ``[0, vocab)`` avoiding the pad id, with a random
+    padded tail per row (``synthetic token ids``)."""
+    import numpy as np
+    import torch
+
+    if len(input_shape) != 1:
+        raise DataError(
+            f"a text model takes (tokens,) token ids per row, not input shape {list(input_shape)}."
+        )
+    if inputs is None:
+        rng = np.random.default_rng(seed)
+        tokens = int(input_shape[0])
+        ids = rng.integers(0, vocab - 1, size=(rows, tokens))
+        ids = ids + (ids >= pad_token_id)  # never the pad id inside the text
+        lengths = rng.integers(1, tokens + 1, size=rows)
+        ids[np.arange(tokens)[None, :] >= lengths[:, None]] = pad_token_id
+        return torch.from_numpy(ids.astype(np.int64)), "synthetic token ids"
+    x, label = check_inputs(input_shape, inputs, rows=rows, seed=seed, label=label)
+    ids_t = x.round().long()
+    if not bool(torch.equal(ids_t.double(), x.double())) or int(ids_t.min()) < 0:
+        raise DataError("check inputs for a text model must be token ids (integers >= 0).")
+    if int(ids_t.max()) >= vocab:
+        raise DataError(
+            f"check inputs reach token id {int(ids_t.max())}, beyond the model's vocabulary "
+            f"({vocab}); tokenize with the model's tokenizer."
+        )
+    return ids_t.contiguous(), label
+
+
+def _export_token_ids(module: Any, example: Any, path: Path) -> None:
+    """``torch.onnx`` export of a text model: int64 ``input_ids`` (batch, tokens), both dynamic."""
+    import logging
+    import warnings
+
+    import torch
+
+    from greenforge.forge.onnx import OUTPUT_NAME
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        torch.onnx.export(
+            module.eval(),
+            (example[:2].long(),),
+            str(path),
+            input_names=[TOKEN_IDS_INPUT],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={TOKEN_IDS_INPUT: {0: "batch", 1: "tokens"}, OUTPUT_NAME: {0: "batch"}},
+            dynamo=False,
+        )
+
+
+def _int8_dynamic_token_graph(module: Any, example: Any, path: Path, workdir: Path) -> None:
+    from greenforge.forge.compress import quantize_onnx_dynamic
+
+    fp32 = workdir / "text-fp32.onnx"
+    _export_token_ids(module, example, fp32)
+    quantize_onnx_dynamic(fp32, workdir / "text-int8.onnx")
+    shutil.copyfile(workdir / "text-int8.onnx", path)
+
+
 def _export_torch(module: Any, example: Any, path: Path) -> None:
     from greenforge.forge.onnx import export
 
@@ -305,6 +406,12 @@ class _Plan:
     notes: tuple[str, ...] = ()
 
 
+_STATIC_NEEDS_FORGE_GRAPH = (
+    "an int8-static candidate is calibrated on the task's training data: export the forge's "
+    "own graph (an ONNX Runtime candidate), not a torch module."
+)
+
+
 def _plan(model: Any, precision: str, example: Any) -> _Plan:
     """How to export ``model`` (a candidate's served model) and what to check it against."""
     import torch
@@ -322,6 +429,8 @@ def _plan(model: Any, precision: str, example: Any) -> _Plan:
 
         return run
 
+    if token_vocab(model) is not None:
+        return _token_plan(model, kind, example, torch_call)
     if isinstance(model, OnnxModel):
         ref = model.reference
         if not isinstance(ref, nn.Module):
@@ -363,8 +472,8 @@ def _plan(model: Any, precision: str, example: Any) -> _Plan:
             "quantize_dynamic of the torchao model's dequantized weights",
             (
                 "torchao int8 re-quantized for ONNX Runtime from its dequantized weights: "
-                "per-tensor int8 weights and uint8 activations (torchao: per-channel weights, "
-                "per-token activations)",
+                "per-channel 7-bit int8 weights and per-tensor uint8 activations (torchao: "
+                "per-channel 8-bit weights, per-token activations)",
             ),
         )
     if kind == "int8-dynamic":
@@ -376,16 +485,63 @@ def _plan(model: Any, precision: str, example: Any) -> _Plan:
             "quantize_dynamic of the torch model",
         )
     if kind == "int8-static":
-        raise DataError(
-            "an int8-static candidate is calibrated on the task's training data: export the "
-            "forge's own graph (an ONNX Runtime candidate), not a torch module."
-        )
+        raise DataError(_STATIC_NEEDS_FORGE_GRAPH)
     return _Plan(
         kind,
         lambda path, _w: _export_torch(model, example, path),
         torch_call(model),
         "the torch model",
         "torch.onnx export",
+    )
+
+
+def _token_plan(
+    model: Any, kind: str, example: Any, torch_call: Callable[[Any], Callable[[Any], Any]]
+) -> _Plan:
+    """The plan for a text model: int64 token-id graphs exported from the torch model."""
+    import torch
+
+    from greenforge.forge.onnx import OnnxModel
+
+    module = model.reference if isinstance(model, OnnxModel) else model
+    if not isinstance(module, torch.nn.Module):  # token_vocab found a TextClassifier
+        raise DataError("a text candidate keeps no torch model to export from.")
+    note = "int64 token ids (batch, tokens), both axes dynamic"
+    if kind == "int8-static":
+        if not isinstance(model, OnnxModel):
+            raise DataError(_STATIC_NEEDS_FORGE_GRAPH)
+        src = model.path
+        return _Plan(
+            kind,
+            lambda path, _w: shutil.copyfile(src, path),
+            torch_call(module),
+            "the fp32 torch model",
+            "forge's ONNX Runtime graph (int8-static)",
+            ("the forge's calibrated graph takes the token ids as float32",),
+        )
+    if kind == "bf16":
+        raise DataError(
+            "a bf16 text model casts its token ids to bfloat16 (ids above 256 are rounded): "
+            "export its fp32 parent candidate instead."
+        )
+    quantized = any(type(p.detach()) is not torch.Tensor for p in module.parameters())
+    if kind == "int8-dynamic":
+        fp32 = _dequantized_copy(module) if quantized else module
+        return _Plan(
+            kind,
+            lambda path, work: _int8_dynamic_token_graph(fp32, example, path, work),
+            torch_call(module) if quantized else torch_call(fp32),
+            "the torchao int8 model" if quantized else "the fp32 torch model",
+            "quantize_dynamic of the torch text model's int64 token-id graph",
+            (note,),
+        )
+    return _Plan(
+        kind,
+        lambda path, _w: _export_token_ids(module, example, path),
+        torch_call(module),
+        "the torch model",
+        "torch.onnx export (token ids)",
+        (note,),
     )
 
 
@@ -429,7 +585,9 @@ def _hint(label: str) -> str:
     return "Check the candidate: a diverged or mis-exported model is off by far more."
 
 
-def _metadata(info: CandidateInfo, kind: str, check: dict[str, Any]) -> dict[str, str]:
+def _metadata(
+    info: CandidateInfo, kind: str, check: dict[str, Any], vocab: int | None = None
+) -> dict[str, str]:
     from greenforge import __version__
 
     return {
@@ -444,6 +602,8 @@ def _metadata(info: CandidateInfo, kind: str, check: dict[str, Any]) -> dict[str
         "greenforge_flops": "" if info.flops is None else str(info.flops),
         "greenforge_recipe": info.recipe,
         "greenforge_check": json.dumps(check, sort_keys=True),
+        "greenforge_input_dtype": "float32" if vocab is None else "int64",
+        "greenforge_vocab_size": "" if vocab is None else str(vocab),
     }
 
 
@@ -486,7 +646,13 @@ def export_candidate(
     from greenforge.forge.onnx import OnnxModel
     from greenforge.forge.output import write_atomic
 
-    x, label = check_inputs(info.input_shape, inputs, label=inputs_label)
+    vocab = token_vocab(model)
+    if vocab is None:
+        x, label = check_inputs(info.input_shape, inputs, label=inputs_label)
+    else:
+        text = model.reference if isinstance(model, OnnxModel) else model
+        pad = int(getattr(text, "pad_token_id", 0))
+        x, label = token_check_inputs(info.input_shape, vocab, pad, inputs, label=inputs_label)
     plan = _plan(model, info.precision, x)
     with tempfile.TemporaryDirectory(prefix="greenforge-edge-") as tmp:
         work = Path(tmp)
@@ -520,7 +686,7 @@ def export_candidate(
             "inputs": label,
             "top1_agreement": agree,
         }
-        _write_metadata(draft, _metadata(info, plan.kind, check))
+        _write_metadata(draft, _metadata(info, plan.kind, check, vocab))
         write_atomic(path, lambda tmp_path: shutil.copyfile(draft, tmp_path))
     return ExportReport(
         candidate=info.name,
@@ -541,6 +707,7 @@ def export_candidate(
         flops=info.flops,
         accuracy=info.accuracy,
         notes=plan.notes,
+        input_dtype="float32" if vocab is None else "int64",
     )
 
 

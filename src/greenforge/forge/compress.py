@@ -25,8 +25,10 @@ on CPUs without its fused kernels it is slower than fp32 - measure before choosi
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import logging
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -207,41 +209,27 @@ def quantize(
     fp32_path = workdir / "model-fp32.onnx"
     gf_onnx.export(model, example_inputs, fp32_path)
     out_path = workdir / "model-int8.onnx"
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quant_pre_process,
-        quantize_dynamic,
-        quantize_static,
-    )
+    if isinstance(config, Int8DynamicConfig):
+        quantize_onnx_dynamic(fp32_path, out_path, config)
+        precision = "int8-dynamic"
+    else:
+        batches = list(calibration)[: config.calibration_batches]
+        if not batches:
+            raise ConfigError("int8 static quantization needs calibration batches.")
+        from onnxruntime.quantization import (
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
 
-    pre_path = workdir / "model-fp32-pre.onnx"
-    import logging
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # onnxruntime logs a pre-processing hint on the root logger
-    try:
-        quant_pre_process(str(fp32_path), str(pre_path), skip_symbolic_shape=True)
-        if isinstance(config, Int8DynamicConfig):
-            quantize_dynamic(
-                str(pre_path),
-                str(out_path),
-                weight_type=QuantType.QInt8,
-                per_channel=config.per_channel,
-                reduce_range=config.reduce_range,
-            )
-            precision = "int8-dynamic"
-        else:
-            batches = list(calibration)[: config.calibration_batches]
-            if not batches:
-                raise ConfigError("int8 static quantization needs calibration batches.")
-            method = {
-                "minmax": CalibrationMethod.MinMax,
-                "entropy": CalibrationMethod.Entropy,
-                "percentile": CalibrationMethod.Percentile,
-            }[config.method]
+        method = {
+            "minmax": CalibrationMethod.MinMax,
+            "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile,
+        }[config.method]
+        with _quiet_root_logger():
+            pre_path = _pre_process(fp32_path)
             quantize_static(
                 str(pre_path),
                 str(out_path),
@@ -253,10 +241,50 @@ def quantize(
                 weight_type=QuantType.QInt8,
                 calibrate_method=method,
             )
-            precision = "int8-static"
+        precision = "int8-static"
+    return gf_onnx.OnnxModel(out_path, precision=precision, reference=model)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime logs a pre-processing hint on the root logger; keep it quiet meanwhile."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
     finally:
         root.setLevel(level)
-    return gf_onnx.OnnxModel(out_path, precision=precision, reference=model)
+
+
+def _pre_process(fp32_path: Path) -> Path:
+    """``quant_pre_process`` (shape inference, graph clean-up) next to ``fp32_path``."""
+    from onnxruntime.quantization import quant_pre_process
+
+    pre_path = fp32_path.with_name(fp32_path.stem + "-pre.onnx")
+    quant_pre_process(str(fp32_path), str(pre_path), skip_symbolic_shape=True)
+    return pre_path
+
+
+def quantize_onnx_dynamic(
+    fp32_path: Path, out_path: Path, config: Int8DynamicConfig | None = None
+) -> Path:
+    """Dynamic int8 quantization of an fp32 ONNX file (any input dtype, e.g. int64 token ids)
+    with ``config``'s weight settings (per-channel, 7-bit weights by default); returns
+    ``out_path``."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    cfg = config or Int8DynamicConfig()
+    with _quiet_root_logger():
+        pre_path = _pre_process(Path(fp32_path))
+        quantize_dynamic(
+            str(pre_path),
+            str(out_path),
+            weight_type=QuantType.QInt8,
+            per_channel=cfg.per_channel,
+            reduce_range=cfg.reduce_range,
+        )
+    return Path(out_path)
 
 
 def _torchao_int8_dynamic(model: nn.Module) -> nn.Module:

@@ -83,6 +83,8 @@ class OnnxModel:
             str(self.path), opts, providers=["CPUExecutionProvider"]
         )
         self.input_name = self.session.get_inputs()[0].name
+        self.token_ids = self.session.get_inputs()[0].type == "tensor(int64)"
+        """Whether the graph takes int64 token ids (a text model's export) instead of float32."""
 
     def with_threads(self, threads: int) -> OnnxModel:
         """The same model file in a session with ``threads`` intra-op threads and one
@@ -90,7 +92,8 @@ class OnnxModel:
         return OnnxModel(self.path, self.precision, self.reference, threads=threads)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        arr = np.ascontiguousarray(x.detach().float().numpy())
+        t = x.detach()
+        arr = np.ascontiguousarray((t.long() if self.token_ids else t.float()).numpy())
         out: Any = self.session.run(None, {self.input_name: arr})[0]
         return torch.from_numpy(np.asarray(out))
 
