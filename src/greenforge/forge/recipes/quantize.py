@@ -57,6 +57,9 @@ class QuantizeRecipeConfig(RecipeConfig):
     backend: Literal["onnxruntime", "torchao"] = "onnxruntime"
     calibration_batches: int = 8
     per_channel: bool = True
+    reduce_range: bool = True
+    """7-bit int8 weights: safe on x86 CPUs without VNNI (their u8 x s8 kernels saturate with
+    full-range weights); ``false`` only for graphs served on VNNI or ARM cores."""
     name: str | None = None
 
     def validate(self) -> None:
@@ -88,10 +91,14 @@ class QuantizeRecipe:
             )
         qcfg: Any
         if cfg.mode == "int8-dynamic":
-            qcfg = Int8DynamicConfig(backend=cfg.backend, per_channel=cfg.per_channel)
+            qcfg = Int8DynamicConfig(
+                backend=cfg.backend, per_channel=cfg.per_channel, reduce_range=cfg.reduce_range
+            )
         else:
             qcfg = Int8StaticConfig(
-                calibration_batches=cfg.calibration_batches, per_channel=cfg.per_channel
+                calibration_batches=cfg.calibration_batches,
+                per_channel=cfg.per_channel,
+                reduce_range=cfg.reduce_range,
             )
         calib = [x for x, _ in ctx.loader("train", batch_size=64)][: cfg.calibration_batches]
         name = cfg.name or f"{parent.name}+{cfg.mode}"
