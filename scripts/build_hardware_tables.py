@@ -256,7 +256,7 @@ GPU_SPECS: dict[str, tuple[float, str]] = {
 
 # (instance-type regex, GPU model, count or None = from the ``-<n>g`` suffix / a table below)
 AWS_GPU_SOURCE = "https://aws.amazon.com/ec2/instance-types/ (Accelerated Computing)"
-_G_1_4_8 = {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}
+_G_1_4_8: dict[str, float] = {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}
 AWS_GPUS: list[tuple[str, str, dict[str, float] | float]] = [
     (r"^p4d\.", "A100-40GB", 8),
     (r"^p4de\.", "A100-80GB", 8),
@@ -811,8 +811,8 @@ def check_bounds(
                 if gpu not in GPU_SPECS:
                     bad.append(f"{what}: GPU model {gpu!r} has no power figure")
                 check(what, "gpu_count", float(rec["gpu_count"]))  # type: ignore[arg-type]
-    for provider, table in sorted(use.items()):
-        for arch, (lo_w, hi_w) in sorted(table.items()):
+    for provider, per_arch in sorted(use.items()):
+        for arch, (lo_w, hi_w) in sorted(per_arch.items()):
             check(f"{provider} use {arch}", "vcpu_min_w", lo_w)
             check(f"{provider} use {arch}", "vcpu_max_w", hi_w)
             if hi_w < lo_w:

@@ -163,8 +163,11 @@ def test_image_transfer_candidates_export_as_float_graphs(tmp_path: Path) -> Non
         architecture="cnn",
         architecture_options={"channels": (4, 8), "hidden": 16},
     )
+    train, val, test = sets
     ctx = ForgeContext(
-        *sets,
+        train,
+        val,
+        test,
         3,
         (1, 2, 4),
         spec,

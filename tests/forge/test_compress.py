@@ -175,7 +175,8 @@ def digits_mlp() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Ten
     with thread_limit(1):  # full-batch steps on a tiny MLP: threads only contend
         for _ in range(80):
             opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x[train]), y[train]).backward()
+            loss = torch.nn.functional.cross_entropy(model(x[train]), y[train])
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
     return model.eval(), x[train], x[test], y[test]
 

@@ -32,7 +32,7 @@ def climate_normal_year(
     """Returns (unix seconds of each hour of ``year``, temperature in deg C)."""
     start = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc).timestamp()
     hours = 8760 + 24 * (year % 4 == 0)
-    t = start + 3600.0 * np.arange(hours)
+    t = start + 3600.0 * np.arange(hours, dtype=np.float64)
     day = np.arange(hours) / 24.0
     season = -np.cos(2 * np.pi * (day - COLDEST_DAY) / 365.25)  # -1 mid-January, +1 mid-July
     daily_amp = DAILY_K[0] + (DAILY_K[1] - DAILY_K[0]) * (season + 1) / 2

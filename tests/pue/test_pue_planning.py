@@ -26,7 +26,7 @@ def job_on(day: int, hour: int = 0) -> Job:
 
 def test_on_a_flat_grid_only_pue_moves_the_job_to_cooler_hours(temperature_csv: Path) -> None:
     pue = load_pue(f"model:free-cooled:{temperature_csv}")
-    times = YEAR_START_S + 3600.0 * np.arange(8760)
+    times = YEAR_START_S + 3600.0 * np.arange(8760, dtype=np.float64)
     flat = IntensitySeries(times, np.full(8760, 300.0), 3600.0, "DE", "flat:test")
     job = job_on(200, hour=12)  # a mid-July noon: warm afternoon, cool night before deadline
 

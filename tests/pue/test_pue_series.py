@@ -160,7 +160,7 @@ def test_series_refuses_implausible_values() -> None:
 def test_mean_lies_within_the_values_and_equals_a_fine_riemann_sum(
     values: list[float], start_offset_s: float, width_s: float
 ) -> None:
-    times = T0 + 3600.0 * np.arange(len(values))
+    times = T0 + 3600.0 * np.arange(len(values), dtype=np.float64)
     pue = PueSeries(times, np.array(values), 3600.0, "prop", "file")
     a = T0 + start_offset_s
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def factory(batch_size):
 
 
 @pytest.fixture
-def step_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def step_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     (tmp_path / "tune_steps_for_test.py").write_text(STEPS)
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "tune_steps_for_test:factory"

@@ -27,7 +27,7 @@ from greenforge.tune.gpu import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fake_nvml import DRAW_W, FakeGpu, FakeNvml, step_time_s
+from fake_nvml import DRAW_W, FakeGpu, FakeNvml, step_time_s  # type: ignore[import-not-found]
 
 LIMITS_W = [300.0, 250.0, 200.0, 150.0]
 
@@ -197,7 +197,7 @@ CHILD = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {here!r})
-from fake_nvml import FakeGpu, FakeNvml
+from fake_nvml import FakeGpu, FakeNvml  # type: ignore[import-not-found]
 from greenforge.tune.gpu import PowerLimitOptimizer
 
 nvml = FakeNvml([FakeGpu("GPU-a", 350.0)], log=Path({log!r}))

@@ -17,7 +17,7 @@ from greenforge.tune.gpu import PowerLimitOptimizer
 from greenforge.tune.lightning import TuneLightningCallback, batch_samples
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fake_nvml import FakeGpu, FakeNvml
+from fake_nvml import FakeGpu, FakeNvml  # type: ignore[import-not-found]
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::lightning.fabric.utilities.warnings.PossibleUserWarning"),
