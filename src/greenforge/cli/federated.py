@@ -135,10 +135,9 @@ def show(
     with bounds."""
     from greenforge import jsonsafe
     from greenforge.config import load_settings
-    from greenforge.federated.ledger import Ledger, list_ledgers
+    from greenforge.federated.ledger import Ledger, find_ledger
 
-    home = load_settings().resolved_home()
-    path = _find(ledger, list_ledgers(home))
+    path = find_ledger(ledger, load_settings().resolved_home())
     led = Ledger.load(path)
     if as_json:
         typer.echo(jsonsafe.dumps(led.to_dict()))
@@ -172,6 +171,7 @@ def show(
     console.print(table)
     zones = led.zones()
     parts = led.participation()
+    by_zone = led.zone_participation()
     for field, title in (("client", "per client"), ("zone", "per zone")):
         first = "client" if field == "client" else "zone"
         cols2: tuple[str, ...] = (
@@ -190,8 +190,8 @@ def show(
                     parts.get(t.key, 0),
                 )
             else:
-                members = [c for c, z in zones.items() if z == t.key]
-                second, n = str(len(members)), sum(parts.get(c, 0) for c in members)
+                members, n = by_zone.get(t.key, (0, 0))
+                second = str(members)
             table.add_row(
                 escape(t.key),
                 escape(second),
@@ -201,24 +201,6 @@ def show(
                 f"{t.energy_j:.4g}",
             )
         console.print(table)
-
-
-def _find(name: str | None, ledgers: list[Path]) -> Path:
-    if name is not None and (p := Path(name)).suffix == ".json" and p.exists():
-        return p
-    if not ledgers:
-        raise ConfigError(
-            "no federated ledgers yet: run `greenforge federated --example digits` or wrap a "
-            "Flower strategy in greenforge.federated.strategy.CarbonLedger."
-        )
-    if name is None:
-        return ledgers[0]
-    hits = [p for p in ledgers if p.stem.startswith(name) or p.stem.split("-")[-1].startswith(name)]
-    if len(hits) != 1:
-        shown = ", ".join(p.stem for p in ledgers[:8])
-        what = "no" if not hits else "more than one"
-        raise ConfigError(f"{what} ledger matches {name!r}: known ones are {shown}.")
-    return hits[0]
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,11 @@ simulated or wall clock), how much energy (per component, method, low/high), at 
 intensity (and its source), the CO2e, and the bytes moved down/up with their network energy
 and CO2e (a cited coefficient range, :mod:`greenforge.federated.network`). Totals add the
 bounds (a conservative interval). The ledger is a JSON document written atomically after each
-round, by default ``<GREENFORGE_HOME>/federated/<ledger id>.json`` beside the run store.
+round, by default ``<GREENFORGE_HOME>/federated/<ledger id>.json`` beside the run store;
+:func:`find_ledger` finds one by file or id (``greenforge federated show``, ``greenforge report
+--ledger``). Beside the entries it keeps each round's aggregated Flower metrics
+(:class:`RoundMetrics`: the clients' train/evaluate metrics, and the server's own evaluation
+when the app adds it), so accuracy can be read against CO2e.
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from greenforge.errors import DataError
+from greenforge.errors import ConfigError, DataError
 from greenforge.records import ComponentTotal
 
 LEDGER_SCHEMA = 1
 LEDGER_DIR = "federated"
+_LEDGER_HINT = (
+    "Pass a ledger file written by greenforge.federated.strategy.CarbonLedger "
+    "(<GREENFORGE_HOME>/federated/<id>.json) or a ledger id from `greenforge federated show`."
+)
 
 Phase = Literal["train", "evaluate", "aggregate-train", "aggregate-evaluate"]
 PHASES: tuple[str, ...] = ("train", "evaluate", "aggregate-train", "aggregate-evaluate")
@@ -124,6 +132,29 @@ class RoundPlan:
         )
 
 
+METRIC_PHASES: tuple[str, ...] = ("train", "evaluate", "central")
+"""Where a round's metrics come from: the clients' aggregated ``train``/``evaluate`` replies, or
+the server's own (``central``) evaluation."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundMetrics:
+    """The aggregated numeric metrics of one round (Flower's ``MetricRecord``, numbers only)."""
+
+    round: int
+    phase: str
+    """``train`` / ``evaluate`` (the strategy's aggregate of the clients') or ``central``."""
+    values: dict[str, float]
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> RoundMetrics:
+        return RoundMetrics(
+            round=int(data["round"]),
+            phase=str(data["phase"]),
+            values={str(k): float(v) for k, v in dict(data["values"]).items()},
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class Total:
     """Summed figures of a group of entries (bounds added)."""
@@ -177,6 +208,7 @@ class Ledger:
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.entries: list[LedgerEntry] = []
         self.plans: list[RoundPlan] = []
+        self.metrics: list[RoundMetrics] = []
         self.stopped: str = ""
         """Why training stopped early (e.g. the carbon budget), else empty."""
 
@@ -193,6 +225,26 @@ class Ledger:
 
     def add_plan(self, plan: RoundPlan) -> None:
         self.plans.append(plan)
+
+    def add_metrics(self, round: int, phase: str, values: Mapping[str, object]) -> None:
+        """Keeps a round's aggregated metrics: the finite numbers of ``values`` (lists and
+        GreenForge's own ``greenforge.*`` figures are left out; those are the entries).
+        ``phase`` is ``train``/``evaluate`` (the strategy's aggregate of the clients' replies,
+        recorded by :class:`~greenforge.federated.strategy.CarbonLedger`) or ``central`` (the
+        server's own evaluation: ``CarbonLedger.central_evaluation(evaluate_fn)`` records it)."""
+        if phase not in METRIC_PHASES:
+            raise DataError(f"metrics with unknown phase {phase!r}: use {METRIC_PHASES}.")
+        kept = {
+            str(k): float(v)
+            for k, v in values.items()
+            if isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            and not str(k).startswith("greenforge.")
+        }
+        if kept:
+            self.metrics = [m for m in self.metrics if (m.round, m.phase) != (round, phase)]
+            self.metrics.append(RoundMetrics(round, phase, kept))
 
     # ------------------------------------------------------------------ views
     def clients(self, phase: str | None = "train") -> list[LedgerEntry]:
@@ -234,8 +286,30 @@ class Ledger:
         return counts
 
     def zones(self) -> dict[str, str]:
-        """Client -> zone as seen in the entries."""
-        return {e.client: e.zone for e in self.entries if e.client != "server"}
+        """Client -> zone as seen in the entries (or, for a client never picked, as the
+        selection learnt it: ``metadata["clients"]``)."""
+        known = self.metadata.get("clients")
+        out = {str(c): str(z) for c, z in known.items()} if isinstance(known, Mapping) else {}
+        out.update({e.client: e.zone for e in self.entries if e.client != "server"})
+        return out
+
+    def zone_participation(self) -> dict[str, tuple[int, int]]:
+        """Zone -> (clients in it, training rounds they took part in, summed)."""
+        parts = self.participation(self.zones())
+        out: dict[str, tuple[int, int]] = {}
+        for client, zone in self.zones().items():
+            n, rounds = out.get(zone, (0, 0))
+            out[zone] = (n + 1, rounds + parts.get(client, 0))
+        return out
+
+    def metric(self, name: str) -> dict[str, list[tuple[int, float]]]:
+        """Phase -> [(round, value)] of the aggregated metric ``name``, rounds in order (only
+        the phases that have it)."""
+        out: dict[str, list[tuple[int, float]]] = {}
+        for m in sorted(self.metrics, key=lambda m: m.round):
+            if name in m.values:
+                out.setdefault(m.phase, []).append((m.round, m.values[name]))
+        return out
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
@@ -257,6 +331,7 @@ class Ledger:
             ],
             "participation": self.participation(),
             "plans": [dataclasses.asdict(p) for p in self.plans],
+            "metrics": [dataclasses.asdict(m) for m in self.metrics],
             "entries": [e.to_dict() for e in self.entries],
         }
 
@@ -280,11 +355,16 @@ class Ledger:
                 f"no ledger file {str(path)!r}; `greenforge federated show` lists the ledgers."
             ) from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"cannot read ledger {str(path)!r}: {exc}") from None
-        if not isinstance(data, dict) or data.get("schema") != LEDGER_SCHEMA:
+            raise DataError(f"cannot read ledger {str(path)!r}: {exc}. {_LEDGER_HINT}") from None
+        if (
+            not isinstance(data, dict)
+            or data.get("schema") != LEDGER_SCHEMA
+            or "id" not in data
+            or not isinstance(data.get("entries"), list)
+        ):
             raise DataError(
                 f"{str(path)!r} is not a GreenForge federated ledger (schema "
-                f"{LEDGER_SCHEMA} expected)."
+                f"{LEDGER_SCHEMA} with an id and entries expected). {_LEDGER_HINT}"
             )
         try:
             ledger = Ledger(str(data["id"]), path=path, metadata=data.get("metadata") or {})
@@ -292,8 +372,12 @@ class Ledger:
             ledger.stopped = str(data.get("stopped", ""))
             ledger.entries = [LedgerEntry.from_dict(e) for e in data.get("entries", [])]
             ledger.plans = [RoundPlan.from_dict(p) for p in data.get("plans", [])]
+            ledger.metrics = [RoundMetrics.from_dict(m) for m in data.get("metrics", [])]
         except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"ledger {str(path)!r} is damaged: {exc}") from None
+            raise DataError(
+                f"ledger {str(path)!r} is damaged ({type(exc).__name__}: {exc}): write it again "
+                "(CarbonLedger saves it after every round) or pass another ledger."
+            ) from None
         return ledger
 
 
@@ -304,3 +388,36 @@ def list_ledgers(home: Path) -> list[Path]:
         return []
     files = [p for p in folder.glob("*.json") if not p.name.startswith(".")]
     return sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def find_ledger(name: str | None, home: Path) -> Path:
+    """Returns the ledger file ``name`` names: an existing file, else a ledger id (or a unique
+    prefix of it) under ``<home>/federated``; ``None`` is the newest ledger there.
+
+    A name that looks like a file (``.json`` or a path) but is not there is a
+    :class:`DataError`; no ledgers at all, or an id that matches none or several, a
+    :class:`ConfigError` that lists the known ones.
+    """
+    if name is not None:
+        path = Path(name)
+        if path.is_file():
+            return path
+        if path.suffix == ".json" or len(path.parts) > 1:
+            raise DataError(
+                f"no ledger file {name!r}: pass an existing ledger file, or a ledger id from "
+                "`greenforge federated show` (the newest when you give none)."
+            )
+    ledgers = list_ledgers(home)
+    if not ledgers:
+        raise ConfigError(
+            "no federated ledgers yet: run `greenforge federated --example digits` or wrap a "
+            "Flower strategy in greenforge.federated.strategy.CarbonLedger."
+        )
+    if name is None:
+        return ledgers[0]
+    hits = [p for p in ledgers if p.stem.startswith(name) or p.stem.split("-")[-1].startswith(name)]
+    if len(hits) != 1:
+        shown = ", ".join(p.stem for p in ledgers[:8])
+        what = "no" if not hits else "more than one"
+        raise ConfigError(f"{what} ledger matches {name!r}: known ones are {shown}.")
+    return hits[0]

@@ -14,8 +14,9 @@ and add their part around it, so ``strategy.start(grid, ...)`` runs as usual::
 bounds, from the client's :func:`~greenforge.federated.client.carbon_mod`), the intensity at
 that hour from the grid chain (embedded profiles by default), CO2e, bytes down/up and their
 network energy and CO2e (:mod:`~greenforge.federated.network`), and the server's own
-aggregation energy (measured with the tracker). Under a simulated clock the intensity is the
-chain's at the round's simulated hour; under the wall clock it is the client tracker's own.
+aggregation energy (measured with the tracker), and the round's aggregated metrics. Under a
+simulated clock the intensity is the chain's at the round's simulated hour; under the wall
+clock it is the client tracker's own.
 
 :class:`CarbonAwareSelection` asks each client its zone once (a ``greenforge_zone`` query),
 then every round forecasts each zone's intensity for the round's slot (a forecaster from
@@ -32,7 +33,7 @@ import math
 import re
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -235,6 +236,23 @@ class CarbonLedger(_Strategy):  # type: ignore[misc]
         self._record(server_round, "evaluate", replies, record, metrics)
         return cast("MetricRecord | None", metrics)
 
+    def central_evaluation(
+        self, evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None]
+    ) -> Callable[[int, ArrayRecord], MetricRecord | None]:
+        """Returns ``evaluate_fn`` (Flower's server-side evaluation, the ``evaluate_fn`` of
+        ``strategy.start``) wrapped so that its metrics (e.g. the global model's test accuracy)
+        are kept in the ledger as the round's ``central`` metrics, and saved."""
+
+        def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+            metrics = evaluate_fn(server_round, arrays)
+            if metrics is not None:
+                self.ledger.add_metrics(server_round, "central", dict(metrics))
+                if self.save and self.ledger.path is not None:
+                    self.ledger.save()
+            return metrics
+
+        return evaluate
+
     # ------------------------------------------------------------------ internals
     def _note_down(self, server_round: int, phase: str, messages: Sequence[Message]) -> None:
         when = self.clock.now_s()
@@ -296,6 +314,8 @@ class CarbonLedger(_Strategy):  # type: ignore[misc]
         if metrics is not None and ENERGY_METRIC in metrics:
             metrics[ENERGY_METRIC] = energy_sum  # the round's sum, not Flower's weighted mean
             metrics[CO2E_METRIC] = co2e_sum
+        if metrics is not None:  # e.g. the clients' mean accuracy, beside the round's CO2e
+            self.ledger.add_metrics(server_round, phase, dict(metrics))
         if self.save and self.ledger.path is not None:
             self.ledger.save()
 
