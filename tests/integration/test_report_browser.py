@@ -397,3 +397,20 @@ def test_a_plan_report_renders_in_chromium_with_the_plans_numbers(tmp_path: Path
     assert f'id="plan-saving">{fmt_pct(doc["saving_pct"])}<' in dom
     assert dom.count("<svg") == 2
     assert "chosen slot(s)" in dom
+
+
+def test_a_ledger_report_renders_in_chromium_with_the_ledgers_numbers(tmp_path: Path) -> None:
+    from tests.federated.ledgers import ZONES, small_ledger
+
+    from greenforge.report.federated_html import fmt_mass
+
+    ledger = small_ledger(rounds=12, per_round=3, min_share=0.3, central=True)
+    page = tmp_path / "ledger.html"
+    assert main(["report", "--ledger", ledger.id, "--out", str(page)]) == 0
+    dom = _check_page(page, tmp_path, tmp_path / "ledger.png")
+    total = ledger.total()
+    assert f'id="ledger-co2e">{fmt_mass(total.co2e_g)}<' in dom
+    assert 'id="ledger-rounds">12<' in dom
+    assert f"{len(ZONES)} clients" in dom
+    assert dom.count("<svg") == 6
+    assert "fairness floor: 3 rounds (min share 0.3 x 12)" in dom

@@ -1,8 +1,10 @@
-"""CLI: ``greenforge report RUN_ID ... [--per UNIT]``, ``--forge DIR``, ``--backtest FILE``, ``--plan FILE``.
+"""CLI: ``greenforge report RUN_ID ... [--per UNIT]``, ``--forge DIR``, ``--backtest FILE``,
+``--plan FILE``, ``--ledger [FILE_OR_ID] [--json]``.
 
 Writes one self-contained HTML file (inline CSS and SVG, no network at view time) made by
-:mod:`greenforge.report.html` (runs, forge) or :mod:`greenforge.report.schedule_html`
-(back-test, plan); the pages' rendering is tested in headless Chromium.
+:mod:`greenforge.report.html` (runs, forge), :mod:`greenforge.report.schedule_html`
+(back-test, plan) or :mod:`greenforge.report.federated_html` (a federated carbon ledger); the
+pages' rendering is tested in headless Chromium.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
         run_ids: list[str] | None = typer.Argument(
-            None, metavar="RUN_ID", help="Run ids (or unique prefixes) to report."
+            None,
+            metavar="RUN_ID",
+            help="Run ids (or unique prefixes) to report; with --ledger, a ledger file or id.",
         ),
         forge: Path | None = typer.Option(
             None, "--forge", help="Report a forge output directory (the one with forge.json)."
@@ -38,6 +42,15 @@ def register(app: typer.Typer) -> None:
         ),
         plan: Path | None = typer.Option(
             None, "--plan", help="Report a plan: the JSON of `greenforge plan --json`."
+        ),
+        ledger: bool = typer.Option(
+            False,
+            "--ledger",
+            help="Report a federated run's carbon ledger: the newest, or the one the argument "
+            "names (a ledger file, or an id or its prefix from `greenforge federated show`).",
+        ),
+        as_json: bool = typer.Option(
+            False, "--json", help="With --ledger: print the ledger's aggregates as JSON instead."
         ),
         per: str | None = typer.Option(
             None,
@@ -54,34 +67,45 @@ def register(app: typer.Typer) -> None:
         """Write a self-contained HTML report of stored runs, a forge directory, a back-test
         result or a plan.
 
-        Inline CSS and SVG plots, no scripts, no network: opens from file:// and by e-mail.
+        Or of a federated run's carbon ledger: `greenforge report --ledger [FILE_OR_ID]`
+        (`--json` prints its aggregates). Inline CSS and SVG plots, no scripts, no network:
+        opens from file:// and by e-mail.
         """
         ids = list(run_ids or [])
         given = [
             name
             for name, value in (
-                ("run ids", ids or None),
+                ("run ids", None if ledger else ids or None),
                 ("--forge", forge),
                 ("--backtest", backtest),
                 ("--plan", plan),
+                ("--ledger", ledger or None),
             )
             if value is not None
         ]
         if len(given) > 1:
             raise ConfigError(
-                f"give one of run ids, --forge DIR, --backtest FILE or --plan FILE, not "
-                f"{' and '.join(given)}: one report is one kind."
+                f"give one of run ids, --forge DIR, --backtest FILE, --plan FILE or --ledger "
+                f"[FILE_OR_ID], not {' and '.join(given)}: one report is one kind."
             )
         if not given:
             raise ConfigError(
                 "nothing to report: name run ids (see `greenforge runs list`), --forge DIR, "
-                "--backtest FILE or --plan FILE."
+                "--backtest FILE, --plan FILE or --ledger [FILE_OR_ID]."
             )
-        if per is not None and not ids:
+        if as_json and not ledger:
+            raise ConfigError(
+                "--json prints a federated ledger's aggregates: use it with --ledger "
+                "(the other reports are HTML pages)."
+            )
+        if per is not None and (ledger or not ids):
             raise ConfigError(
                 f"--per {per!r} sets the SCI unit of run reports: name run ids with it (a forge "
                 "report gives SCI per 1k predictions)."
             )
+        if ledger:
+            _ledger(ids, as_json, out)
+            return
         from greenforge.report.sci import parse_unit
 
         unit = None if per is None else parse_unit(per)  # a bad --per fails before the store
@@ -91,6 +115,33 @@ def register(app: typer.Typer) -> None:
 
         write_text_atomic(target, text)
         Console(stderr=True).print(f"wrote {escape(str(target))}", highlight=False)
+
+
+def _ledger(names: list[str], as_json: bool, out: Path | None) -> None:
+    """``report --ledger [FILE_OR_ID]``: the page (or, with ``as_json``, its aggregates)."""
+    if len(names) > 1:
+        raise ConfigError(
+            f"--ledger reports one ledger, not {len(names)} ({', '.join(names)}): name one file "
+            "or id, or none for the newest."
+        )
+    from greenforge.config import load_settings
+    from greenforge.federated.ledger import Ledger, find_ledger
+
+    path = find_ledger(names[0] if names else None, load_settings().resolved_home())
+    led = Ledger.load(path)
+    if as_json:
+        from greenforge import jsonsafe
+        from greenforge.report.federated_html import ledger_summary
+
+        typer.echo(jsonsafe.dumps(ledger_summary(led)))
+        if out is None:
+            return
+    from greenforge.forge.output import write_text_atomic
+    from greenforge.report.federated_html import ledger_report
+
+    target = out if out is not None else Path("greenforge-report.html")
+    write_text_atomic(target, ledger_report(led))
+    Console(stderr=True).print(f"wrote {escape(str(target))}", highlight=False)
 
 
 def _render(

@@ -358,24 +358,36 @@ def svg_hbars(
     x_label: str,
     value_format: Callable[[float], str] | None = None,
     width: float = 900.0,
+    bounds: Sequence[tuple[float, float] | None] | None = None,
+    bounds_label: str = "low-high",
+    marks: Sequence[tuple[float, str, str]] = (),
 ) -> str:
     """Returns an SVG of horizontal bars: one row per label, one bar per series in it.
 
     ``series`` holds (legend name, colour, one value per label in the x unit; None is drawn as
     ``n/a``); ``value_format`` writes the value labels (default :func:`fmt_number`). Labels
     sit left of their rows (one row each, so they never overlap; long ones are shortened, the
-    full text on hover), values at the bar ends, the legend above the plot."""
+    full text on hover), values at the bar ends, the legend above the plot. ``bounds``: one
+    (low, high) per label (or None) of the first series, drawn as error bars (``bounds_label``
+    in the legend); ``marks``: (x, legend name, colour) dashed vertical lines, such as a
+    floor every bar should reach."""
     if not labels or not series:
         raise DataError("nothing to plot: no rows.")
     label = value_format or fmt_number
     values = [v for _, _, vs in series for v in vs if v is not None and math.isfinite(v)]
+    whiskers = list(bounds) if bounds is not None else [None] * len(labels)
+    values += [v for b in whiskers if b is not None for v in b if math.isfinite(v)]
+    values += [x for x, _, _ in marks if math.isfinite(x)]
     shown = [_clip_label(lab, 48) for lab in labels]
     left = min(max(text_width(s, 11) for s in shown) + 24, 360.0)
     right = 70.0
-    legend, legend_h = _legend(
-        [(name, colour, "bar") for name, colour, _ in series], left, 18.0, width - right
-    )
-    top = 18.0 + legend_h if len(series) > 1 else 16.0
+    entries = [(name, colour, "bar") for name, colour, _ in series]
+    if bounds is not None:
+        entries.append((bounds_label, "#222", "line"))
+    entries += [(name, colour, "dash") for _, name, colour in marks]
+    legend, legend_h = _legend(entries, left, 18.0, width - right)
+    with_legend = len(entries) > 1
+    top = 18.0 + legend_h if with_legend else 16.0
     bar_h = 14.0
     row_h = bar_h * len(series) + 10.0
     height = top + row_h * len(labels) + 50.0
@@ -385,7 +397,7 @@ def svg_hbars(
     def px(v: float) -> float:
         return left + (v - lo) / ((hi - lo) or 1.0) * (width - left - right)
 
-    body: list[str] = list(legend) if len(series) > 1 else []
+    body: list[str] = list(legend) if with_legend else []
     zero = px(0.0)
     y_axis_end = top + row_h * len(labels)
     for i, (full, short) in enumerate(zip(labels, shown, strict=True)):
@@ -410,6 +422,17 @@ def svg_hbars(
                 f'height="{bar_h - 2:.1f}" fill="{colour}" fill-opacity="0.85">'
                 f"<title>{_e(name)}: {_e(label(v))}</title></rect>"
             )
+            bound = whiskers[i] if k == 0 else None
+            if bound is not None and all(math.isfinite(b) for b in bound):
+                wl, wh = px(min(bound)), px(max(bound))
+                cy = y + bar_h / 2
+                body.append(
+                    f'<path d="M{wl:.1f},{cy:.1f} H{wh:.1f} M{wl:.1f},{cy - 4:.1f} v8 '
+                    f'M{wh:.1f},{cy - 4:.1f} v8" stroke="#222" stroke-width="1.2" fill="none">'
+                    f"<title>{_e(bounds_label)}: {_e(label(min(bound)))} to "
+                    f"{_e(label(max(bound)))}</title></path>"
+                )
+                x0, x1 = min(x0, wl), max(x1, wh)
             tx, anchor = (x1 + 4, "start") if v >= 0 else (x0 - 4, "end")
             body.append(
                 f'<text x="{tx:.1f}" y="{y + bar_h - 3:.1f}" font-size="10" '
@@ -420,6 +443,12 @@ def svg_hbars(
         f'<path d="M{left:.1f},{y_axis_end:.1f} H{width - right:.1f}" stroke="#222" '
         'fill="none"/>'
     )
+    for x, name, colour in marks:
+        if math.isfinite(x):
+            body.append(
+                f'<path d="M{px(x):.1f},{top:.1f} V{y_axis_end:.1f}" stroke="{colour}" '
+                f'stroke-width="1.5" stroke-dasharray="5,3"><title>{_e(name)}</title></path>'
+            )
     for t in xt:
         x = px(t)
         body.append(f'<path d="M{x:.1f},{y_axis_end:.1f} v5" stroke="#222"/>')
@@ -497,6 +526,142 @@ def svg_step_lines(
         body.append(
             f'<path d="M{px:.1f},{y_top:.1f} V{y_bottom:.1f}" stroke="{colour}" '
             f'stroke-width="1.5" stroke-dasharray="5,3"><title>{_e(name)}</title></path>'
+        )
+    body.extend(ax.frame(x_label, y_label))
+    return _svg(width, ax.height, title, body)
+
+
+def integer_ticks(last: int, most: int = 12) -> list[float]:
+    """Returns ticks 0, s, 2s ... up to at least ``last + 1`` with a 1/2/5 x 10^n step ``s``
+    giving at most about ``most`` ticks: an axis of rounds 1..``last`` with room either side."""
+    span = max(last + 1, 1)
+    step, k = 1, 0
+    while span / step > most:
+        k += 1
+        step = (1, 2, 5)[k % 3] * 10 ** (k // 3)
+    n = math.ceil(span / step)
+    return [float(i * step) for i in range(n + 1)]
+
+
+def svg_stacked_bars(
+    xs: Sequence[float],
+    stacks: Sequence[tuple[str, str, Sequence[float]]],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    bounds: Sequence[tuple[float, float]] | None = None,
+    bounds_label: str = "low-high",
+    x_ticks: Sequence[float] | None = None,
+    width: float = 900.0,
+    height: float = 320.0,
+) -> str:
+    """Returns an SVG of vertical bars at ``xs`` (x unit; each 0.7 x unit wide), each a stack
+    of the ``stacks`` series (legend name, colour, one non-negative value per x in the y unit),
+    with optional (low, high) error bars of each bar's total. ``x_ticks`` sets the x axis (its
+    first and last tick are its ends); names live in the legend above the plot."""
+    if not xs or not stacks:
+        raise DataError("nothing to plot: no bars.")
+    totals = [
+        math.fsum(v for _, _, vs in stacks if math.isfinite(v := vs[i]) and v > 0)
+        for i in range(len(xs))
+    ]
+    ys = [*totals, *(v for b in bounds or () for v in b if math.isfinite(v))]
+    ax = _Axes(width, 0.0, [min(xs) - 0.5, max(xs) + 0.5], [0.0, *ys])
+    if x_ticks:
+        ax.xt = list(x_ticks)
+    entries = [(name, colour, "bar") for name, colour, _ in stacks]
+    if bounds is not None:
+        entries.append((bounds_label, "#222", "line"))
+    legend, legend_h = _legend(entries, ax.left, 16.0, width - ax.right)
+    ax.top = 16.0 + legend_h
+    ax.height = height + legend_h
+    body: list[str] = list(legend)
+    half = 0.35 * (ax.px(1.0) - ax.px(0.0))
+    for i, x in enumerate(xs):
+        base = 0.0
+        for name, colour, vs in stacks:
+            v = vs[i]
+            if not (math.isfinite(v) and v > 0):
+                continue
+            y0, y1 = ax.py(base), ax.py(base + v)
+            body.append(
+                f'<rect x="{ax.px(x) - half:.1f}" y="{y1:.1f}" width="{2 * half:.1f}" '
+                f'height="{max(y0 - y1, 0.5):.1f}" fill="{colour}" fill-opacity="0.85">'
+                f"<title>{_e(name)}: {_tick_label(v)}</title></rect>"
+            )
+            base += v
+        if bounds is not None and all(math.isfinite(b) for b in bounds[i]):
+            lo, hi = ax.py(min(bounds[i])), ax.py(max(bounds[i]))
+            cx, cap = ax.px(x), max(half / 2, 2.0)
+            body.append(
+                f'<path d="M{cx:.1f},{lo:.1f} V{hi:.1f} M{cx - cap:.1f},{lo:.1f} h{2 * cap:.1f} '
+                f'M{cx - cap:.1f},{hi:.1f} h{2 * cap:.1f}" stroke="#222" stroke-width="1.2" '
+                f'fill="none"><title>{_e(bounds_label)}: {_tick_label(min(bounds[i]))} to '
+                f"{_tick_label(max(bounds[i]))}</title></path>"
+            )
+    body.extend(ax.frame(x_label, y_label))
+    return _svg(width, ax.height, title, body)
+
+
+def svg_lines(
+    lines: Sequence[tuple[str, str, Sequence[float], Sequence[float]]],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    bands: Sequence[tuple[str, str, Sequence[float], Sequence[float], Sequence[float]]] = (),
+    x_ticks: Sequence[float] | None = None,
+    width: float = 900.0,
+    height: float = 320.0,
+) -> str:
+    """Returns an SVG of lines with a dot at each point, over shaded bands.
+
+    ``lines``: (legend name, colour, xs, ys); ``bands``: (legend name, colour, xs, lows,
+    highs), such as an interval around a line. Each line gets its own dash pattern; names live
+    in the legend above the plot, never on it."""
+    xs = [x for _, _, lx, _ in lines for x in lx] + [x for _, _, bx, _, _ in bands for x in bx]
+    ys = [y for _, _, _, ly in lines for y in ly if math.isfinite(y)]
+    ys += [v for *_, lo, hi in bands for v in (*lo, *hi) if math.isfinite(v)]
+    if not xs or not ys:
+        raise DataError("nothing to plot: no finite values.")
+    ax = _Axes(width, 0.0, xs, ys)
+    if x_ticks:
+        ax.xt = list(x_ticks)
+    entries = [(name, colour, "bar") for name, colour, *_ in bands]
+    entries += [(name, colour, f"line:{i}") for i, (name, colour, *_) in enumerate(lines)]
+    legend, legend_h = _legend(entries, ax.left, 16.0, width - ax.right)
+    ax.top = 16.0 + legend_h
+    ax.height = height + legend_h
+    body: list[str] = list(legend)
+    for name, colour, bx, lows, highs in bands:
+        pts = [
+            (x, lo, hi)
+            for x, lo, hi in zip(bx, lows, highs, strict=True)
+            if math.isfinite(lo) and math.isfinite(hi)
+        ]
+        if pts:
+            up = " L".join(f"{ax.px(x):.1f},{ax.py(hi):.1f}" for x, _, hi in pts)
+            down = " L".join(f"{ax.px(x):.1f},{ax.py(lo):.1f}" for x, lo, _ in reversed(pts))
+            body.append(
+                f'<path d="M{up} L{down} Z" fill="{colour}" fill-opacity="0.3" stroke="none">'
+                f"<title>{_e(name)}</title></path>"
+            )
+    for i, (name, colour, lx, ly) in enumerate(lines):
+        pts2 = [(x, y) for x, y in zip(lx, ly, strict=True) if math.isfinite(y)]
+        if not pts2:
+            continue
+        d = " L".join(f"{ax.px(x):.1f},{ax.py(y):.1f}" for x, y in pts2)
+        dash = _DASHES[i % len(_DASHES)]
+        body.append(
+            f'<path d="M{d}" stroke="{colour}" stroke-width="2.2" fill="none"'
+            + (f' stroke-dasharray="{dash}"' if dash else "")
+            + f"><title>{_e(name)}</title></path>"
+        )
+        body.extend(
+            f'<circle cx="{ax.px(x):.1f}" cy="{ax.py(y):.1f}" r="3" fill="{colour}">'
+            f"<title>{_e(name)}: {_tick_label(x)}, {_tick_label(y)}</title></circle>"
+            for x, y in pts2
         )
     body.extend(ax.frame(x_label, y_label))
     return _svg(width, ax.height, title, body)
@@ -1099,11 +1264,14 @@ __all__ = [
     "fmt_grams",
     "fmt_number",
     "forge_report",
+    "integer_ticks",
     "load_forge_json",
     "nice_ticks",
     "run_report",
     "svg_hbars",
+    "svg_lines",
     "svg_scatter",
+    "svg_stacked_bars",
     "svg_step_bars",
     "svg_step_lines",
     "text_width",
