@@ -185,3 +185,16 @@ def test_pue_takes_a_number_or_a_series_and_reports_constant_vs_series(
 
     assert main(["plan", *options, "--pue", "0.7"]) == 2
     assert "0.7" in capsys.readouterr().err
+
+
+def test_plan_charges_the_configured_facility_pue_unless_pue_is_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = [o for o in _options(tmp_path) if o not in ("--pue", "1.3")]
+    bare = json.loads(_run(capsys, ["plan", *options, "--json"])[0])
+    monkeypatch.setenv("GREENFORGE_PUE", "1.5")
+    configured = json.loads(_run(capsys, ["plan", *options, "--json"])[0])
+    assert configured["pue"]["constant"] is True
+    assert configured["expected_co2e_g"] == pytest.approx(1.5 * bare["expected_co2e_g"])
+    given = json.loads(_run(capsys, ["plan", *options, "--pue", "1.2", "--json"])[0])
+    assert given["expected_co2e_g"] == pytest.approx(1.2 * bare["expected_co2e_g"])

@@ -207,7 +207,9 @@ class PlanArgs:
             quantile=self.quantile,
             files=files,
             compare=tuple(resolve_zone(settings, c) for c in split(self.compare)),
-            pue=self.pue,
+            # --pue wins; else the facility PUE the user configured (GREENFORGE_PUE, the
+            # config file), the same one `run` and `track` charge
+            pue=self.pue if self.pue is not None else settings.pue or settings.pue_series,
             allow_past=replay,
         )
         return job, options
