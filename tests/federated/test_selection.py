@@ -88,6 +88,22 @@ def test_budget_takes_the_most_useful_clients_that_fit_the_round_budget() -> Non
         Fairness(budget_share=1.5)
 
 
+def test_budget_slack_spends_the_budget_of_now_in_the_hour_it_buys_most_learning() -> None:
+    # client 2 is the most useful but too dirty now; in slot 1 (its zone's sun) it fits the
+    # budget of now (0.55 x 2 x mean CO2e of slot 0 = 3.575), with a cheap client beside it
+    g = np.array([[1.0, 1.0, 10.0, 1.0], [1.0, 1.0, 2.0, 1.0]])
+    fairness = Fairness(min_share=0.0, rule="budget")
+    choice = choose(g, [0] * 4, 1, 2, fairness, utility=[1.0, 1.0, 10.0, 1.0])
+    assert choice.slot == 1
+    assert 2 in choice.picks
+    assert choice.expected_g <= 0.55 * 2 * g[0].mean()
+    # the same utility in every slot: the slot with least CO2e
+    flat = np.array([[2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0], [1.5, 1.5, 1.5, 1.5]])
+    choice = choose(flat, [0] * 4, 1, 2, fairness)
+    assert choice.slot == 1
+    assert choice.expected_g == pytest.approx(2.0)
+
+
 def test_forced_clients_come_before_their_deadline() -> None:
     # m = 0.5: by round 2 everyone needs one participation; 4 clients, 2 per round
     assert forced_clients([0, 0, 0, 0], 1, 2, 0.5) == [0, 1]
