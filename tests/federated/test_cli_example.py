@@ -12,6 +12,7 @@ import pytest
 from greenforge.cli.app import main
 from greenforge.errors import ConfigError
 from greenforge.federated.example import ExampleConfig, dirichlet_partition
+from greenforge.federated.ledger import Ledger
 
 
 def test_example_writes_table_json_plots_and_ledgers(
@@ -36,6 +37,10 @@ def test_example_writes_table_json_plots_and_ledgers(
         assert sum(arm["participation"].values()) == 2 * 2
         assert set(arm["zone_participation"]) <= set(ExampleConfig().zones())
         assert Path(arm["ledger_path"]).is_file()
+        # the server's test accuracy per round is in the ledger ('report --ledger' plots it)
+        central = Ledger.load(Path(arm["ledger_path"])).metric("accuracy")["central"]
+        assert [r for r, _ in central] == list(range(1, len(arm["accuracy"]) + 1))
+        assert [a for _, a in central] == pytest.approx(arm["accuracy"])
     assert (out / "federated.json").is_file()
     for png in ("accuracy.png", "co2e.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

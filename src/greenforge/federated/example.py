@@ -456,7 +456,9 @@ def run_arm(
     def serve(grid: Any) -> None:
         strategy = _strategy(cfg, arm, ledger, settings, repeat)
         initial = ArrayRecord(_arrays(_model(cfg)))
-        strategy.start(grid, initial, num_rounds=cfg.rounds, evaluate_fn=evaluate)
+        # the server's test accuracy goes into the ledger too ('report --ledger' plots it)
+        evaluate_fn = strategy.ledger_strategy.central_evaluation(evaluate)
+        strategy.start(grid, initial, num_rounds=cfg.rounds, evaluate_fn=evaluate_fn)
 
     t0 = time.perf_counter()
     if cfg.backend == "inprocess":
