@@ -573,13 +573,16 @@ class ProtocolConfig:
     repeat_s: float = 0.025
     """Target CPU seconds of one repeat (fixed work, sized once per workload)."""
     min_rounds: int = 5
-    max_rounds: int = 15
+    max_rounds: int = 20
     """Round limit on a quiet machine. The measurement is charged to the chosen model like the
-    rest of the search, so how many rounds a noisy machine takes moves the headline."""
-    busy_max_rounds: int = 30
+    rest of the search, so how many rounds a noisy machine takes moves the headline. With 15,
+    two copies of one model came out 2-8 % apart on a quiet 2-core host (bench_forge_stability)."""
+    busy_max_rounds: int = 50
     """Round limit once the background load so far is above :data:`BUSY_LOAD`: per-repeat
-    noise is two to four times larger then, and 15 rounds left two copies of one model up to
-    18 % apart (bench_forge_stability); the CPU budget still caps the measuring."""
+    noise is two to four times larger then (20-35 % from one round to the next for a
+    memory-bound model at batch 1). With 30 rounds, two copies of one model came out over 10 %
+    apart in about one busy run in five (bench_forge_stability); the standard error falls with
+    the square root of the rounds. The CPU budget still caps the measuring."""
     rel_half_width: float = 0.05
     """Stop when every workload's 95 % interval half-width is below this share of its median."""
     budget_s: float = 25.0
