@@ -295,9 +295,10 @@ class Ledger:
 
     def zone_participation(self) -> dict[str, tuple[int, int]]:
         """Zone -> (clients in it, training rounds they took part in, summed)."""
-        parts = self.participation(self.zones())
+        zones = self.zones()
+        parts = self.participation(zones)
         out: dict[str, tuple[int, int]] = {}
-        for client, zone in self.zones().items():
+        for client, zone in zones.items():
             n, rounds = out.get(zone, (0, 0))
             out[zone] = (n + 1, rounds + parts.get(client, 0))
         return out
