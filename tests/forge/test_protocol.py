@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 
 import pytest
@@ -227,8 +228,12 @@ def test_measurement_is_round_robin_warm_up_discarded_and_stops_when_tight() -> 
     )
 
     assert order[:2] == ["a", "b"]  # warm-up round
-    # then every workload once per round, in a seeded random order, stopping at the minimum
-    rounds = [order[i : i + 2] for i in range(2, len(order), 2)]
+    # then every workload once per round, in a seeded random order, each measured repeat
+    # right after an unmeasured warm-up of the same workload, stopping at the minimum
+    calls = order[2:]
+    assert all(calls[i] == calls[i + 1] for i in range(0, len(calls), 2))
+    measured = calls[1::2]
+    rounds = [measured[i : i + 2] for i in range(0, len(measured), 2)]
     assert len(rounds) == 5
     assert all(sorted(r) == ["a", "b"] for r in rounds)
     assert len({tuple(r) for r in rounds}) == 2  # the order changes from round to round
@@ -237,6 +242,58 @@ def test_measurement_is_round_robin_warm_up_discarded_and_stops_when_tight() -> 
     assert run.costs["a"].energy_j_per_1k == (2.0,) * 5
     assert run.costs["a"].bound_low == pytest.approx(0.5)
     assert run.costs["b"].bound_high == pytest.approx(2.0)
+
+
+def test_each_repeat_is_warmed_up_unmeasured_for_about_warmup_s() -> None:
+    """The warm-up before a repeat is about ``warmup_s`` of the repeat's work (at least one
+    unit) and none of it is in the reading; ``warmup_s=0`` measures from the first call."""
+    events: list[tuple[str, int]] = []
+
+    class Att(ScriptedAttribution):
+        def begin(self) -> Mark:
+            events.append(("begin", 0))
+            return Mark(0.0, 0.0)
+
+    def make(k: str) -> Workload:
+        def run(units: int) -> int:
+            events.append((k, units))
+            self_order.append(k)
+            return units
+
+        return Workload(k, run)
+
+    self_order: list[str] = []
+    wall = Clock()
+    config = ProtocolConfig(repeat_s=0.006, warmup_s=0.002, min_rounds=2, max_rounds=2)
+    measure_interleaved(
+        [make("a"), make("b")],
+        Att({"a": [1.0] * 9, "b": [1.0] * 9}, self_order),
+        config,
+        wall_clock=wall,
+        units={"a": 30, "b": 1},
+        probe=LoadProbe(machine_times=lambda: (0.0, 0.0), wall_clock=wall, ncpu=1),
+    )
+    assert events[:2] == [("a", 30), ("b", 1)]  # the discarded warm-up round
+    repeats = [events[i : i + 3] for i in range(2, len(events), 3)]
+    assert len(repeats) == 4
+    for warm, begin, measured in repeats:  # warm-up, then the reading starts, then the repeat
+        assert begin == ("begin", 0)
+        assert warm[0] == measured[0]
+        assert warm[1] == {"a": 10, "b": 1}[warm[0]]  # 30 units x 2/6, and at least one unit
+        assert measured[1] == {"a": 30, "b": 1}[measured[0]]
+
+    events.clear()
+    measure_interleaved(
+        [make("a")],
+        Att({"a": [1.0] * 9}, self_order),
+        dataclasses.replace(config, warmup_s=0.0),
+        wall_clock=wall,
+        units={"a": 30},
+        probe=LoadProbe(machine_times=lambda: (0.0, 0.0), wall_clock=wall, ncpu=1),
+    )
+    assert events == [("a", 30), ("begin", 0), ("a", 30), ("begin", 0), ("a", 30)]
+    with pytest.raises(ConfigError, match="warmup_s"):
+        ProtocolConfig(warmup_s=-1.0)
 
 
 def test_noisy_measurements_run_on_until_the_budget_or_max_rounds() -> None:
@@ -253,7 +310,7 @@ def test_noisy_measurements_run_on_until_the_budget_or_max_rounds() -> None:
     result = measure_interleaved(
         [Workload("a", run)],
         att,
-        ProtocolConfig(min_rounds=5, max_rounds=30, budget_s=8.0),
+        ProtocolConfig(min_rounds=5, max_rounds=30, budget_s=8.0, warmup_s=0.0),
         wall_clock=wall,
         cpu_clock=wall,  # one CPU second per repeat
         units={"a": 1},
@@ -278,7 +335,7 @@ def test_a_very_busy_machine_stops_at_the_wall_time_limit() -> None:
     result = measure_interleaved(
         [Workload("a", run)],
         att,
-        ProtocolConfig(min_rounds=5, max_rounds=30, budget_s=8.0, wall_limit_s=60.0),
+        ProtocolConfig(min_rounds=5, max_rounds=30, budget_s=8.0, wall_limit_s=60.0, warmup_s=0.0),
         wall_clock=wall,
         cpu_clock=cpu,
         units={"a": 1},
@@ -402,7 +459,7 @@ def test_a_busy_machine_gets_more_rounds() -> None:
     result = measure_interleaved(
         [run_for("a"), run_for("b")],
         att,
-        ProtocolConfig(min_rounds=5, max_rounds=10, busy_max_rounds=20, budget_s=1e9),
+        ProtocolConfig(min_rounds=5, max_rounds=10, busy_max_rounds=20, budget_s=1e9, warmup_s=0),
         wall_clock=wall,
         units={"a": 1, "b": 1},
         probe=LoadProbe(machine_times=machine, wall_clock=wall, cpu_clock=lambda: 0.0, ncpu=1),
@@ -411,4 +468,4 @@ def test_a_busy_machine_gets_more_rounds() -> None:
     assert result.rounds == 20
     assert "busy" in result.stopped
     with pytest.raises(ConfigError, match="busy_max_rounds"):
-        ProtocolConfig(max_rounds=15, busy_max_rounds=10)
+        ProtocolConfig(min_rounds=5, max_rounds=15, busy_max_rounds=10)

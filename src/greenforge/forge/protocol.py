@@ -27,8 +27,13 @@ Every energy figure ``greenforge forge`` reports comes through this module:
   cyclic order (even rotated) gives every workload the same predecessor in every round, and what
   a predecessor leaves behind is billed to it: after an int8 workload at batch 64, a copy of the
   fp32 baseline at batch 1 came out 10 % dearer than the baseline itself, round after round.
-  Each repeat is a fixed amount of work sized once so it takes about ``repeat_s``; one warm-up
-  round is discarded. Rounds continue from ``min_rounds`` until every
+  Each repeat is a fixed amount of work sized once (timed warm) so it takes about ``repeat_s``
+  (6 ms), preceded by an unmeasured warm-up of about ``warmup_s`` (at least one unit): the
+  first calls after a switch refill the caches, which a serving replica running warm does not
+  pay, and which would bill a short repeat a start-up share that depends on its size. Short
+  repeats over many rounds sample a machine whose speed changes from one millisecond to the
+  next (a cloud vCPU sharing its core) far more evenly than one long repeat per round. One
+  warm-up round is discarded. Rounds continue from ``min_rounds`` until every
   workload's bootstrap 95 % interval half-width is below ``rel_half_width`` of its median, or
   ``max_rounds``, or the CPU budget is spent. Repeat sizes and the budget count this process's
   *CPU* seconds, not wall time, so the amount of measuring - and its own energy, which is part
@@ -85,10 +90,13 @@ BUSY_LOAD = 0.2
 BUSY_WIDEN = 2.0
 """When busy, measurement half-widths are multiplied by ``1 + BUSY_WIDEN * background_load``."""
 CONFIDENCE = 0.95
-BOOTSTRAP_SAMPLES = 2000
-_STOP_SAMPLES = 500
-"""Bootstrap samples for the stopping rule checked after every round (the final estimate uses
-:data:`BOOTSTRAP_SAMPLES`)."""
+BOOTSTRAP_SAMPLES = 1000
+_STOP_SAMPLES = 200
+"""Bootstrap samples for the stopping rule (the final estimate uses :data:`BOOTSTRAP_SAMPLES`).
+The polish of a bootstrap sample is not free: with 14 workloads and 80 rounds, 500 samples
+take about 0.3 CPU s, which is billed to the measurement like everything else it does."""
+_STOP_EVERY = 10
+"""The stopping rule is checked at ``min_rounds`` and then every this many rounds."""
 
 
 # --------------------------------------------------------------------------- power per core
@@ -570,19 +578,33 @@ class Workload:
 class ProtocolConfig:
     """Settings of :func:`measure_interleaved` (durations in seconds)."""
 
-    repeat_s: float = 0.025
-    """Target CPU seconds of one repeat (fixed work, sized once per workload)."""
-    min_rounds: int = 5
-    max_rounds: int = 20
+    repeat_s: float = 0.006
+    """Target CPU seconds of one measured repeat (fixed work, sized once per workload). Short
+    repeats, many rounds: on a shared cloud guest the vCPU runs at full speed or about 1.8x
+    slower from one millisecond to the next (the host's other tenants), so what one repeat
+    costs depends on which moments it happened to get. Four 6 ms repeats spread over four
+    rounds sample those moments far more evenly than one 25 ms repeat in one round: on the
+    2-core guest, at the same measured CPU time, two copies of the digits baseline agreed
+    about 2.5x (idle) to 4x (a busy loop per core) more closely (``warmup_s`` keeps the short
+    repeats from being billed the switch)."""
+    warmup_s: float = 0.002
+    """Unmeasured warm-up before every repeat (at least one unit, about this much CPU time):
+    the first calls after switching from another workload refill the caches (2.5x a warm call
+    at batch 1 for a 4.5 MB model, about seven calls to settle). A serving replica runs warm,
+    and a start-up share that depends on the repeat's size would make two copies of one model
+    disagree. Its energy is part of the measurement's (charged to the search), not of the
+    workload's figure. ``0`` measures from the first call."""
+    min_rounds: int = 20
+    max_rounds: int = 60
     """Round limit on a quiet machine. The measurement is charged to the chosen model like the
-    rest of the search, so how many rounds a noisy machine takes moves the headline. With 15,
-    two copies of one model came out 2-8 % apart on a quiet 2-core host (bench_forge_stability)."""
-    busy_max_rounds: int = 50
-    """Round limit once the background load so far is above :data:`BUSY_LOAD`: per-repeat
-    noise is two to four times larger then (20-35 % from one round to the next for a
-    memory-bound model at batch 1). With 30 rounds, two copies of one model came out over 10 %
-    apart in about one busy run in five (bench_forge_stability); the standard error falls with
-    the square root of the rounds. The CPU budget still caps the measuring."""
+    rest of the search, so every round moves the headline a little; too few and two copies of
+    one model disagree. On the idle 2-core guest, 80 rounds put two copies of the digits
+    baseline 1.3 % (batch 1) and 2.0 % (batch 64) apart (root mean square over blocks)."""
+    busy_max_rounds: int = 80
+    """Round limit once the background load so far is above :data:`BUSY_LOAD` (per-repeat noise
+    is larger then): beside a busy loop per core, 80 rounds put the two copies 2.6 % and 3.5 %
+    apart (root mean square over blocks; worst 5.8 %). The CPU budget still caps the
+    measuring."""
     rel_half_width: float = 0.05
     """Stop when every workload's 95 % interval half-width is below this share of its median."""
     budget_s: float = 25.0
@@ -605,6 +627,8 @@ class ProtocolConfig:
                 f"busy_max_rounds ({self.busy_max_rounds}) must be >= max_rounds "
                 f"({self.max_rounds})."
             )
+        if not (math.isfinite(self.warmup_s) and self.warmup_s >= 0):
+            raise ConfigError(f"warmup_s {self.warmup_s!r} must be >= 0 (seconds).")
         if not self.budget_s > 0:
             raise ConfigError(f"budget_s {self.budget_s!r} must be > 0 (seconds).")
         if not self.wall_limit_s > 0:
@@ -651,17 +675,20 @@ class InterleavedRun:
 
 
 def _size_units(w: Workload, cpu_clock: CpuClock, repeat_s: float, max_units: int = 100_000) -> int:
-    """Units per repeat so one repeat takes about ``repeat_s`` (growing from 1 unit)."""
+    """Units per repeat so one repeat takes about ``repeat_s`` (growing from 1 unit). Each try
+    is timed warm (run once untimed first): the first calls of a model refill the caches and
+    would make a short repeat of a large model far too small."""
     units = 1
     while True:
+        w.run(units)
         t0 = cpu_clock()
         w.run(units)
         dt = max(cpu_clock() - t0, 0.0)
-        if dt >= repeat_s / 4 or units >= max_units:
+        if dt >= repeat_s / 2 or units >= max_units:
             if dt <= 0:
                 return units
             return max(1, min(max_units, round(units * repeat_s / dt)))
-        grow = 16 if dt <= 0 else min(16, max(2, math.ceil(repeat_s / (4 * dt))))
+        grow = 16 if dt <= 0 else min(16, max(2, math.ceil(repeat_s / (2 * dt))))
         units = min(max_units, units * grow)
 
 
@@ -678,7 +705,9 @@ def measure_interleaved(
     """Measure every workload round-robin until the intervals are tight or the budget is spent.
 
     Each workload's repeat size is fixed once (``units``, or sized to ``config.repeat_s``); a
-    warm-up round is run and discarded. Returns per-repeat costs per 1,000 predictions.
+    warm-up round is run and discarded, and every repeat is preceded by an unmeasured warm-up
+    of about ``config.warmup_s`` (at least one unit). Returns per-repeat costs per 1,000
+    predictions.
     """
     keys = [w.key for w in workloads]
     if len(set(keys)) != len(keys):
@@ -687,6 +716,10 @@ def measure_interleaved(
     for w in workloads:
         if w.key not in sizes:
             sizes[w.key] = _size_units(w, cpu_clock, config.repeat_s)
+    warm = {
+        k: (max(1, math.ceil(n * config.warmup_s / config.repeat_s)) if config.warmup_s > 0 else 0)
+        for k, n in sizes.items()
+    }
     for w in workloads:  # warm-up round, discarded
         w.run(sizes[w.key])
     probe = probe if probe is not None else LoadProbe(wall_clock=wall_clock, cpu_clock=cpu_clock)
@@ -711,6 +744,8 @@ def measure_interleaved(
         # the same successor.
         for i in order_rng.permutation(len(workloads)):
             w = workloads[int(i)]
+            if warm[w.key]:
+                w.run(warm[w.key])
             mark = attribution.begin()
             n = w.run(sizes[w.key])
             r = attribution.end(mark)
@@ -729,10 +764,11 @@ def measure_interleaved(
         if limit < config.busy_max_rounds and probe.stop() > BUSY_LOAD:
             limit = config.busy_max_rounds
             stopped = f"max_rounds ({config.busy_max_rounds}, the machine is busy)"
-        estimates = round_adjusted_estimates(energy, seed=config.seed, samples=_STOP_SAMPLES)
-        if all(e.rel_half_width < config.rel_half_width for e in estimates.values()):
-            stopped = f"intervals within {config.rel_half_width:.0%} of the median"
-            break
+        if (rounds - config.min_rounds) % _STOP_EVERY == 0:
+            estimates = round_adjusted_estimates(energy, seed=config.seed, samples=_STOP_SAMPLES)
+            if all(e.rel_half_width < config.rel_half_width for e in estimates.values()):
+                stopped = f"intervals within {config.rel_half_width:.0%} of the median"
+                break
         if cpu_clock() - cpu_started >= config.budget_s:
             stopped = f"CPU budget ({config.budget_s:g} s) spent"
             break

@@ -64,7 +64,7 @@ from greenforge.units import co2e_g
 Executor = Literal["local", "ray"]
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 EventFn = Callable[[str, Mapping[str, Any]], None]
-DEFAULT_REPEAT_S = 0.025
+DEFAULT_REPEAT_S = 0.006
 """Target CPU seconds of one inference repeat."""
 BF16_ORT_SKIP = (
     "bf16 candidates are measured in torch only: ONNX Runtime's CPU provider has no bf16 "
@@ -481,7 +481,8 @@ def _measure_inference(
         rule=(
             f"{len(run.run.costs)} (candidate, batch size) workloads measured once per round, "
             f"each round in a fresh seeded random order, fixed work per repeat "
-            f"(~{config.repeat_s:g} CPU s), one warm-up round discarded, "
+            f"(~{config.repeat_s:g} CPU s) after an unmeasured warm-up (~{config.warmup_s:g} "
+            "CPU s, at least one unit), one warm-up round discarded, "
             f"{config.min_rounds}-{config.max_rounds} rounds ({config.busy_max_rounds} when "
             f"busy) until every 95 % bootstrap interval half-width < "
             f"{config.rel_half_width:.0%} of the estimate, or {config.budget_s:g} CPU s spent "
