@@ -598,8 +598,10 @@ class ProtocolConfig:
     max_rounds: int = 60
     """Round limit on a quiet machine. The measurement is charged to the chosen model like the
     rest of the search, so every round moves the headline a little; too few and two copies of
-    one model disagree. On the idle 2-core guest, 80 rounds put two copies of the digits
-    baseline 1.3 % (batch 1) and 2.0 % (batch 64) apart (root mean square over blocks)."""
+    one model disagree. On the idle 2-core guest, two copies of the digits baseline came out
+    1.3 % (batch 1) and 2.0 % (batch 64) apart over 80 rounds (root mean square over blocks),
+    and in the forge at 60 rounds 0.8-6.7 % apart in 17 of 18 runs of bench_forge_stability
+    (14.9 % in one, idle)."""
     busy_max_rounds: int = 80
     """Round limit once the background load so far is above :data:`BUSY_LOAD` (per-repeat noise
     is larger then): beside a busy loop per core, 80 rounds put the two copies 2.6 % and 3.5 %

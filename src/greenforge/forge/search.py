@@ -64,8 +64,8 @@ from greenforge.units import co2e_g
 Executor = Literal["local", "ray"]
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 EventFn = Callable[[str, Mapping[str, Any]], None]
-DEFAULT_REPEAT_S = 0.006
-"""Target CPU seconds of one inference repeat."""
+DEFAULT_REPEAT_S = ProtocolConfig().repeat_s
+"""Target CPU seconds of one inference repeat (the protocol's default)."""
 BF16_ORT_SKIP = (
     "bf16 candidates are measured in torch only: ONNX Runtime's CPU provider has no bf16 "
     "kernels for MatMul/Gemm, so an ORT export would run in fp32 and misstate bf16"
