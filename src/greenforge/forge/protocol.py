@@ -600,7 +600,7 @@ class ProtocolConfig:
     rest of the search, so every round moves the headline a little; too few and two copies of
     one model disagree. On the idle 2-core guest, two copies of the digits baseline came out
     1.3 % (batch 1) and 2.0 % (batch 64) apart over 80 rounds (root mean square over blocks),
-    and in the forge at 60 rounds 0.8-6.7 % apart in 17 of 18 runs of bench_forge_stability
+    and in the forge at 60 rounds 0.8-7.4 % apart in 23 of 24 runs of bench_forge_stability
     (14.9 % in one, idle)."""
     busy_max_rounds: int = 80
     """Round limit once the background load so far is above :data:`BUSY_LOAD` (per-repeat noise
