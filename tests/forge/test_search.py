@@ -116,6 +116,7 @@ def test_a_search_chooses_the_least_lifetime_co2e_model_and_writes_everything(
     assert doc["attribution"]["name"] == "meters"
     assert 0.0 <= doc["noise"]["background_load"] <= 1.0
     assert doc["protocol"]["rounds"] >= 5
+    assert doc["protocol"]["warmup_s"] == pytest.approx(0.002)  # recorded, not only in `rule`
     head = doc["headline"]
     assert head["ratio_low"] <= head["ratio"] <= head["ratio_high"]
     assert isinstance(head["same_runtime"], bool)

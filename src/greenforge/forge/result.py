@@ -60,6 +60,8 @@ class ProtocolReport:
     stopped: str = ""
     wall_s: float = 0.0
     repeat_s: float = 0.0
+    warmup_s: float = 0.0
+    """Unmeasured warm-up before every repeat (CPU seconds, at least one unit; 0 = none)."""
     budget_s: float = 0.0
     rule: str = ""
     control_of: str | None = None

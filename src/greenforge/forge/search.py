@@ -477,6 +477,7 @@ def _measure_inference(
         stopped=run.run.stopped,
         wall_s=run.run.wall_s,
         repeat_s=config.repeat_s,
+        warmup_s=config.warmup_s,
         budget_s=config.budget_s,
         rule=(
             f"{len(run.run.costs)} (candidate, batch size) workloads measured once per round, "
