@@ -469,3 +469,44 @@ def test_a_busy_machine_gets_more_rounds() -> None:
     assert "busy" in result.stopped
     with pytest.raises(ConfigError, match="busy_max_rounds"):
         ProtocolConfig(min_rounds=5, max_rounds=15, busy_max_rounds=10)
+
+
+def test_repeat_sizes_come_from_the_median_of_interleaved_rounds_not_one_moment() -> None:
+    """A workload timed alone at a slow moment is not sized short: the repeat size is
+    ``repeat_s`` / the median per-unit CPU time over three interleaved, warmed-up rounds, so
+    two copies of one model get the same repeat however the first timing went."""
+    cpu = Clock()
+    events: list[tuple[str, int]] = []
+    order: list[str] = []
+    # The copy's first four calls hit a moment 4x slower than usual (1 ms per unit otherwise):
+    # its rough sizing (two calls of one unit, 4 ms) and its first sizing round.
+    slow_calls = {"copy": 4}
+
+    def make(k: str) -> Workload:
+        def run(units: int) -> int:
+            events.append((k, units))
+            order.append(k)
+            per_unit = 0.001
+            if slow_calls.get(k, 0) > 0:
+                slow_calls[k] -= 1
+                per_unit = 0.004
+            cpu.t += per_unit * units
+            return units
+
+        return Workload(k, run)
+
+    wall = Clock()
+    config = ProtocolConfig(repeat_s=0.006, warmup_s=0.002, min_rounds=2, max_rounds=2)
+    run = measure_interleaved(
+        [make("base"), make("copy")],
+        ScriptedAttribution({"base": [1.0] * 9, "copy": [1.0] * 9}, order),
+        config,
+        wall_clock=wall,
+        cpu_clock=cpu,
+        probe=LoadProbe(machine_times=lambda: (0.0, 0.0), wall_clock=wall, ncpu=1),
+    )
+    assert run.costs["base"].units == run.costs["copy"].units == 6  # 6 ms / 1 ms per unit
+    # Sized alone, the slow moment gave the copy a rough repeat of 2 units (6 ms / 4 ms), and
+    # its first sizing round saw 4 ms per unit again; the median of three rounds did not.
+    assert events[events.index(("copy", 1)) : events.index(("copy", 1)) + 2] == [("copy", 1)] * 2
+    assert ("copy", 2) in events

@@ -27,13 +27,16 @@ Every energy figure ``greenforge forge`` reports comes through this module:
   cyclic order (even rotated) gives every workload the same predecessor in every round, and what
   a predecessor leaves behind is billed to it: after an int8 workload at batch 64, a copy of the
   fp32 baseline at batch 1 came out 10 % dearer than the baseline itself, round after round.
-  Each repeat is a fixed amount of work sized once (timed warm) so it takes about ``repeat_s``
-  (6 ms), preceded by an unmeasured warm-up of about ``warmup_s`` (at least one unit): the
-  first calls after a switch refill the caches, which a serving replica running warm does not
-  pay, and which would bill a short repeat a start-up share that depends on its size. Short
+  Each repeat is a fixed amount of work sized so it takes about ``repeat_s`` (6 ms), preceded
+  by an unmeasured warm-up of about ``warmup_s`` (at least one unit): the first calls after a
+  switch refill the caches, which a serving replica running warm does not pay, and which would
+  bill a short repeat a start-up share that depends on its size. The size comes from the median
+  of three interleaved rounds (:func:`_size_interleaved`), not from one workload timed alone at
+  one moment, so two copies of one model get (nearly) the same repeat on a busy machine too;
+  those rounds are discarded as the warm-up. Short
   repeats over many rounds sample a machine whose speed changes from one millisecond to the
-  next (a cloud vCPU sharing its core) far more evenly than one long repeat per round. One
-  warm-up round is discarded. Rounds continue from ``min_rounds`` until every
+  next (a cloud vCPU sharing its core) far more evenly than one long repeat per round.
+  Rounds continue from ``min_rounds`` until every
   workload's bootstrap 95 % interval half-width is below ``rel_half_width`` of its median, or
   ``max_rounds``, or the CPU budget is spent. Repeat sizes and the budget count this process's
   *CPU* seconds, not wall time, so the amount of measuring - and its own energy, which is part
@@ -676,6 +679,54 @@ class InterleavedRun:
     background_load: float
 
 
+_SIZE_ROUNDS = 3
+"""Interleaved rounds that fix the repeat sizes (see :func:`_size_interleaved`)."""
+
+
+def _warm_units(units: int, config: ProtocolConfig) -> int:
+    """Units of the unmeasured warm-up before a repeat of ``units`` (at least one; 0 when
+    ``config.warmup_s`` is 0)."""
+    if config.warmup_s <= 0:
+        return 0
+    return max(1, math.ceil(units * config.warmup_s / config.repeat_s))
+
+
+def _size_interleaved(
+    workloads: Sequence[Workload],
+    rough: Mapping[str, int],
+    config: ProtocolConfig,
+    cpu_clock: CpuClock,
+    rng: np.random.Generator,
+    max_units: int = 100_000,
+) -> dict[str, int]:
+    """Repeat sizes from :data:`_SIZE_ROUNDS` interleaved rounds of ``rough``-sized repeats,
+    each warmed up as in the measurement: ``repeat_s`` / the median CPU time per unit.
+
+    One workload sized alone at one moment takes that moment's speed for its own: beside a busy
+    loop per core the same model's repeat came out anywhere from 2 to 38 units, and a copy
+    sized at 7 units cost 16-22 % more per prediction than one sized at 15-17 (likely the
+    switch's start-up share, larger in a short repeat), which no number of rounds removes. The
+    median over rounds, each in a fresh random order, sizes every workload at the machine's
+    usual speed, so two copies of one model get (nearly) the same repeat."""
+    per_unit: dict[str, list[float]] = {w.key: [] for w in workloads}
+    for _ in range(_SIZE_ROUNDS):
+        for i in rng.permutation(len(workloads)):
+            w = workloads[int(i)]
+            n = rough[w.key]
+            if warm := _warm_units(n, config):
+                w.run(warm)
+            t0 = cpu_clock()
+            w.run(n)
+            per_unit[w.key].append(max(cpu_clock() - t0, 0.0) / n)
+    sizes = {}
+    for w in workloads:
+        med = float(np.median(per_unit[w.key]))
+        sizes[w.key] = (
+            max(1, min(max_units, round(config.repeat_s / med))) if med > 0 else rough[w.key]
+        )
+    return sizes
+
+
 def _size_units(w: Workload, cpu_clock: CpuClock, repeat_s: float, max_units: int = 100_000) -> int:
     """Units per repeat so one repeat takes about ``repeat_s`` (growing from 1 unit). Each try
     is timed warm (run once untimed first): the first calls of a model refill the caches and
@@ -706,24 +757,24 @@ def measure_interleaved(
 ) -> InterleavedRun:
     """Measure every workload round-robin until the intervals are tight or the budget is spent.
 
-    Each workload's repeat size is fixed once (``units``, or sized to ``config.repeat_s``); a
-    warm-up round is run and discarded, and every repeat is preceded by an unmeasured warm-up
-    of about ``config.warmup_s`` (at least one unit). Returns per-repeat costs per 1,000
-    predictions.
+    Each workload's repeat size is fixed once: ``units`` where given (then one warm-up round is
+    run and discarded), else sized to ``config.repeat_s`` by :func:`_size_interleaved`, whose
+    rounds are the discarded warm-up. Every repeat is preceded by an unmeasured warm-up of about
+    ``config.warmup_s`` (at least one unit). Returns per-repeat costs per 1,000 predictions.
     """
     keys = [w.key for w in workloads]
     if len(set(keys)) != len(keys):
         raise ValueError(f"workload keys must be unique: {keys}")
+    order_rng = np.random.default_rng(config.seed)
     sizes = dict(units or {})
+    unsized = [w for w in workloads if w.key not in sizes]
+    if unsized:  # the sizing rounds are also their (discarded) warm-up
+        rough = {w.key: _size_units(w, cpu_clock, config.repeat_s) for w in unsized}
+        sizes.update(_size_interleaved(unsized, rough, config, cpu_clock, order_rng))
     for w in workloads:
-        if w.key not in sizes:
-            sizes[w.key] = _size_units(w, cpu_clock, config.repeat_s)
-    warm = {
-        k: (max(1, math.ceil(n * config.warmup_s / config.repeat_s)) if config.warmup_s > 0 else 0)
-        for k, n in sizes.items()
-    }
-    for w in workloads:  # warm-up round, discarded
-        w.run(sizes[w.key])
+        if units is not None and w.key in units:  # warm-up round, discarded
+            w.run(sizes[w.key])
+    warm = {k: _warm_units(n, config) for k, n in sizes.items()}
     probe = probe if probe is not None else LoadProbe(wall_clock=wall_clock, cpu_clock=cpu_clock)
     probe.start()
     started = wall_clock()
@@ -739,7 +790,6 @@ def measure_interleaved(
     rounds = 0
     limit = config.max_rounds
     stopped = f"max_rounds ({config.max_rounds})"
-    order_rng = np.random.default_rng(config.seed)
     while rounds < limit:
         # A fresh seeded order every round: each workload follows different ones, so what a
         # workload leaves behind (caches, a vector unit's lower clock) is not always billed to

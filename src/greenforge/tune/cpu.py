@@ -3,7 +3,7 @@
 
 Every setting (torch intra-op threads x batch size) of a small grid is measured with the forge's
 measurement protocol (:mod:`greenforge.forge.protocol`): this process's own CPU time x per-core
-power (or RAPL x its CPU share), all settings in the same rounds, a warm-up round discarded,
+power (or RAPL x its CPU share), all settings in the same rounds, warm-up rounds discarded,
 the protocol's estimate (:meth:`~greenforge.forge.protocol.WorkloadCost.estimate`: the
 round-adjusted median with a seeded bootstrap 95 % interval), widened when the machine is busy. What is compared:
 
