@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -184,3 +185,37 @@ def test_an_output_directory_that_cannot_be_created_is_refused_before_training(
     err = capsys.readouterr().err.replace("\n", " ")
     assert "cannot create the output directory" in err
     assert "a-file" in err
+
+
+def test_the_progress_display_pauses_while_serving_is_measured(
+    tmp_path: Path,
+    blobs_npz: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The measurement bills this process's CPU time: rich's refresh thread must not run
+    beside it (it would land in the candidates' repeats), and the user is told why."""
+    import threading
+
+    from greenforge.forge.evaluate import measure_serving as real
+
+    seen: list[list[str]] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+        for t in others:  # a stopped refresh thread ends within one refresh period
+            t.join(timeout=1.0)
+        seen.append([type(t).__name__ for t in others if t.is_alive()])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("greenforge.forge.search.measure_serving", spy)
+    task = write_task(tmp_path, TINY, blobs_npz)
+
+    out = str(tmp_path / "out")
+    code = main(["forge", "--config", str(task), "--out", out, "--zone", "FR", "--threads", "1"])
+
+    assert code == 0
+    assert len(seen) == 1
+    assert seen == [[]]  # no thread of ours runs beside the measurement
+    printed = capsys.readouterr().out
+    assert "the progress display pauses meanwhile" in printed

@@ -142,6 +142,16 @@ def _forge(
             progress.console.print(
                 f"  measured [bold]{info['name']}[/]: test accuracy {100 * info['accuracy']:.2f} %"
             )
+        elif kind == "measure":
+            # The measurement bills this process's CPU time; the display's refresh thread
+            # (about 10 wake-ups a second) would land in the candidates' repeats.
+            progress.stop()
+            console.print(
+                f"  measuring {info['candidates']} models' serving cost interleaved (at most "
+                f"{info['budget_s']:g} CPU s); the progress display pauses meanwhile"
+            )
+        elif kind == "measured":
+            progress.start()
         elif kind == "failed":
             progress.console.print(
                 f"  [yellow]recipe {escape(str(info['recipe']))} failed:[/] "
