@@ -211,3 +211,12 @@ def test_per_channel_int8_stays_close_to_the_fp32_logits_on_digits(
     int8_acc = float((out.argmax(-1) == y_test).float().mean())
     assert fp32_acc >= 0.9
     assert int8_acc >= fp32_acc - 0.01
+
+
+def test_quantization_names_the_library_whose_start_up_the_search_measures_once() -> None:
+    from greenforge.forge.compress import Int8DynamicConfig, Int8StaticConfig, tooling
+
+    assert tooling(Int8DynamicConfig(backend="torchao"))[0] == "torchao"
+    name, load = tooling(Int8StaticConfig())
+    assert name == tooling(Int8DynamicConfig())[0] == "onnx"
+    load()  # imports ONNX Runtime's quantization tools and exports a tiny model

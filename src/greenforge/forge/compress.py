@@ -30,7 +30,7 @@ import copy
 import dataclasses
 import logging
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -287,7 +287,9 @@ def quantize_onnx_dynamic(
     return Path(out_path)
 
 
-def _torchao_int8_dynamic(model: nn.Module) -> nn.Module:
+def _torchao() -> tuple[Any, Any]:
+    """torchao's ``Int8DynamicActivationInt8WeightConfig`` and ``quantize_`` (a clear error
+    naming the extra when torchao is not installed)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -296,6 +298,21 @@ def _torchao_int8_dynamic(model: nn.Module) -> nn.Module:
         from greenforge.errors import MissingExtraError
 
         raise MissingExtraError("torchao", "torchao", "int8 quantization in torch") from None
+    return Int8DynamicActivationInt8WeightConfig, quantize_
+
+
+def _torchao_int8_dynamic(model: nn.Module) -> nn.Module:
+    config_type, quantize_ = _torchao()
     q = copy.deepcopy(model).eval()
-    quantize_(q, Int8DynamicActivationInt8WeightConfig())
+    quantize_(q, config_type())
     return q
+
+
+def tooling(config: Int8DynamicConfig | Int8StaticConfig) -> tuple[str, Callable[[], object]]:
+    """The name and loader of the library ``quantize(..., config)`` needs, for
+    :meth:`~greenforge.forge.context.ForgeContext.load_tooling`: torchao or ONNX Runtime."""
+    if isinstance(config, Int8DynamicConfig) and config.backend == "torchao":
+        return "torchao", _torchao
+    from greenforge.forge import onnx as gf_onnx
+
+    return "onnx", gf_onnx.load_tooling

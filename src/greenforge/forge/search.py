@@ -376,7 +376,7 @@ def _export_to_onnx(
 ) -> tuple[str, ...]:
     """Export every fp32 torch candidate to ONNX Runtime as ``<name>+onnx`` (the conversion is
     measured as its own cost); returns the reasons for candidates not exported."""
-    from greenforge.forge.onnx import export_fp32
+    from greenforge.forge.onnx import export_fp32, load_tooling
 
     skipped: list[str] = []
     for cr in list(result.results):
@@ -397,6 +397,7 @@ def _export_to_onnx(
             return export_fp32(model, pool[:2], path)
 
         try:
+            ctx.load_tooling("onnx", load_tooling)
             model, m = ctx.measure(f"convert:{name}", export)
         except Exception as exc:  # an export failure loses one runtime, not the search
             skipped.append(f"{c.name}: ONNX export failed ({type(exc).__name__}: {exc})")

@@ -80,7 +80,12 @@ class QuantizeRecipe:
         self.config = config
 
     def run(self, ctx: ForgeContext) -> list[Candidate]:
-        from greenforge.forge.compress import Int8DynamicConfig, Int8StaticConfig, quantize
+        from greenforge.forge.compress import (
+            Int8DynamicConfig,
+            Int8StaticConfig,
+            quantize,
+            tooling,
+        )
 
         cfg = self.config
         parent = resolve_source(ctx, cfg.source)
@@ -106,6 +111,7 @@ class QuantizeRecipe:
             return []  # 'best' resolved to a source already quantized this way
         ctx.check_budget(f"convert:{name}")
         workdir = ctx.scratch(name)
+        ctx.load_tooling(*tooling(qcfg))
         q, m = ctx.measure(
             f"convert:{name}",
             lambda: quantize(
