@@ -603,8 +603,8 @@ class ProtocolConfig:
     rest of the search, so every round moves the headline a little; too few and two copies of
     one model disagree. On the idle 2-core guest, two copies of the digits baseline came out
     1.3 % (batch 1) and 2.0 % (batch 64) apart over 80 rounds (root mean square over blocks),
-    and in the forge at 60 rounds 0.8-7.4 % apart in 23 of 24 runs of bench_forge_stability
-    (14.9 % in one, idle)."""
+    and in the forge 0.7-7.4 % apart in 18 runs of bench_forge_stability (half beside a busy
+    loop per core), most of them stopping before this limit."""
     busy_max_rounds: int = 80
     """Round limit once the background load so far is above :data:`BUSY_LOAD` (per-repeat noise
     is larger then): beside a busy loop per core, 80 rounds put the two copies 2.6 % and 3.5 %
