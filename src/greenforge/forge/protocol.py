@@ -31,12 +31,11 @@ Every energy figure ``greenforge forge`` reports comes through this module:
   by an unmeasured warm-up of about ``warmup_s`` (at least one unit): the first calls after a
   switch refill the caches, which a serving replica running warm does not pay, and which would
   bill a short repeat a start-up share that depends on its size. The size comes from the median
-  of three interleaved rounds (:func:`_size_interleaved`), not from one workload timed alone at
-  one moment, so two copies of one model get (nearly) the same repeat on a busy machine too;
-  those rounds are discarded as the warm-up. Short
-  repeats over many rounds sample a machine whose speed changes from one millisecond to the
-  next (a cloud vCPU sharing its core) far more evenly than one long repeat per round.
-  Rounds continue from ``min_rounds`` until every
+  of :data:`SIZE_ROUNDS` (3) interleaved rounds (:func:`_size_interleaved`), not from one
+  workload timed alone at one moment, so two copies of one model get (nearly) the same repeat
+  on a busy machine too; those rounds are discarded as the warm-up. Short repeats over many rounds sample a machine
+  whose speed changes from one millisecond to the next (a cloud vCPU sharing its core) far more
+  evenly than one long repeat per round. Rounds continue from ``min_rounds`` until every
   workload's bootstrap 95 % interval half-width is below ``rel_half_width`` of its median, or
   ``max_rounds``, or the CPU budget is spent. Repeat sizes and the budget count this process's
   *CPU* seconds, not wall time, so the amount of measuring - and its own energy, which is part
@@ -679,7 +678,7 @@ class InterleavedRun:
     background_load: float
 
 
-_SIZE_ROUNDS = 3
+SIZE_ROUNDS = 3
 """Interleaved rounds that fix the repeat sizes (see :func:`_size_interleaved`)."""
 
 
@@ -699,7 +698,7 @@ def _size_interleaved(
     rng: np.random.Generator,
     max_units: int = 100_000,
 ) -> dict[str, int]:
-    """Repeat sizes from :data:`_SIZE_ROUNDS` interleaved rounds of ``rough``-sized repeats,
+    """Repeat sizes from :data:`SIZE_ROUNDS` interleaved rounds of ``rough``-sized repeats,
     each warmed up as in the measurement: ``repeat_s`` / the median CPU time per unit.
 
     One workload sized alone at one moment takes that moment's speed for its own: beside a busy
@@ -709,7 +708,7 @@ def _size_interleaved(
     median over rounds, each in a fresh random order, sizes every workload at the machine's
     usual speed, so two copies of one model get (nearly) the same repeat."""
     per_unit: dict[str, list[float]] = {w.key: [] for w in workloads}
-    for _ in range(_SIZE_ROUNDS):
+    for _ in range(SIZE_ROUNDS):
         for i in rng.permutation(len(workloads)):
             w = workloads[int(i)]
             n = rough[w.key]

@@ -42,7 +42,7 @@ from greenforge.forge.measure import (
     training_intensity,
 )
 from greenforge.forge.pareto import choose, lifetime_co2e_g, pareto_front, ratio_interval
-from greenforge.forge.protocol import InterleavedRun, ProtocolConfig, thread_limit
+from greenforge.forge.protocol import SIZE_ROUNDS, InterleavedRun, ProtocolConfig, thread_limit
 from greenforge.forge.recipes.base import Recipe, create_recipe
 from greenforge.forge.result import (
     CONTROL_SUFFIX,
@@ -484,8 +484,8 @@ def _measure_inference(
             f"{len(run.run.costs)} (candidate, batch size) workloads measured once per round, "
             f"each round in a fresh seeded random order, fixed work per repeat "
             f"(~{config.repeat_s:g} CPU s) after an unmeasured warm-up (~{config.warmup_s:g} "
-            "CPU s, at least one unit), repeat sizes from the median of 3 interleaved "
-            "sizing rounds (discarded as the warm-up), "
+            f"CPU s, at least one unit), repeat sizes from the median of {SIZE_ROUNDS} "
+            "interleaved sizing rounds (discarded as the warm-up), "
             f"{config.min_rounds}-{config.max_rounds} rounds ({config.busy_max_rounds} when "
             f"busy) until every 95 % bootstrap interval half-width < "
             f"{config.rel_half_width:.0%} of the estimate, or {config.budget_s:g} CPU s spent "
