@@ -56,8 +56,6 @@ class ForgeContext:
     """Every measurement taken during the search, labelled - the search's total cost."""
     candidates: dict[str, Candidate] = dataclasses.field(default_factory=dict)
     """Candidates built so far by name (recipes may compose, e.g. prune the distilled student)."""
-    tooling: set[str] = dataclasses.field(default_factory=set)
-    """Libraries already loaded by :meth:`load_tooling` in this search."""
     progress: Callable[[str, int, int], None] | None = None
     """Optional ``progress(label, done, total)`` callback (rich progress bars in the CLI)."""
     scratch_dir: Path | None = None
@@ -168,10 +166,9 @@ class ForgeContext:
         first of two otherwise identical int8 conversions 0.27 mg more than the second and
         decided the choice between them by recipe order. It stays in the search total (and so
         in the chosen model's search share)."""
-        if name in self.tooling:
-            return
-        self.measure(f"tooling:{name}", load)
-        self.tooling.add(name)
+        label = f"tooling:{name}"
+        if all(taken != label for taken, _ in self.measurements):
+            self.measure(label, load)
 
     @contextlib.contextmanager
     def seeded(self, offset: int = 0) -> Iterator[None]:

@@ -678,6 +678,9 @@ class InterleavedRun:
     background_load: float
 
 
+MAX_UNITS = 100_000
+"""The most units of work one measured repeat is sized to."""
+
 SIZE_ROUNDS = 3
 """Interleaved rounds that fix the repeat sizes (see :func:`_size_interleaved`)."""
 
@@ -696,7 +699,7 @@ def _size_interleaved(
     config: ProtocolConfig,
     cpu_clock: CpuClock,
     rng: np.random.Generator,
-    max_units: int = 100_000,
+    max_units: int = MAX_UNITS,
 ) -> dict[str, int]:
     """Repeat sizes from :data:`SIZE_ROUNDS` interleaved rounds of ``rough``-sized repeats,
     each warmed up as in the measurement: ``repeat_s`` / the median CPU time per unit.
@@ -726,7 +729,9 @@ def _size_interleaved(
     return sizes
 
 
-def _size_units(w: Workload, cpu_clock: CpuClock, repeat_s: float, max_units: int = 100_000) -> int:
+def _size_units(
+    w: Workload, cpu_clock: CpuClock, repeat_s: float, max_units: int = MAX_UNITS
+) -> int:
     """Units per repeat so one repeat takes about ``repeat_s`` (growing from 1 unit). Each try
     is timed warm (run once untimed first): the first calls of a model refill the caches and
     would make a short repeat of a large model far too small."""
